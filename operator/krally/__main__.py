@@ -1,0 +1,3 @@
+from krally.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,491 @@
+"""The ``krally`` command line.
+
+Engine commands (no cluster needed): ``run``, ``validate``, ``convert``, ``report``. The cluster
+commands (``operator``, ``runner``, ``hook``, ``crd``) are registered by ``krally.kube.commands``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+import krally
+from krally.errors import KrallyError, TaskFileError
+
+EXIT_OK = 0
+EXIT_SLA_FAILED = 1
+EXIT_INVALID = 2
+EXIT_RUN_ERROR = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """\
+exit codes (run, validate, convert, report):
+  0    success: the task is valid; the run finished and its SLA passed
+  1    the run finished but the SLA failed (hook failures never affect it, as in Rally)
+  2    invalid task or bad input: one line per problem, naming the file and the field
+  3    run error: a context or the runner crashed, or an unexpected error
+  130  interrupted (Ctrl-C): the load was aborted; what was recorded is still reported
+"""
+
+# Warnings and progress go to stderr; the report (tables) to stdout.
+err: TextIO = sys.stderr
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=err)
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=err)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """Load plugin paths and the task; KrallyError propagates (exit 2 in main)."""
+    from krally.task import plugin
+    from krally.task.loader import load_task
+
+    plugin.load_builtin_plugins()
+    for path in args.plugin_path or []:
+        plugin.load_plugin_path(path)
+    return load_task(args.file)
+
+
+def _print_task_errors(exc: KrallyError) -> None:
+    from krally.task.loader import TaskInvalid
+
+    if isinstance(exc, TaskInvalid):
+        for line in exc.lines():
+            _error(line)
+    else:
+        _error(str(exc))
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    task = _load(args)
+    for warning in task.warnings:
+        _warn(f"{task.source}: {warning}")
+    hooks = sum(len(w.hooks) for w in task.workloads)
+    print(f"{task.source}: valid ({len(task.workloads)} workload(s), {hooks} hook(s))")
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from krally.task.loader import benchmark_tasks
+
+    task = _load(args)
+    for warning in task.warnings:
+        _warn(f"{task.source}: {warning}")
+    sys.stdout.write(
+        yaml.safe_dump_all(benchmark_tasks(task), sort_keys=False, default_flow_style=None)
+    )
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        report = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TaskFileError(f"{args.file}: cannot read results: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise TaskFileError(
+            f"{args.file}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"
+        ) from None
+    if not isinstance(report, dict) or not isinstance(report.get("tasks"), list):
+        raise TaskFileError(f"{args.file}: not a krally/Rally JSON report (no 'tasks' list)")
+    sys.stdout.write(render_report(report))
+    return _exit_code(report)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from krally.task.engine import run_task
+
+    if args.json:
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            raise KrallyError(f"--json {args.json}: directory {parent} does not exist")
+    task = _load(args)
+    for warning in task.warnings:
+        _warn(f"{task.source}: {warning}")
+    display = _progress_display(args)
+    abort = threading.Event()
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["report"] = run_task(
+                task,
+                on_progress=display.update if display else None,
+                on_workload=display.start if display else None,
+                abort=abort,
+                abort_on_sla_failure=args.abort_on_sla_failure,
+            )
+        except BaseException as exc:
+            box["error"] = exc
+            box["traceback"] = traceback.format_exc()
+
+    # The engine runs in a thread so that Ctrl-C in the main thread can abort it cleanly.
+    worker = threading.Thread(target=work, name="krally-run", daemon=True)
+    worker.start()
+    interrupted = False
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: aborting the load (Ctrl-C again to quit at once)", file=err)
+        abort.set()
+        try:
+            while worker.is_alive():
+                worker.join(0.2)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+    finally:
+        if display:
+            display.close()
+    if "error" in box:
+        exc = box["error"]
+        if isinstance(exc, KrallyError):
+            raise exc
+        _error(f"run failed: {type(exc).__name__}: {exc}")
+        print(box["traceback"], file=err)
+        return EXIT_RUN_ERROR
+    report = box["report"]
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    # The warnings were printed on stderr before the run; the report is the same run's.
+    sys.stdout.write(render_report(report, show_warnings=False))
+    if args.json:
+        print(f"Results written to {args.json}")
+    return EXIT_INTERRUPTED if interrupted else _exit_code(report)
+
+
+def _exit_code(report: dict[str, Any]) -> int:
+    workloads = [w for t in report["tasks"] for s in t.get("subtasks", []) for w in s["workloads"]]
+    if any("error" in w for w in workloads):
+        return EXIT_RUN_ERROR
+    if not all(w.get("pass_sla") for w in workloads):
+        return EXIT_SLA_FAILED
+    return EXIT_OK
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+class _PlainProgress:
+    """Periodic lines for logs and pipes (every 5 s and at the end of each workload)."""
+
+    PERIOD = 5.0
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.name = ""
+        self.last_print = 0.0
+        self.last: Any = None
+
+    def start(self, index: int, workload: Any) -> None:
+        self._flush()
+        self.name = workload.scenario_name
+        self.last, self.last_print = None, time.monotonic()
+
+    def update(self, p: Any) -> None:
+        self.last = p
+        if time.monotonic() - self.last_print >= self.PERIOD:
+            self._print(p)
+
+    def _print(self, p: Any) -> None:
+        self.last_print = time.monotonic()
+        total = f"/{p.total}" if p.total is not None else ""
+        print(
+            f"{self.name}: {p.done}{total} iterations, {p.failures} failed, "
+            f"hooks {p.hooks_fired} fired / {p.hooks_finished} finished, {p.elapsed:.1f} s",
+            file=self.stream,
+            flush=True,
+        )
+
+    def _flush(self) -> None:
+        if self.last is not None:
+            self._print(self.last)
+            self.last = None
+
+    def close(self) -> None:
+        self._flush()
+
+
+class _RichProgress:
+    """A progress bar on a terminal: iterations, failures, hooks fired/finished."""
+
+    def __init__(self, stream: TextIO):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failures]}"),
+            TextColumn("hooks {task.fields[hooks]}"),
+            TimeElapsedColumn(),
+            console=Console(file=stream),
+            transient=False,
+        )
+        self.progress.start()
+        self.task_id: Any = None
+
+    def start(self, index: int, workload: Any) -> None:
+        self.task_id = self.progress.add_task(
+            workload.scenario_name, total=None, failures=0, hooks="0 fired"
+        )
+
+    def update(self, p: Any) -> None:
+        if self.task_id is None:
+            return
+        self.progress.update(
+            self.task_id,
+            completed=p.done,
+            total=p.total,
+            failures=p.failures,
+            hooks=f"{p.hooks_fired} fired, {p.hooks_finished} done",
+        )
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _progress_display(args: argparse.Namespace) -> Any:
+    if args.no_progress:
+        return None
+    if err.isatty():
+        return _RichProgress(err)
+    return _PlainProgress(err)
+
+
+# --- the text report ---------------------------------------------------------------------------
+
+_COLUMNS = ("Action", "Min (sec)", "Median (sec)", "90%ile (sec)", "95%ile (sec)", "Max (sec)")
+_COLUMNS += ("Avg (sec)", "Success", "Count")
+_KEYS = ("min", "median", "90%ile", "95%ile", "max", "avg")
+
+
+def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def fmt(row: Sequence[str]) -> str:
+        return "|" + "|".join(f" {c!s:<{w}} " for c, w in zip(row, widths, strict=True)) + "|"
+
+    return "\n".join([line, fmt(headers), line, *(fmt(r) for r in rows), line]) + "\n"
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _duration_rows(durations: dict[str, Any]) -> list[list[str]]:
+    rows: list[list[str]] = []
+
+    def add(node: dict[str, Any], depth: int) -> None:
+        data = node.get("data", {})
+        name = node.get("display_name") or node.get("name", "?")
+        rows.append(
+            [" " * depth + ("> " if depth else "") + str(name)]
+            + [_num(data.get(k)) for k in _KEYS]
+            + [str(data.get("success", "n/a")), str(data.get("iteration_count", 0))]
+        )
+        for child in node.get("children", []) or []:
+            add(child, depth + 1)
+
+    for node in durations.get("atomics", []) or []:
+        add(node, 0)
+    if durations.get("total"):
+        total = dict(durations["total"])
+        total["children"] = []
+        total["display_name"] = "total"
+        add(total, 0)
+    return rows
+
+
+def _hook_line(result: dict[str, Any]) -> str:
+    by = result.get("triggered_by", {})
+    took = (result.get("finished_at") or 0) - (result.get("started_at") or 0)
+    line = f"    {by.get('event_type')} {by.get('value')}: {result.get('status')}, {took:.3f} s"
+    if result.get("error"):
+        error = result["error"]
+        line += f", {error.get('etype')}: {error.get('msg')}"
+    summary = _output_summary(result.get("output"))
+    if summary:
+        line += f", {summary}"
+    return line
+
+
+def _output_summary(output: dict[str, Any] | None) -> str:
+    if not output:
+        return ""
+    for item in output.get("complete", []):
+        if item.get("chart_plugin") == "TextArea":
+            text = " ".join(
+                str(d).strip() for d in item.get("data", []) if not str(d).startswith("RetCode")
+            )
+            return text if len(text) <= 80 else text[:77] + "..."
+    n = len(output.get("additive", [])) + len(output.get("complete", []))
+    return f"{n} chart(s)"
+
+
+def render_workload(w: dict[str, Any], show_warnings: bool = True) -> str:
+    out = []
+    ((scenario, _),) = w["scenario"].items()
+    ((runner, runner_cfg),) = w["runner"].items()
+    cfg = ", ".join(f"{k}={v}" for k, v in runner_cfg.items())
+    out.append(f"\nTask {scenario} (runner {runner}{': ' + cfg if cfg else ''})\n")
+    for warning in w.get("warnings", []) if show_warnings else []:
+        out.append(f"warning: {warning}\n")
+    if w.get("error"):
+        out.append(f"RUN ERROR: {w['error'][0]}: {w['error'][1]}\n")
+    out.append("\nResponse Times (sec):\n")
+    rows = _duration_rows(w.get("statistics", {}).get("durations", {}))
+    out.append(_table(_COLUMNS, rows) if rows else "  (no iterations)\n")
+    total, failed = w.get("total_iteration_count", 0), w.get("failed_iteration_count", 0)
+    out.append(f"Iterations: {total}, failed: {failed}\n")
+    out.append(f"Load duration: {w.get('load_duration', 0.0):.3f} s\n")
+    out.append(f"Full duration: {w.get('full_duration', 0.0):.3f} s\n")
+    if w.get("hooks"):
+        out.append("\nHooks:\n")
+        for index, hook in enumerate(w["hooks"]):
+            config = hook["config"]
+            ((action, action_cfg),) = config["action"].items()
+            ((trigger, trigger_cfg),) = config["trigger"].items()
+            summary = ", ".join(f"{k} {v}" for k, v in hook.get("summary", {}).items())
+            desc = f" ({config['description']})" if config.get("description") else ""
+            out.append(
+                f"  #{index + 1} {action} {json.dumps(action_cfg)}{desc}; trigger {trigger} "
+                f"{json.dumps(trigger_cfg)}: {summary or 'never fired'}\n"
+            )
+            out.extend(_hook_line(r) + "\n" for r in hook.get("results", []))
+            unreached = hook.get("unreached") or []
+            if unreached:
+                values = ", ".join(f"{u['event_type']} {u['value']}" for u in unreached)
+                count = hook.get("unreached_count", len(unreached))
+                more = f" (and {count - len(unreached)} more)" if count > len(unreached) else ""
+                out.append(f"    not reached: {values}{more}\n")
+            if hook.get("trigger_error"):
+                out.append(f"    trigger error: {hook['trigger_error']}\n")
+    verdict = "PASSED" if w.get("pass_sla") else "FAILED"
+    out.append(f"\nSLA: {verdict}\n")
+    for item in w.get("sla_results", {}).get("sla", []):
+        state = "passed" if item.get("success") else "FAILED"
+        out.append(f"  {item.get('criterion')}: {state} - {item.get('detail', '')}\n")
+    return "".join(out)
+
+
+def render_report(report: dict[str, Any], show_warnings: bool = True) -> str:
+    """Rally-like text for a JSON report (``krally run`` and ``krally report``)."""
+    out = []
+    for task in report["tasks"]:
+        out.extend(
+            render_workload(w, show_warnings)
+            for s in task.get("subtasks", [])
+            for w in s.get("workloads", [])
+        )
+        verdict = "PASSED" if task.get("pass_sla") else "FAILED"
+        out.append(f"\nTask {task.get('title', '')!r}: {task.get('status')}, SLA {verdict}\n")
+    return "".join(out)
+
+
+# --- argument parsing --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="krally",
+        description="Rally-style benchmarks with scheduled hooks, locally or on Kubernetes.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"krally {krally.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def task_command(name: str, help_text: str, func: Callable[..., int]) -> Any:
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument(
+            "file", metavar="FILE", help="task file: Rally v1/v2 JSON/YAML or BenchmarkTask YAML"
+        )
+        p.add_argument(
+            "--plugin-path",
+            action="append",
+            metavar="PATH",
+            help="load plugins from a file or a folder of modules (repeatable)",
+        )
+        p.set_defaults(func=func)
+        return p
+
+    run = task_command("run", "run a task on this machine (hooks as local processes)", cmd_run)
+    run.add_argument("--json", metavar="OUT", help="write Rally-shaped JSON results to OUT")
+    run.add_argument(
+        "--abort-on-sla-failure",
+        action="store_true",
+        help="stop the load as soon as an SLA criterion fails",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    task_command("validate", "check a task file and every plugin config", cmd_validate)
+    task_command("convert", "print a Rally task file as BenchmarkTask YAML", cmd_convert)
+    report = sub.add_parser(
+        "report",
+        help="print the tables of a JSON results file (krally run --json)",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("file", metavar="RESULTS.json")
+    report.set_defaults(func=cmd_report)
+    _register_cluster_commands(sub)
+    return parser
+
+
+def _register_cluster_commands(sub: Any) -> None:
+    try:
+        commands = importlib.import_module("krally.kube.commands")
+    except ImportError as exc:
+        # Only a missing krally.kube.commands module is tolerated (engine-only installs);
+        # anything it fails to import itself is a real error.
+        if exc.name != "krally.kube.commands":
+            raise
+        return
+    commands.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KrallyError as exc:
+        _print_task_errors(exc)
+        return EXIT_INVALID
+    except BrokenPipeError:
+        return EXIT_OK

@@ -1,0 +1,153 @@
+"""Cluster subcommands of ``krally``: ``operator``, ``runner``, ``hook run``, ``crd``.
+
+``krally.cli`` calls :func:`register`. Heavy imports (kopf, the kubernetes client) happen inside
+the commands, so ``krally run`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+
+def _plugin_paths(args: argparse.Namespace) -> None:
+    from krally.task import plugin
+
+    plugin.load_builtin_plugins()
+    paths = list(getattr(args, "plugin_path", None) or [])
+    paths += [p for p in os.environ.get("KRALLY_PLUGIN_PATH", "").split(os.pathsep) if p]
+    for path in paths:
+        plugin.load_plugin_path(path)
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    import kopf
+
+    _plugin_paths(args)
+    if args.hook_timeout:
+        os.environ["KRALLY_HOOK_TIMEOUT"] = str(args.hook_timeout)
+    if args.image:
+        os.environ["KRALLY_IMAGE"] = args.image
+    kopf.configure(verbose=args.verbose, debug=args.debug, quiet=not args.verbose)
+    # Imported after the environment is final: handlers read their settings at import.
+    import krally.kube.handlers  # noqa: F401  (registers the handlers)
+
+    namespaces = args.namespace or []
+    if not namespaces and not args.all_namespaces:
+        namespaces = [os.environ.get("KRALLY_NAMESPACE") or _own_namespace() or "default"]
+    kopf.run(
+        clusterwide=bool(args.all_namespaces),
+        namespaces=[] if args.all_namespaces else namespaces,
+        standalone=args.standalone,
+        priority=args.priority,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+def _own_namespace() -> str | None:
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def cmd_runner(args: argparse.Namespace) -> int:
+    from krally.kube import runner
+
+    _plugin_paths(args)
+    return runner.main()
+
+
+def cmd_hook_run(args: argparse.Namespace) -> int:
+    from krally.kube import hookpod
+
+    _plugin_paths(args)
+    return hookpod.main(args.termination_log)
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    import yaml
+
+    from krally.kube.crd import render_crd
+
+    sys.stdout.write(yaml.safe_dump(render_crd(), sort_keys=False, width=100))
+    return 0
+
+
+def _plugin_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin-path",
+        action="append",
+        metavar="PATH",
+        help="load plugins from a file or a folder of modules (repeatable; also "
+        "$KRALLY_PLUGIN_PATH)",
+    )
+
+
+def register(sub: Any) -> None:
+    """Add the cluster subcommands to ``krally``'s subparsers."""
+    op = sub.add_parser(
+        "operator",
+        help="run the BenchmarkTask operator (kopf)",
+        description="Run the operator: watches BenchmarkTasks, runs them as Jobs, keeps status. "
+        "Defaults come from the environment: KRALLY_IMAGE (or KRALLY_RUNNER_IMAGE / "
+        "KRALLY_HOOK_IMAGE), KRALLY_HOOK_TIMEOUT (seconds), KRALLY_COMMAND.",
+    )
+    scope = op.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        metavar="NS",
+        help="watch this namespace (repeatable; default: $KRALLY_NAMESPACE or the pod's own)",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    op.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no kopf peering (run exactly one operator replica)",
+    )
+    op.add_argument("--priority", type=int, default=0, help="kopf peering priority")
+    op.add_argument(
+        "--liveness",
+        metavar="URL",
+        default=None,
+        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+    op.add_argument("--image", help="default runner and hook image (else $KRALLY_IMAGE)")
+    op.add_argument("--hook-timeout", type=int, help="default hook timeout in seconds (else 600)")
+    op.add_argument("-v", "--verbose", action="store_true", help="log every handler call")
+    op.add_argument("--debug", action="store_true", help="kopf debug logging")
+    _plugin_arg(op)
+    op.set_defaults(func=cmd_operator)
+
+    runner = sub.add_parser(
+        "runner",
+        help="(in the runner pod) run a BenchmarkTask's workload",
+        description="Runs the workload of $KRALLY_SPEC for task $KRALLY_TASK_NAMESPACE/"
+        "$KRALLY_TASK_NAME and reports progress and firings in its status.runner.",
+    )
+    _plugin_arg(runner)
+    runner.set_defaults(func=cmd_runner)
+
+    hook = sub.add_parser("hook", help="(in a hook pod) hook commands")
+    hook_sub = hook.add_subparsers(dest="hook_command", metavar="COMMAND", required=True)
+    hook_run = hook_sub.add_parser(
+        "run",
+        help="run the hook of $KRALLY_HOOK; its result goes to the termination message",
+    )
+    hook_run.add_argument(
+        "--termination-log",
+        metavar="PATH",
+        default=None,
+        help="where to write the result (default $KRALLY_TERMINATION_LOG or /dev/termination-log)",
+    )
+    _plugin_arg(hook_run)
+    hook_run.set_defaults(func=cmd_hook_run)
+
+    crd = sub.add_parser("crd", help="print the BenchmarkTask CustomResourceDefinition (YAML)")
+    crd.set_defaults(func=cmd_crd)

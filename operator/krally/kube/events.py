@@ -1,0 +1,136 @@
+"""Kubernetes Events for a BenchmarkTask: start, each hook fired/finished, SLA, completion.
+
+Events are derived from the difference between the status before and after a reconcile
+(``transitions``, pure), so an operator restart re-derives the same status and posts nothing
+twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from krally.kube.status import ACTIVE, HOOK_FINAL, HOOK_SUCCESS, TERMINAL
+
+NORMAL, WARNING = "Normal", "Warning"
+COMPONENT = "krally-operator"
+
+log = logging.getLogger(__name__)
+
+
+def _results(status: dict[str, Any]) -> dict[str, tuple[int, str, dict[str, Any]]]:
+    found = {}
+    for hook in status.get("hooks") or []:
+        for item in hook.get("results") or []:
+            if item.get("job"):
+                found[item["job"]] = (hook.get("index", 0), hook.get("name", ""), item)
+    return found
+
+
+def _trigger_text(item: dict[str, Any]) -> str:
+    by = item.get("triggeredBy") or {}
+    unit, value = by.get("eventType"), by.get("value")
+    return f"at {unit} {value}" + (" s" if unit == "time" else "")
+
+
+def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of every Event the change ``old`` → ``new`` deserves."""
+    events: list[tuple[str, str, str]] = []
+    old_phase, new_phase = old.get("phase"), new.get("phase")
+    if new_phase in ACTIVE and old_phase not in ACTIVE and old_phase not in TERMINAL:
+        events.append((NORMAL, "Started", "runner started the load"))
+    before = _results(old)
+    for job, (index, name, item) in _results(new).items():
+        prev = before.get(job, (0, "", {}))[2]
+        if not prev:
+            events.append(
+                (
+                    NORMAL,
+                    "HookFired",
+                    f"hook {index} ({name}) fired {_trigger_text(item)}: Job {job}",
+                )
+            )
+        status = item.get("status")
+        if status in HOOK_FINAL and prev.get("status") != status:
+            if status == HOOK_SUCCESS:
+                events.append(
+                    (
+                        NORMAL,
+                        "HookSucceeded",
+                        f"hook {index} ({name}) {_trigger_text(item)}: success",
+                    )
+                )
+            else:
+                error = item.get("error") or {}
+                events.append(
+                    (
+                        WARNING,
+                        "HookFailed",
+                        f"hook {index} ({name}) {_trigger_text(item)}: {status}: "
+                        f"{error.get('etype', '')}: {error.get('msg', '')}",
+                    )
+                )
+    if new.get("passSLA") is not None and old.get("passSLA") is None:
+        if new["passSLA"]:
+            events.append((NORMAL, "SLAPassed", "every SLA criterion passed"))
+        else:
+            failed = [str(s.get("criterion")) for s in new.get("sla") or [] if not s.get("success")]
+            events.append((WARNING, "SLAFailed", "SLA failed: " + ", ".join(failed)))
+    if new_phase in TERMINAL and old_phase != new_phase:
+        message = new.get("message") or new_phase
+        if new_phase == "Succeeded":
+            events.append((NORMAL, "Completed", message))
+        elif new_phase == "Aborted":
+            events.append((NORMAL, "Aborted", message))
+        else:
+            reason = next(
+                (c.get("reason") for c in new.get("conditions") or [] if c.get("type") == "Failed"),
+                "Failed",
+            )
+            events.append((WARNING, reason or "Failed", message))
+    return events
+
+
+def event_body(task: dict[str, Any], etype: str, reason: str, message: str) -> dict[str, Any]:
+    """A core/v1 Event about ``task`` (what ``kubectl describe bt`` lists)."""
+    meta = task["metadata"]
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}",
+            "namespace": meta["namespace"],
+        },
+        "involvedObject": {
+            "apiVersion": task.get("apiVersion", "krally.dev/v1alpha1"),
+            "kind": task.get("kind", "BenchmarkTask"),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "type": etype,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "reportingInstance": COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "eventTime": None,
+        "count": 1,
+    }
+
+
+def post(core_api: Any, task: dict[str, Any], events: list[tuple[str, str, str]]) -> None:
+    """Post Events; best effort (an Event is never worth failing a reconcile)."""
+    for etype, reason, message in events:
+        body = event_body(task, etype, reason, message)
+        try:
+            core_api.create_namespaced_event(task["metadata"]["namespace"], body)
+        except Exception as exc:
+            log.warning("could not post Event %s for %s: %s", reason, task["metadata"]["name"], exc)

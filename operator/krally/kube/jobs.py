@@ -1,0 +1,364 @@
+"""Pure builders of the objects the operator creates for a BenchmarkTask.
+
+No API calls here: every function takes the task body (a plain dict) and returns a manifest dict,
+so unit tests can check names, labels, owner references and the security context directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+GROUP = "krally.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "BenchmarkTask"
+PLURAL = "benchmarktasks"
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "krally"
+LABEL_TASK = "krally.dev/task"
+LABEL_ROLE = "krally.dev/role"
+LABEL_HOOK_INDEX = "krally.dev/hook-index"
+LABEL_TRIGGER_UNIT = "krally.dev/trigger-unit"
+LABEL_TRIGGER_VALUE = "krally.dev/trigger-value"
+# The operator's own clock when it sent the create request (ms precision): creationTimestamp has
+# 1 s resolution, too coarse to measure the firing → Job lag.
+ANNOTATION_CREATED_AT = "krally.dev/created-at"
+ANNOTATION_FIRED_AT = "krally.dev/fired-at"
+
+ROLE_RUNNER = "runner"
+ROLE_HOOK = "hook"
+
+MAX_NAME = 63
+DEFAULT_IMAGE = "krally:0.1.0"
+DEFAULT_HOOK_TIMEOUT = 600
+# The UID of the image's non-root user (distroless "nonroot" convention).
+RUN_AS_USER = 65532
+TERMINATION_LOG = "/dev/termination-log"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Defaults the operator applies where a task leaves a field out (env-configurable)."""
+
+    runner_image: str = DEFAULT_IMAGE
+    hook_image: str = DEFAULT_IMAGE
+    hook_timeout_seconds: int = DEFAULT_HOOK_TIMEOUT
+    image_pull_policy: str = "IfNotPresent"
+    # The command that starts krally in the images (console script of the package).
+    command: tuple[str, ...] = ("krally",)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
+        env = dict(os.environ if env is None else env)
+        image = env.get("KRALLY_IMAGE") or DEFAULT_IMAGE
+        command = tuple((env.get("KRALLY_COMMAND") or "krally").split())
+        return cls(
+            runner_image=env.get("KRALLY_RUNNER_IMAGE") or image,
+            hook_image=env.get("KRALLY_HOOK_IMAGE") or image,
+            hook_timeout_seconds=int(env.get("KRALLY_HOOK_TIMEOUT") or DEFAULT_HOOK_TIMEOUT),
+            image_pull_policy=env.get("KRALLY_IMAGE_PULL_POLICY") or "IfNotPresent",
+            command=command,
+        )
+
+
+# -- names -----------------------------------------------------------------------------------
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def child_name(task: str, suffix: str) -> str:
+    """``<task><suffix>``, at most 63 characters: a long task name is cut and made unique again
+    with a hash of the full name (two long names sharing a prefix must not collide)."""
+    name = f"{task}{suffix}"
+    if len(name) <= MAX_NAME:
+        return name
+    keep = MAX_NAME - len(suffix) - 9
+    return f"{task[:keep].rstrip('-.')}-{_short_hash(task)}{suffix}"
+
+
+def runner_name(task: str) -> str:
+    """Name of the runner Job and of its ServiceAccount, Role and RoleBinding."""
+    return child_name(task, "-runner")
+
+
+def _value_token(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    token = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return token or _short_hash(text)
+
+
+def hook_job_name(task: str, index: int, unit: str, value: Any) -> str:
+    """Deterministic name of the Job of one firing: the (hook, unit, value) identity makes a
+    retried or restarted create return 409 instead of firing twice."""
+    return child_name(task, f"-h{index}-{(unit or 'x')[0]}{_value_token(value)}")
+
+
+def label_value(value: Any) -> str:
+    """A value usable as a label value (≤ 63 chars of [A-Za-z0-9._-])."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")
+    return text[:MAX_NAME].rstrip("._-")
+
+
+# -- common parts ------------------------------------------------------------------------------
+
+
+def task_labels(task_name: str, role: str) -> dict[str, str]:
+    return {MANAGED_BY: MANAGER, LABEL_TASK: label_value(task_name), LABEL_ROLE: role}
+
+
+def owner_reference(task: dict[str, Any]) -> dict[str, Any]:
+    meta = task["metadata"]
+    return {
+        "apiVersion": task.get("apiVersion", API_VERSION),
+        "kind": task.get("kind", KIND),
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(task: dict[str, Any], name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": task["metadata"]["namespace"],
+        "labels": dict(labels),
+        "ownerReferences": [owner_reference(task)],
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    # Passes the `restricted` Pod Security Standard (runAsNonRoot, seccomp RuntimeDefault).
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "fsGroup": RUN_AS_USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _task_env(task: dict[str, Any]) -> list[dict[str, str]]:
+    meta = task["metadata"]
+    return [
+        {"name": "KRALLY_TASK_NAME", "value": meta["name"]},
+        {"name": "KRALLY_TASK_NAMESPACE", "value": meta["namespace"]},
+        {"name": "KRALLY_TASK_UID", "value": meta["uid"]},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+
+
+def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": "/tmp"}
+
+
+# -- runner identity ---------------------------------------------------------------------------
+
+
+def runner_service_account(task: dict[str, Any]) -> dict[str, Any]:
+    name = task["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(task, runner_name(name), task_labels(name, ROLE_RUNNER)),
+    }
+
+
+def runner_role(task: dict[str, Any]) -> dict[str, Any]:
+    """get/patch of this one task's status (resourceNames), get of the task: nothing else."""
+    name = task["metadata"]["name"]
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": _metadata(task, runner_name(name), task_labels(name, ROLE_RUNNER)),
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "resources": [f"{PLURAL}/status"],
+                "resourceNames": [name],
+                "verbs": ["get", "patch"],
+            },
+            {
+                "apiGroups": [GROUP],
+                "resources": [PLURAL],
+                "resourceNames": [name],
+                "verbs": ["get"],
+            },
+        ],
+    }
+
+
+def runner_role_binding(task: dict[str, Any]) -> dict[str, Any]:
+    name = task["metadata"]["name"]
+    sa = runner_name(name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(task, sa, task_labels(name, ROLE_RUNNER)),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": sa, "namespace": task["metadata"]["namespace"]}
+        ],
+    }
+
+
+# -- Jobs --------------------------------------------------------------------------------------
+
+
+def _job(
+    task: dict[str, Any],
+    name: str,
+    labels: dict[str, str],
+    container: dict[str, Any],
+    *,
+    service_account: str | None,
+    deadline: int | None,
+    pod_extra: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    volume, mount = _tmp_volume()
+    container = {
+        **container,
+        "securityContext": container_security_context(),
+        "terminationMessagePath": TERMINATION_LOG,
+        # The hook pod prints its result to stdout as well: a fallback if the file is empty.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [mount],
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": [volume],
+        "terminationGracePeriodSeconds": 30,
+        **{k: v for k, v in pod_extra.items() if v},
+    }
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+    }
+    if deadline:
+        job_spec["activeDeadlineSeconds"] = int(deadline)
+    meta = _metadata(task, name, labels)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}
+
+
+def runner_job(task: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+    """The Job running ``krally runner`` with the spec snapshot taken now (env KRALLY_SPEC)."""
+    name = task["metadata"]["name"]
+    spec = task.get("spec") or {}
+    pod = spec.get("runnerPod") or {}
+    container: dict[str, Any] = {
+        "name": "runner",
+        "image": pod.get("image") or settings.runner_image,
+        "imagePullPolicy": pod.get("imagePullPolicy") or settings.image_pull_policy,
+        "command": [*settings.command, "runner"],
+        "env": [
+            *_task_env(task),
+            # The snapshot: the runner never reads the spec again, so what ran is what was accepted.
+            {"name": "KRALLY_SPEC", "value": json.dumps(spec, sort_keys=True)},
+            *({"name": k, "value": v} for k, v in settings.extra_env.items()),
+        ],
+    }
+    if pod.get("resources"):
+        container["resources"] = pod["resources"]
+    return _job(
+        task,
+        runner_name(name),
+        task_labels(name, ROLE_RUNNER),
+        container,
+        service_account=runner_name(name),
+        deadline=pod.get("timeoutSeconds"),
+        pod_extra={"nodeSelector": pod.get("nodeSelector"), "tolerations": pod.get("tolerations")},
+    )
+
+
+def hook_labels(task_name: str, index: int, unit: str, value: Any) -> dict[str, str]:
+    return {
+        **task_labels(task_name, ROLE_HOOK),
+        LABEL_HOOK_INDEX: str(index),
+        LABEL_TRIGGER_UNIT: label_value(unit),
+        LABEL_TRIGGER_VALUE: label_value(value),
+    }
+
+
+def hook_timeout(hook: dict[str, Any], settings: OperatorSettings) -> int:
+    job = hook.get("job") or {}
+    return int(job.get("timeoutSeconds") or settings.hook_timeout_seconds)
+
+
+def hook_job(
+    task: dict[str, Any],
+    index: int,
+    firing: dict[str, Any],
+    settings: OperatorSettings,
+    *,
+    created_at: str | None = None,
+) -> dict[str, Any]:
+    """The Job of one firing of ``spec.hooks[index]``: runs ``krally hook run``."""
+    name = task["metadata"]["name"]
+    hook = (task.get("spec") or {}).get("hooks", [])[index]
+    job = hook.get("job") or {}
+    unit, value = firing.get("eventType", ""), firing.get("value")
+    payload = {
+        "index": index,
+        "name": hook["name"],
+        "args": hook.get("args"),
+        "description": hook.get("description") or "",
+        "triggeredBy": {"event_type": unit, "value": value},
+        "timeoutSeconds": hook_timeout(hook, settings),
+    }
+    container: dict[str, Any] = {
+        "name": "hook",
+        "image": job.get("image") or settings.hook_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": [*settings.command, "hook", "run"],
+        "env": [
+            *_task_env(task),
+            {"name": "KRALLY_HOOK", "value": json.dumps(payload, sort_keys=True)},
+            *({"name": k, "value": v} for k, v in settings.extra_env.items()),
+            *({"name": e["name"], "value": e.get("value", "")} for e in job.get("env") or []),
+        ],
+    }
+    if job.get("resources"):
+        container["resources"] = job["resources"]
+    annotations = {}
+    if created_at:
+        annotations[ANNOTATION_CREATED_AT] = created_at
+    if firing.get("firedAt"):
+        annotations[ANNOTATION_FIRED_AT] = str(firing["firedAt"])
+    return _job(
+        task,
+        hook_job_name(name, index, unit, value),
+        hook_labels(name, index, unit, value),
+        container,
+        # Absent: the namespace's default SA (no right unless the user grants one).
+        service_account=job.get("serviceAccountName"),
+        deadline=hook_timeout(hook, settings),
+        pod_extra={"nodeSelector": job.get("nodeSelector"), "tolerations": job.get("tolerations")},
+        annotations=annotations,
+    )

@@ -1,0 +1,348 @@
+"""The runner pod (``krally runner``): runs the workload and reports into ``status.runner``.
+
+It evaluates the triggers in-process (the engine's HookExecutor) but runs no hook: each firing
+is recorded in ``status.runner.firings`` at once, and the operator, watching the task, creates
+the hook Job. The pod's service account may only get/patch its own task's status.
+
+Writes are merge patches of ``status.runner`` alone (the operator owns the rest of status):
+a firing is written immediately; progress at most once per ``PROGRESS_PERIOD``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from krally.kube import jobs as kjobs
+from krally.kube.status import rfc3339
+
+log = logging.getLogger("krally.runner")
+
+PROGRESS_PERIOD = 1.0
+MAX_TIMELINE = 600
+DURATION_KEYS = {
+    "min": "min",
+    "median": "median",
+    "90%ile": "p90",
+    "95%ile": "p95",
+    "p90": "p90",
+    "p95": "p95",
+    "max": "max",
+    "avg": "avg",
+}
+
+
+class StatusWriter:
+    """Owns ``status.runner``; one background thread sends merge patches.
+
+    A firing wakes the thread at once (the lag to the hook Job starts here); progress alone is
+    sent at most once per ``period``, and every write carries the latest of everything.
+    """
+
+    def __init__(self, patch_fn: Any, period: float = PROGRESS_PERIOD) -> None:
+        self._patch_fn = patch_fn  # callable(runner_dict) -> None
+        self._period = period
+        self._cond = threading.Condition()
+        self._state: dict[str, Any] = {"firings": []}
+        self._dirty = False
+        self._urgent = False
+        self._stopping = False
+        self._last_write = 0.0
+        self.writes = 0
+        self._thread = threading.Thread(target=self._loop, name="krally-status", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def update(self, urgent: bool = False, **fields: Any) -> None:
+        with self._cond:
+            self._state.update(fields)
+            self._dirty = True
+            if urgent:
+                self._urgent = True
+            # Always wake the writer: it may be waiting with nothing to write (no deadline).
+            self._cond.notify()
+
+    def add_firing(self, firing: dict[str, Any]) -> None:
+        with self._cond:
+            self._state["firings"] = [*self._state["firings"], firing]
+            self._dirty = True
+            self._urgent = True
+            self._cond.notify()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._cond:
+            return json.loads(json.dumps(self._state))
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopping:
+                        return
+                    wait = self._last_write + self._period - time.monotonic()
+                    if self._urgent or (self._dirty and wait <= 0):
+                        break
+                    self._cond.wait(wait if self._dirty else None)
+                state = json.loads(json.dumps(self._state))
+                self._dirty = self._urgent = False
+            self._send(state)
+
+    def _send(self, state: dict[str, Any]) -> bool:
+        state["updatedAt"] = rfc3339(time.time())
+        try:
+            self._patch_fn(state)
+        except Exception as exc:  # keep running the load; the next write carries everything
+            log.warning("status write failed: %s", exc)
+            with self._cond:
+                self._dirty = True
+            return False
+        finally:
+            self._last_write = time.monotonic()
+        self.writes += 1
+        return True
+
+    def close(self, **final: Any) -> bool:
+        """Stop the thread and write the final state synchronously (retried a few times)."""
+        with self._cond:
+            self._state.update(final)
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+        state = self.snapshot()
+        for attempt in range(5):
+            if self._send(json.loads(json.dumps(state))):
+                return True
+            time.sleep(0.5 * (attempt + 1))
+        return False
+
+
+class RecordingLauncher:
+    """The engine's HookLauncher in the runner pod: records the firing, runs nothing."""
+
+    def __init__(self, writer: StatusWriter) -> None:
+        self.writer = writer
+
+    def launch(
+        self, index: int, hook: Any, hook_cls: Any, triggered_by: dict[str, Any]
+    ) -> _Recorded:
+        now = time.time()
+        self.writer.add_firing(
+            {
+                "hook": index,
+                "eventType": triggered_by.get("event_type"),
+                "value": triggered_by.get("value"),
+                "firedAt": rfc3339(now),
+            }
+        )
+        return _Recorded(triggered_by, now)
+
+
+class _Recorded:
+    """Handle of a recorded firing: the result lives in the hook Job, not in this process."""
+
+    def __init__(self, triggered_by: dict[str, Any], fired_at: float) -> None:
+        self._result = {
+            "status": "launched",
+            "started_at": fired_at,
+            "finished_at": fired_at,
+            "triggered_by": dict(triggered_by),
+        }
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        return dict(self._result)
+
+
+# -- summary -----------------------------------------------------------------------------------
+
+
+def _durations(stats: Any) -> dict[str, Any]:
+    """Rally's durations table (or krally's compact one) → {min, median, p90, p95, max, avg}."""
+    if not isinstance(stats, dict):
+        return {}
+    data = stats
+    for key in ("total", "data"):
+        if isinstance(data.get(key), dict):
+            data = data[key]
+    if isinstance(data.get("data"), dict):
+        data = data["data"]
+    return {out: data[key] for key, out in DURATION_KEYS.items() if key in data}
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """The engine's Rally-shaped workload result → ``status.runner.summary`` (bounded)."""
+    stats = (result.get("statistics") or {}).get("durations") or {}
+    summary: dict[str, Any] = {
+        "iterations": result.get("total_iteration_count", 0),
+        "failures": result.get("failed_iteration_count", 0),
+        "loadDuration": result.get("load_duration"),
+        "fullDuration": result.get("full_duration"),
+        "durations": _durations(stats),
+        "sla": [
+            {
+                "criterion": str(item.get("criterion")),
+                "success": bool(item.get("success")),
+                "detail": str(item.get("detail", "")),
+            }
+            for item in (result.get("sla_results") or {}).get("sla") or []
+        ],
+        "passSLA": bool(result.get("pass_sla")),
+        "aborted": bool(result.get("aborted")),
+    }
+    atomics = stats.get("atomics") if isinstance(stats, dict) else None
+    if isinstance(atomics, list):
+        summary["atomics"] = atomics[:50]
+    timeline = result.get("timeline")
+    if isinstance(timeline, list):
+        summary["timeline"] = timeline[-MAX_TIMELINE:]
+    elif timeline is not None:
+        summary["timeline"] = timeline
+    unreached = []
+    for index, hook in enumerate(result.get("hooks") or []):
+        for item in hook.get("unreached") or []:
+            unreached.append(
+                {"hook": index, "eventType": item.get("event_type"), "value": item.get("value")}
+            )
+    if unreached:
+        summary["unreached"] = unreached
+    if result.get("warnings"):
+        summary["warnings"] = [str(w) for w in result["warnings"]][:20]
+    if result.get("error"):
+        error = result["error"]
+        summary["error"] = (
+            ": ".join(str(e) for e in error[:2]) if isinstance(error, list) else str(error)
+        )
+    return clean_json(summary)
+
+
+def clean_json(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf (invalid JSON, refused by the API server) become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_json(v) for v in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+# -- API ---------------------------------------------------------------------------------------
+
+
+def make_patcher(namespace: str, name: str) -> Any:
+    """A callable sending ``{"status": {"runner": state}}`` as a merge patch to /status."""
+    from kubernetes import client, config
+
+    config.load_config()
+    api = client.CustomObjectsApi()
+
+    def patch(state: dict[str, Any]) -> None:
+        api.patch_namespaced_custom_object_status(
+            kjobs.GROUP,
+            kjobs.VERSION,
+            namespace,
+            kjobs.PLURAL,
+            name,
+            {"status": {"runner": state}},
+        )
+
+    return patch
+
+
+def main(
+    spec: dict[str, Any] | None = None,
+    namespace: str | None = None,
+    name: str | None = None,
+    patch_fn: Any = None,
+    period: float = PROGRESS_PERIOD,
+) -> int:
+    """Run the task's workload; returns the exit code (0 finished, 1 aborted/error)."""
+    from krally.task.engine import run_workload
+    from krally.task.loader import workload_from_spec
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    spec = spec if spec is not None else json.loads(os.environ["KRALLY_SPEC"])
+    namespace = namespace or os.environ["KRALLY_TASK_NAMESPACE"]
+    name = name or os.environ["KRALLY_TASK_NAME"]
+    writer = StatusWriter(patch_fn or make_patcher(namespace, name), period)
+    abort = threading.Event()
+    stop_reason: list[str] = []
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        # Pod deletion, eviction or spec.abort (the operator deletes the Job): stop the load,
+        # keep what was recorded.
+        stop_reason.append(signal.Signals(signum).name)
+        abort.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    started = time.time()
+    writer.update(startedAt=rfc3339(started), state="Running", progress={"done": 0})
+    writer.start()
+    writer.update(urgent=True)
+
+    def on_progress(progress: Any) -> None:
+        value = {
+            "done": progress.done,
+            "failures": progress.failures,
+            "elapsedSeconds": round(progress.elapsed, 3),
+        }
+        if progress.total is not None:
+            value["total"] = progress.total
+        writer.update(progress=value)
+
+    try:
+        workload = workload_from_spec(spec)
+        result = run_workload(
+            workload,
+            launcher=RecordingLauncher(writer),
+            on_progress=on_progress,
+            abort=abort,
+            abort_on_sla_failure=bool(spec.get("abortOnSLAFailure")),
+        )
+    except Exception as exc:
+        log.exception("runner failed")
+        writer.close(
+            state="Error",
+            error=f"{type(exc).__name__}: {exc}",
+            finishedAt=rfc3339(time.time()),
+        )
+        return 1
+    summary = summarize(result)
+    if stop_reason:
+        state, error = "Aborted", f"stopped by {stop_reason[0]}"
+    elif result.get("error"):
+        state, error = "Error", summary.get("error", "the load crashed")
+    else:
+        state, error = "Finished", None
+    final: dict[str, Any] = {
+        "state": state,
+        "summary": summary,
+        "finishedAt": rfc3339(time.time()),
+    }
+    if error:
+        final["error"] = error
+    progress = writer.snapshot().get("progress") or {}
+    progress["done"] = summary["iterations"]
+    progress["failures"] = summary["failures"]
+    progress["elapsedSeconds"] = round(time.time() - started, 3)
+    final["progress"] = progress
+    ok = writer.close(**final)
+    log.info(
+        "runner %s: %s iterations, %s status writes", state, summary["iterations"], writer.writes
+    )
+    if not ok:
+        print("krally runner: could not write the final status", file=sys.stderr)
+        return 2
+    return 0 if state == "Finished" else 1

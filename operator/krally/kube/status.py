@@ -1,0 +1,708 @@
+"""Derive a BenchmarkTask's user-facing status from what the runner wrote and the child Jobs/pods.
+
+Pure functions only: ``derive_status(task, jobs, pods, now)`` is the whole of the operator's
+status logic, so unit tests drive it with plain dicts. The operator writes everything here;
+``status.runner`` belongs to the runner pod and is only read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from krally.kube import jobs as kjobs
+
+PENDING, RUNNING, FINISHING = "Pending", "Running", "Finishing"
+SUCCEEDED, FAILED, ABORTED = "Succeeded", "Failed", "Aborted"
+TERMINAL = frozenset({SUCCEEDED, FAILED, ABORTED})
+ACTIVE = frozenset({RUNNING, FINISHING})
+
+HOOK_PENDING, HOOK_RUNNING = "pending", "running"
+HOOK_SUCCESS, HOOK_FAILED = "success", "failed"
+HOOK_FINAL = frozenset({HOOK_SUCCESS, HOOK_FAILED, "validation_failed"})
+
+CONDITION_TYPES = ("Accepted", "Running", "Complete", "Failed", "SLAPassed")
+# Status keys the operator owns (everything but `runner`); absent ones are removed (null).
+OPERATOR_KEYS = (
+    "observedGeneration",
+    "phase",
+    "conditions",
+    "message",
+    "startedAt",
+    "finishedAt",
+    "runnerJob",
+    "progress",
+    "display",
+    "hooks",
+    "sla",
+    "passSLA",
+    "result",
+)
+
+
+# -- time --------------------------------------------------------------------------------------
+
+
+def rfc3339(value: float | datetime | None) -> str | None:
+    """Epoch seconds or datetime → RFC 3339 UTC with milliseconds (``...T11:02:03.456Z``)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        if not value:
+            return None
+        value = datetime.fromtimestamp(float(value), UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_time(value: Any) -> float | None:
+    """RFC 3339 string or epoch number → epoch seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+# -- Jobs and pods -----------------------------------------------------------------------------
+
+
+def _condition(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def job_state(job: dict[str, Any]) -> tuple[str, str, str]:
+    """(state, reason, message) of a Job: complete, failed, active or pending."""
+    for ctype, state in (
+        ("Failed", "failed"),
+        ("FailureTarget", "failed"),
+        ("Complete", "complete"),
+        ("SuccessCriteriaMet", "complete"),
+    ):
+        cond = _condition(job, ctype)
+        if cond:
+            return state, cond.get("reason") or ctype, cond.get("message") or ""
+    status = job.get("status") or {}
+    if status.get("failed"):
+        return "failed", "PodFailed", ""
+    if status.get("active") or status.get("ready"):
+        return "active", "", ""
+    return "pending", "", ""
+
+
+def _pod_job(pod: dict[str, Any]) -> str | None:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    name = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
+    if name:
+        return name
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "Job":
+            return ref.get("name")
+    return None
+
+
+def pods_by_job(pods: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        name = _pod_job(pod)
+        if name:
+            grouped.setdefault(name, []).append(pod)
+    for items in grouped.values():
+        items.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    return grouped
+
+
+def container_state(pod: dict[str, Any]) -> dict[str, Any]:
+    """The first container's state: {'terminated': {...}} / {'running': ...} / {'waiting': ...}."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return (statuses[0].get("state") or {}) if statuses else {}
+
+
+def termination_message(pod: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(parsed JSON termination message or None, the terminated state or {})."""
+    terminated = container_state(pod).get("terminated") or {}
+    text = (terminated.get("message") or "").strip()
+    if not text:
+        return None, terminated
+    # FallbackToLogsOnError may put log lines before the JSON: take the last JSON object line.
+    for candidate in [text, *reversed(text.splitlines())]:
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value, terminated
+    return None, terminated
+
+
+# -- hooks -------------------------------------------------------------------------------------
+
+
+def _firing_key(index: int, unit: str, value: Any) -> tuple[int, str, str]:
+    return index, unit, json.dumps(value, sort_keys=True)
+
+
+def unique_firings(firings: Iterable[dict[str, Any]], n_hooks: int) -> list[dict[str, Any]]:
+    """Firings in order, each (hook, unit, value) once, only for hooks that exist."""
+    seen: set[tuple[int, str, str]] = set()
+    result = []
+    for firing in firings or []:
+        index = firing.get("hook")
+        if not isinstance(index, int) or not 0 <= index < n_hooks:
+            continue
+        key = _firing_key(index, str(firing.get("eventType", "")), firing.get("value"))
+        if key in seen:
+            continue
+        seen.add(key)
+        result.append(firing)
+    return result
+
+
+def _previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = {}
+    for hook in status.get("hooks") or []:
+        for item in hook.get("results") or []:
+            if item.get("job"):
+                found[item["job"]] = item
+    return found
+
+
+def _hook_result_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {"status": data.get("status") or HOOK_FAILED}
+    started, finished = rfc3339(data.get("started_at")), rfc3339(data.get("finished_at"))
+    if started:
+        result["startedAt"] = started
+    if finished:
+        result["finishedAt"] = finished
+    if data.get("error"):
+        error = data["error"]
+        if isinstance(error, dict):
+            result["error"] = {k: str(error.get(k) or "") for k in ("etype", "msg", "details")}
+        else:
+            result["error"] = {"etype": "Error", "msg": str(error), "details": ""}
+    if data.get("output"):
+        result["output"] = data["output"]
+    return result
+
+
+def _never_started_cause(pod: dict[str, Any] | None) -> str:
+    """Why a pod never ran (image pull, unschedulable), from its status, if it says."""
+    if pod is None:
+        return "its pod was never created or was removed"
+    waiting = container_state(pod).get("waiting") or {}
+    if waiting.get("reason"):
+        return f"pod never started: {waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return f"pod never scheduled: {cond.get('reason', '')}: {cond.get('message', '')}"
+    phase = (pod.get("status") or {}).get("phase")
+    return f"pod phase {phase}" if phase else ""
+
+
+def hook_result(
+    job_name: str,
+    job: dict[str, Any] | None,
+    pods: Sequence[dict[str, Any]],
+    previous: dict[str, Any] | None,
+    created: bool,
+) -> dict[str, Any]:
+    """status, startedAt, finishedAt, error, output of one firing's Job (without triggeredBy)."""
+    if previous and previous.get("status") in HOOK_FINAL and job is None:
+        # The Job was cleaned up after it finished: its recorded result stands.
+        return {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
+    if job is None:
+        if previous and previous.get("status") == HOOK_RUNNING and not created:
+            return {
+                "status": HOOK_FAILED,
+                "error": {
+                    "etype": "JobDeleted",
+                    "msg": f"hook Job {job_name} was deleted before it finished",
+                    "details": "",
+                },
+            }
+        return {"status": HOOK_PENDING}
+    pod = pods[-1] if pods else None
+    for candidate in reversed(pods):
+        data, _ = termination_message(candidate)
+        if data is not None and "status" in data:
+            return _hook_result_from_json(data)
+    state, reason, message = job_state(job)
+    job_status = job.get("status") or {}
+    if state == "failed":
+        terminated = container_state(pod).get("terminated") if pod else None
+        if reason == "DeadlineExceeded":
+            deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+            cause = (
+                ""
+                if terminated or (pod and container_state(pod).get("running"))
+                else (_never_started_cause(pod))
+            )
+            msg = f"hook did not finish within its timeout of {deadline} s"
+            msg += f" ({cause})" if cause else ""
+            error = {"etype": "Timeout", "msg": msg, "details": message}
+        elif terminated:
+            code = terminated.get("exitCode")
+            error = {
+                "etype": "ExitCode",
+                "msg": f"hook pod exited with code {code} ({terminated.get('reason', '')})",
+                "details": (terminated.get("message") or message or "")[-2000:],
+            }
+        else:
+            error = {"etype": reason, "msg": message or "hook Job failed", "details": ""}
+        result: dict[str, Any] = {"status": HOOK_FAILED, "error": error}
+        if job_status.get("startTime"):
+            result["startedAt"] = job_status["startTime"]
+        fail_time = next(
+            (
+                c.get("lastTransitionTime")
+                for c in job_status.get("conditions") or []
+                if c.get("type") in ("Failed", "FailureTarget")
+            ),
+            None,
+        )
+        if fail_time:
+            result["finishedAt"] = fail_time
+        return result
+    if state == "complete":
+        # Succeeded but no readable result (e.g. the message was lost): trust the exit code.
+        result = {"status": HOOK_SUCCESS}
+        if job_status.get("startTime"):
+            result["startedAt"] = job_status["startTime"]
+        if job_status.get("completionTime"):
+            result["finishedAt"] = job_status["completionTime"]
+        return result
+    running = container_state(pod).get("running") if pod else None
+    if running or (pod and (pod.get("status") or {}).get("phase") == "Running"):
+        result = {"status": HOOK_RUNNING}
+        started = (running or {}).get("startedAt") or job_status.get("startTime")
+        if started:
+            result["startedAt"] = started
+        return result
+    return {"status": HOOK_PENDING}
+
+
+def derive_hooks(
+    task: dict[str, Any],
+    jobs_by_name: dict[str, dict[str, Any]],
+    pods_grouped: dict[str, list[dict[str, Any]]],
+    created: Iterable[str] = (),
+) -> list[dict[str, Any]]:
+    """status.hooks: per spec hook (in task order) its Rally summary, results and unreached."""
+    name = task["metadata"]["name"]
+    spec_hooks = (task.get("spec") or {}).get("hooks") or []
+    status = task.get("status") or {}
+    runner = status.get("runner") or {}
+    previous = _previous_results(status)
+    created = set(created)
+    hooks: list[dict[str, Any]] = []
+    for index, spec_hook in enumerate(spec_hooks):
+        trigger = spec_hook.get("trigger") or {}
+        entry: dict[str, Any] = {
+            "index": index,
+            "name": spec_hook.get("name", ""),
+            "description": spec_hook.get("description") or "",
+            "trigger": {"name": trigger.get("name", ""), "args": trigger.get("args")},
+            "summary": {},
+            "results": [],
+        }
+        hooks.append(entry)
+    for firing in unique_firings(runner.get("firings") or [], len(spec_hooks)):
+        index, unit, value = firing["hook"], str(firing.get("eventType", "")), firing.get("value")
+        job_name = kjobs.hook_job_name(name, index, unit, value)
+        item: dict[str, Any] = {"triggeredBy": {"eventType": unit, "value": value}}
+        fired_at = firing.get("firedAt")
+        if fired_at is not None:
+            item["firedAt"] = fired_at if isinstance(fired_at, str) else rfc3339(fired_at)
+        item["job"] = job_name
+        item.update(
+            hook_result(
+                job_name,
+                jobs_by_name.get(job_name),
+                pods_grouped.get(job_name, []),
+                previous.get(job_name),
+                job_name in created,
+            )
+        )
+        hooks[index]["results"].append(item)
+    for unreached in (runner.get("summary") or {}).get("unreached") or []:
+        index = unreached.get("hook")
+        if isinstance(index, int) and 0 <= index < len(hooks):
+            hooks[index].setdefault("unreached", []).append(
+                {"eventType": unreached.get("eventType"), "value": unreached.get("value")}
+            )
+    for entry in hooks:
+        summary: dict[str, int] = {}
+        for item in entry["results"]:
+            if item["status"] in HOOK_FINAL:
+                summary[item["status"]] = summary.get(item["status"], 0) + 1
+        entry["summary"] = summary
+    return hooks
+
+
+def firings_without_job(
+    task: dict[str, Any], jobs_by_name: dict[str, Any], created: Iterable[str] = ()
+) -> list[tuple[int, dict[str, Any], str]]:
+    """(hook index, firing, job name) of every firing whose Job must still be created: no Job
+    seen, none created by this process, and no result recorded (a finished Job cleaned up
+    must not be re-run)."""
+    name = task["metadata"]["name"]
+    status = task.get("status") or {}
+    spec_hooks = (task.get("spec") or {}).get("hooks") or []
+    previous = _previous_results(status)
+    created = set(created)
+    todo = []
+    for firing in unique_firings(
+        (status.get("runner") or {}).get("firings") or [], len(spec_hooks)
+    ):
+        job_name = kjobs.hook_job_name(
+            name, firing["hook"], str(firing.get("eventType", "")), firing.get("value")
+        )
+        if job_name in jobs_by_name or job_name in created:
+            continue
+        if (previous.get(job_name) or {}).get("status") not in (None, HOOK_PENDING):
+            continue
+        todo.append((firing["hook"], firing, job_name))
+    return todo
+
+
+# -- phase -------------------------------------------------------------------------------------
+
+
+def _progress_text(progress: dict[str, Any]) -> str:
+    if not progress:
+        return ""
+    done = progress.get("done", 0)
+    total = progress.get("total")
+    return f"{done}/{total}" if total is not None else str(done)
+
+
+def _runner_phase(
+    task: dict[str, Any],
+    runner_job: dict[str, Any] | None,
+    runner_pods: Sequence[dict[str, Any]],
+    hooks_busy: int,
+) -> tuple[str, str, str]:
+    """(phase, reason, message) from the runner's own report and its Job."""
+    spec = task.get("spec") or {}
+    status = task.get("status") or {}
+    runner = status.get("runner") or {}
+    state = runner.get("state")
+    progress = _progress_text(runner.get("progress") or {})
+    at = f" at {progress} iterations" if progress else ""
+    if state == "Error":
+        return FAILED, "RunnerError", f"runner failed: {runner.get('error') or 'unknown error'}"
+    if state == "Aborted":
+        if spec.get("abort"):
+            return ABORTED, "Aborted", f"aborted by spec.abort{at}; partial results kept"
+        why = runner.get("error") or "terminated"
+        return (
+            FAILED,
+            "RunnerTerminated",
+            f"runner pod was stopped before the load finished ({why}: pod deleted or evicted)"
+            f"{at}; partial results kept",
+        )
+    if state == "Finished":
+        if hooks_busy:
+            return (
+                FINISHING,
+                "WaitingForHooks",
+                f"load finished; {hooks_busy} hook(s) still running",
+            )
+        return SUCCEEDED, "Completed", "load and every fired hook finished"
+    if spec.get("abort"):
+        if runner_job is None or job_state(runner_job)[0] in ("failed", "complete"):
+            return ABORTED, "Aborted", f"aborted by spec.abort{at}; partial results kept"
+        return RUNNING, "Aborting", "abort requested; stopping the runner"
+    if runner_job is None:
+        if status.get("runnerJob"):
+            return (
+                FAILED,
+                "RunnerDeleted",
+                f"runner Job {status['runnerJob']} was deleted before the load finished{at}; "
+                "partial results kept",
+            )
+        return PENDING, "CreatingRunner", "creating the runner Job"
+    jstate, jreason, jmessage = job_state(runner_job)
+    pod = runner_pods[-1] if runner_pods else None
+    if jstate == "failed":
+        if jreason == "DeadlineExceeded":
+            deadline = (runner_job.get("spec") or {}).get("activeDeadlineSeconds")
+            return (
+                FAILED,
+                "RunnerTimedOut",
+                f"runner did not finish within spec.runnerPod.timeoutSeconds ({deadline} s){at}",
+            )
+        if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return FAILED, "RunnerPodDeleted", f"runner pod was deleted{at}; partial results kept"
+        terminated = container_state(pod).get("terminated") if pod else None
+        detail = jmessage
+        if terminated:
+            detail = f"exit code {terminated.get('exitCode')}"
+            if terminated.get("message"):
+                detail += f": {terminated['message'].strip().splitlines()[-1][:300]}"
+        return FAILED, "RunnerFailed", f"runner failed ({jreason}: {detail}){at}"
+    if jstate == "complete":
+        return FAILED, "RunnerFailed", "runner exited without reporting that the load finished"
+    if state == "Running":
+        return RUNNING, "Running", f"load running{at}"
+    if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return RUNNING, "RunnerPodDeleting", "runner pod is being deleted"
+    return PENDING, "WaitingForRunner", "waiting for the runner pod to start"
+
+
+def _conditions(
+    previous: Sequence[dict[str, Any]],
+    wanted: dict[str, tuple[str, str, str]],
+    generation: int | None,
+    now: str,
+) -> list[dict[str, Any]]:
+    """Conditions in a fixed order; lastTransitionTime kept while a condition's status holds."""
+    before = {c.get("type"): c for c in previous or []}
+    result = []
+    for ctype in CONDITION_TYPES:
+        if ctype not in wanted:
+            continue
+        value, reason, message = wanted[ctype]
+        old = before.get(ctype) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == value else None
+        cond = {
+            "type": ctype,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": since or now,
+        }
+        if generation is not None:
+            cond["observedGeneration"] = generation
+        result.append(cond)
+    return result
+
+
+def derive_status(
+    task: dict[str, Any],
+    jobs: Iterable[dict[str, Any]],
+    pods: Iterable[dict[str, Any]],
+    now: datetime | str,
+    *,
+    created: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The operator-owned part of ``status`` (every key of OPERATOR_KEYS, None = remove).
+
+    ``jobs``/``pods``: this task's children (any order). ``created``: hook Job names this
+    operator created that the watch has not shown yet (counted as pending, not missing).
+    """
+    now_text = now if isinstance(now, str) else rfc3339(now)
+    meta = task.get("metadata") or {}
+    name = meta["name"]
+    generation = meta.get("generation")
+    status = task.get("status") or {}
+    runner = status.get("runner") or {}
+    jobs = list(jobs)
+    by_name = {(j.get("metadata") or {}).get("name"): j for j in jobs}
+    grouped = pods_by_job(pods)
+    runner_job_name = kjobs.runner_name(name)
+    runner_job = by_name.get(runner_job_name)
+
+    hooks = derive_hooks(task, by_name, grouped, created)
+    fired = sum(len(h["results"]) for h in hooks)
+    succeeded = sum(h["summary"].get(HOOK_SUCCESS, 0) for h in hooks)
+    busy = sum(1 for h in hooks for r in h["results"] if r["status"] not in HOOK_FINAL)
+
+    phase, reason, message = _runner_phase(task, runner_job, grouped.get(runner_job_name, []), busy)
+    previous_phase = status.get("phase")
+    if previous_phase in TERMINAL:
+        # A finished task stays finished (its Jobs may be cleaned up later); hook results
+        # still update, e.g. hooks fired before a runner failure that finish afterwards.
+        phase = previous_phase
+        reason = (
+            next(
+                (
+                    c.get("reason")
+                    for c in status.get("conditions") or []
+                    if c.get("type") == ("Complete" if phase == SUCCEEDED else "Failed")
+                ),
+                reason,
+            )
+            or reason
+        )
+        message = status.get("message") or message
+
+    summary = runner.get("summary") or {}
+    sla = summary.get("sla")
+    pass_sla = summary.get("passSLA")
+    if pass_sla is None and isinstance(sla, list) and sla:
+        pass_sla = all(item.get("success") for item in sla)
+
+    progress = {
+        k: v
+        for k, v in (runner.get("progress") or {}).items()
+        if k in ("done", "total", "failures")
+    }
+    started_at = status.get("startedAt") or runner.get("startedAt")
+    finished_at = None
+    if phase in TERMINAL:
+        finished_at = (
+            status.get("finishedAt")
+            or (runner.get("finishedAt") if phase != SUCCEEDED else None)
+            or now_text
+        )
+
+    failed_reason = reason if phase == FAILED else phase
+    sla_failed = [str(item.get("criterion")) for item in sla or [] if not item.get("success")]
+    wanted = {
+        "Accepted": ("True", "Accepted", "spec and every plugin config are valid"),
+        "Running": (
+            "True" if phase in ACTIVE else "False",
+            reason if phase in ACTIVE else phase,
+            message if phase in ACTIVE else "",
+        ),
+        "Complete": (
+            "True" if phase == SUCCEEDED else "False",
+            "Completed" if phase == SUCCEEDED else phase,
+            message if phase == SUCCEEDED else "",
+        ),
+        "Failed": (
+            "True" if phase == FAILED else "False",
+            failed_reason,
+            message if phase == FAILED else "",
+        ),
+        "SLAPassed": (
+            ("True", "SLAPassed", "every SLA criterion passed")
+            if pass_sla is True
+            else ("False", "SLAFailed", "failed: " + ", ".join(sla_failed))
+            if pass_sla is False
+            else ("Unknown", "NotChecked", "SLA is checked when the load ends")
+        ),
+    }
+
+    result = None
+    if summary:
+        result = {
+            k: summary[k]
+            for k in (
+                "iterations",
+                "failures",
+                "loadDuration",
+                "fullDuration",
+                "durations",
+                "atomics",
+                "timeline",
+            )
+            if k in summary
+        } or None
+
+    if result is not None:
+        result = drop_none(result)
+    derived: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": phase,
+        "conditions": _conditions(status.get("conditions") or [], wanted, generation, now_text),
+        "message": message,
+        "startedAt": started_at,
+        "finishedAt": finished_at,
+        "runnerJob": runner_job_name if (runner_job or status.get("runnerJob")) else None,
+        "progress": progress or None,
+        "display": {
+            "progress": _progress_text(progress),
+            "hooks": f"{succeeded}/{fired}" if hooks else "",
+            "sla": "Passed" if pass_sla is True else "Failed" if pass_sla is False else "",
+        },
+        "hooks": hooks or None,
+        "sla": sla if isinstance(sla, list) else None,
+        "passSLA": pass_sla,
+        "result": result,
+    }
+    return derived
+
+
+def drop_none(value: Any) -> Any:
+    """Without null members: a typed CRD field refuses null (e.g. durations of 0 iterations)."""
+    if isinstance(value, dict):
+        return {k: drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_none(v) for v in value]
+    return value
+
+
+def rejected_status(
+    task: dict[str, Any], problems: Sequence[str], now: datetime | str
+) -> dict[str, Any]:
+    """Status of a task whose spec is invalid: Failed, Accepted=False naming the field."""
+    now_text = now if isinstance(now, str) else rfc3339(now)
+    meta = task.get("metadata") or {}
+    generation = meta.get("generation")
+    status = task.get("status") or {}
+    message = "invalid spec: " + "; ".join(problems)
+    wanted = {
+        "Accepted": ("False", "InvalidSpec", message),
+        "Running": ("False", FAILED, ""),
+        "Complete": ("False", FAILED, ""),
+        "Failed": ("True", "InvalidSpec", message),
+        "SLAPassed": ("Unknown", "NotChecked", "the task never ran"),
+    }
+    return {
+        "observedGeneration": generation,
+        "phase": FAILED,
+        "conditions": _conditions(status.get("conditions") or [], wanted, generation, now_text),
+        "message": message,
+        "startedAt": None,
+        "finishedAt": status.get("finishedAt") or now_text,
+        "runnerJob": None,
+        "progress": None,
+        "display": {"progress": "", "hooks": "", "sla": ""},
+        "hooks": None,
+        "sla": None,
+        "passSLA": None,
+        "result": None,
+    }
+
+
+def status_patch(current: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
+    """The merge patch turning ``current`` into ``derived`` (operator keys only); {} = no write."""
+    patch = {}
+    for key in OPERATOR_KEYS:
+        new = derived.get(key)
+        old = current.get(key)
+        if new is None:
+            if old is not None:
+                patch[key] = None
+        elif new != old:
+            patch[key] = new
+    return patch
+
+
+def only_progress(patch: dict[str, Any], current: dict[str, Any]) -> bool:
+    """True when a patch changes nothing but the progress counters (can be throttled)."""
+    if not patch:
+        return False
+    for key, value in patch.items():
+        if key == "progress":
+            continue
+        if key == "display":
+            old = current.get("display") or {}
+            if {k: v for k, v in value.items() if k != "progress"} != {
+                k: v for k, v in old.items() if k != "progress"
+            }:
+                return False
+            continue
+        if key == "message" and current.get("phase") == RUNNING:
+            continue  # "load running at N/M iterations"
+        if key == "conditions":
+            if _conditions_sans_message(value) != _conditions_sans_message(
+                current.get("conditions") or []
+            ):
+                return False
+            continue
+        return False
+    return True
+
+
+def _conditions_sans_message(conditions: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(c.get("type"), c.get("status"), c.get("reason")) for c in conditions]

@@ -1,0 +1,301 @@
+"""The BenchmarkTask ``status`` schema, declared in the CRD (``krally.kube.crd``).
+
+It follows the status shape agreed in the project's contract: the operator writes everything but
+``runner``, the runner pod writes only ``runner``. Every field is declared, because the API server
+prunes undeclared status fields silently (kopf then only warns about "inconsistencies"); the parts
+that are Rally's own free-form data (hook output, trigger args, timelines, the runner's final
+summary) keep ``x-kubernetes-preserve-unknown-fields`` so they round-trip whatever their shape.
+Every node has a description, so ``kubectl explain benchmarktask.status...`` is useful.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+
+Schema = dict[str, Any]
+
+
+def _obj(description: str, properties: dict[str, Schema], required: list[str] | None = None):
+    node: Schema = {"type": "object", "description": description, "properties": properties}
+    if required:
+        node["required"] = required
+    return node
+
+
+def _str(description: str, **extra: Any) -> Schema:
+    return {"type": "string", "description": description, **extra}
+
+
+def _int(description: str, **extra: Any) -> Schema:
+    return {"type": "integer", "description": description, **extra}
+
+
+def _num(description: str) -> Schema:
+    # "number" rather than "integer": trigger values and durations may be fractional, and the
+    # API server keeps an integral JSON value integral, so nothing is reformatted.
+    return {"type": "number", "description": description}
+
+
+def _bool(description: str) -> Schema:
+    return {"type": "boolean", "description": description}
+
+
+def _time(description: str) -> Schema:
+    return {"type": "string", "format": "date-time", "description": description}
+
+
+def _free(description: str, type_: str | None = "object") -> Schema:
+    node: Schema = {"description": description, PRESERVE: True}
+    if type_:
+        node["type"] = type_
+    return node
+
+
+def _list(description: str, items: Schema, **extra: Any) -> Schema:
+    return {"type": "array", "description": description, "items": items, **extra}
+
+
+def _trigger_point(description: str) -> Schema:
+    return _obj(
+        description,
+        {
+            "eventType": _str("Trigger unit of the event: iteration or time."),
+            "value": _num("Iteration number (from 1) or whole seconds since iteration 1 started."),
+        },
+    )
+
+
+_ERROR = _obj(
+    "Why the hook failed, as Rally records it.",
+    {
+        "etype": _str("Exception type name, e.g. CalledProcessError, or the failure's cause."),
+        "msg": _str("One-line error message."),
+        "details": _str("Details: traceback, command output or the pod's termination reason."),
+    },
+)
+
+_OUTPUT = _free(
+    "Rally hook output: {additive: [...], complete: [...]} charts the hook added (free-form)."
+)
+
+_HOOK_RESULT = _obj(
+    "One firing of the hook and what came of it (Rally's HookResult plus the Job).",
+    {
+        "triggeredBy": _obj(
+            "The trigger event that fired the hook.",
+            {
+                "eventType": _str("Trigger unit: iteration or time."),
+                "value": _num("Iteration number or seconds since the load started."),
+            },
+        ),
+        "status": _str(
+            "State of this firing: pending, running, success or failed.",
+            enum=["pending", "running", "success", "failed"],
+        ),
+        "firedAt": _time("When the runner recorded the firing."),
+        "startedAt": _time("When the hook started running in its pod."),
+        "finishedAt": _time("When the hook finished."),
+        "job": _str("Name of the Job that runs this firing."),
+        "error": _ERROR,
+        "output": _OUTPUT,
+    },
+)
+
+_HOOK = _obj(
+    "Results of one spec.hooks entry (same index), Rally-shaped.",
+    {
+        "index": _int("Index of the hook in spec.hooks.", minimum=0),
+        "name": _str("Hook (action) plugin name, e.g. sys_call."),
+        "description": _str("The hook's description from the spec."),
+        "trigger": _obj(
+            "The hook's trigger, as in the spec.",
+            {
+                "name": _str("Trigger plugin name, e.g. event or periodic."),
+                "args": _free("The trigger's config (free-form).", type_=None),
+            },
+        ),
+        "summary": {
+            "type": "object",
+            "description": "Number of firings per status, only statuses that occurred "
+            "(Rally's hook summary), e.g. {success: 4}.",
+            "additionalProperties": _int("Number of firings with this status.", minimum=0),
+        },
+        "results": _list("One entry per firing, in firing order.", _HOOK_RESULT),
+        "unreached": _list(
+            "Trigger values the load ended before reaching (the hook never fired for them).",
+            _trigger_point("A trigger value that was never reached."),
+        ),
+    },
+)
+
+_CONDITION = _obj(
+    "A condition (Kubernetes conventions): Accepted, Running, Complete, Failed or SLAPassed.",
+    {
+        "type": _str("Condition type: Accepted, Running, Complete, Failed or SLAPassed."),
+        "status": _str("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+        "reason": _str("Machine-readable CamelCase reason of the last transition."),
+        "message": _str("Human-readable details of the last transition."),
+        "lastTransitionTime": _time("When the status last changed."),
+        "observedGeneration": _int("metadata.generation the condition was set for.", minimum=0),
+    },
+    required=["type", "status"],
+)
+# A map keyed by type: a condition type appears once, and server-side apply merges per type.
+_CONDITION_LIST = _list(
+    "Current conditions of the task; usable with `kubectl wait --for=condition=Complete`.",
+    _CONDITION,
+    **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+)
+
+_PROGRESS = _obj(
+    "Iterations of the load so far.",
+    {
+        "done": _int("Iterations started so far.", minimum=0),
+        "total": _int(
+            "Iterations the runner will run; absent when unknown (duration runners).", minimum=0
+        ),
+        "failures": _int("Iterations that failed so far.", minimum=0),
+    },
+)
+
+_DURATIONS = _obj(
+    "Iteration duration statistics in seconds.",
+    {
+        "min": _num("Shortest iteration, seconds."),
+        "median": _num("Median iteration, seconds."),
+        "p90": _num("90th percentile, seconds."),
+        "p95": _num("95th percentile, seconds."),
+        "max": _num("Longest iteration, seconds."),
+        "avg": _num("Mean iteration, seconds."),
+    },
+)
+
+_RESULT = _obj(
+    "Bounded summary of the workload's result (never per-iteration data).",
+    {
+        "iterations": _int("Iterations run.", minimum=0),
+        "failures": _int("Iterations that failed.", minimum=0),
+        "loadDuration": _num("Seconds from the first iteration's start to the last one's end."),
+        "fullDuration": _num("Seconds the whole workload took, contexts included."),
+        "durations": _DURATIONS,
+        "atomics": _list(
+            "Per atomic action statistics (free-form, Rally-shaped).",
+            _free("Statistics of one atomic action (free-form)."),
+        ),
+        "timeline": _list(
+            "Per-second buckets of iterations, durations and failures (bounded; free-form).",
+            _free("One bucket of the timeline (free-form)."),
+        ),
+    },
+)
+
+_RUNNER = _obj(
+    "Written only by the runner pod (merge patches on status.runner): progress, the trigger "
+    "firings and the final summary. The operator derives the rest of status from it.",
+    {
+        "startedAt": _time("When the runner started the load."),
+        "updatedAt": _time("When the runner last wrote its status."),
+        "finishedAt": _time("When the runner finished."),
+        "state": _str(
+            "Runner state: Running, Finished, Aborted or Error.",
+            enum=["Running", "Finished", "Aborted", "Error"],
+        ),
+        "progress": _obj(
+            "The runner's own progress counters.",
+            {
+                "done": _int("Iterations started.", minimum=0),
+                "total": _int("Iterations planned; absent when unknown.", minimum=0),
+                "failures": _int("Iterations that failed.", minimum=0),
+                "elapsedSeconds": _num("Seconds since iteration 1 started."),
+            },
+        ),
+        "firings": _list(
+            "Every trigger firing, in order: the operator creates one hook Job per entry.",
+            _obj(
+                "One trigger firing.",
+                {
+                    "hook": _int("Index of the hook in spec.hooks.", minimum=0),
+                    "eventType": _str("Trigger unit: iteration or time."),
+                    "value": _num("Iteration number or seconds since the load started."),
+                    "firedAt": _time("When the trigger fired (runner clock)."),
+                },
+            ),
+        ),
+        "summary": _free(
+            "Final Rally-shaped workload summary: SLA results, unreached trigger values, "
+            "statistics, timeline (free-form)."
+        ),
+        "error": _str("Why the runner failed, one line."),
+    },
+)
+
+STATUS_SCHEMA: Schema = _obj(
+    "Observed state of the task, written by the operator (and status.runner by the runner pod).",
+    {
+        "observedGeneration": _int("metadata.generation the operator last acted on.", minimum=0),
+        "phase": _str(
+            "Lifecycle phase: Pending, Running, Finishing (load done, hooks still running), "
+            "Succeeded, Failed or Aborted.",
+            enum=["Pending", "Running", "Finishing", "Succeeded", "Failed", "Aborted"],
+        ),
+        "conditions": _CONDITION_LIST,
+        "message": _str("One line: why the phase is what it is."),
+        "startedAt": _time("When the runner started."),
+        "finishedAt": _time("When the task reached a final phase."),
+        "runnerJob": _str("Name of the Job that runs the load."),
+        "progress": _PROGRESS,
+        "display": _obj(
+            "Short strings for `kubectl get` columns.",
+            {
+                "progress": _str("Iterations done/total, e.g. 750/1500."),
+                "hooks": _str("Hook firings succeeded/fired, e.g. 3/4."),
+                "sla": _str("SLA verdict: Passed, Failed or empty while unknown."),
+            },
+        ),
+        "hooks": _list("Per hook of spec.hooks, in the same order: its firings.", _HOOK),
+        "sla": _list(
+            "SLA criteria results.",
+            _obj(
+                "One SLA criterion's result.",
+                {
+                    "criterion": _str("SLA plugin name, e.g. failure_rate."),
+                    "success": _bool("Whether the criterion passed."),
+                    "detail": _str("Human-readable detail, e.g. the measured value."),
+                },
+            ),
+        ),
+        "passSLA": _bool("True when every SLA criterion passed."),
+        "result": _RESULT,
+        "runner": _RUNNER,
+        # kopf keeps handler progress in annotations and may mirror it here; declaring it keeps
+        # the API server from pruning it (and kopf from warning about it).
+        "kopf": _free("Internal bookkeeping of the operator framework (kopf); do not edit."),
+    },
+)
+
+
+def pruned_fields(value: Any, schema: Schema = STATUS_SCHEMA, path: str = "status") -> list[str]:
+    """Paths in ``value`` the API server would silently drop (undeclared fields).
+
+    For the status writers' unit tests: ``assert pruned_fields(derive_status(...)) == []``
+    catches a field added in code but not here, which a merge patch would lose without error.
+    """
+    if schema.get(PRESERVE):
+        return []
+    found: list[str] = []
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            if props is not None and key in props:
+                found += pruned_fields(item, props[key], f"{path}.{key}")
+            elif isinstance(extra, dict):
+                found += pruned_fields(item, extra, f"{path}.{key}")
+            else:
+                found.append(f"{path}.{key}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            found += pruned_fields(item, schema["items"], f"{path}[{index}]")
+    return found

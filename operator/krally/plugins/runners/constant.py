@@ -1,0 +1,63 @@
+"""Runner ``constant``: ``times`` iterations, ``concurrency`` of them at any moment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from krally import consts
+from krally.errors import InvalidConfig
+from krally.task import runner
+
+
+@runner.configure(name="constant")
+class ConstantScenarioRunner(runner.ScenarioRunner):
+    """Run ``times`` iterations with a fixed ``concurrency``; optional per-iteration ``timeout``."""
+
+    CONFIG_SCHEMA = {
+        "$schema": consts.JSON_SCHEMA,
+        "type": "object",
+        "properties": {
+            "type": {"type": "string"},
+            "concurrency": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Iterations running at any moment (default 1).",
+            },
+            "times": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Total number of iterations (default 1).",
+            },
+            "timeout": {
+                "type": "number",
+                "description": "Seconds after which an iteration is interrupted (0: never).",
+            },
+            "max_cpu_count": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "At most this many worker processes (default: CPU count).",
+            },
+        },
+        "additionalProperties": False,
+    }
+
+    @classmethod
+    def validate_config(cls, config: Any, path: str = "") -> list[InvalidConfig]:
+        problems = super().validate_config(config, path)
+        return problems or runner.check_concurrency_vs_times(config, path)
+
+    def _plan(self) -> tuple[list[int], int | None]:
+        times = self.config.get("times", 1)
+        concurrency = self.config.get("concurrency", 1)
+        max_cpu = self.config.get("max_cpu_count", runner.cpu_count())
+        processes = max(1, min(runner.cpu_count(), max_cpu, times, concurrency))
+        return runner.split(concurrency, processes), times
+
+    def _worker(self, ctx: runner.WorkerContext) -> None:
+        claim, run_one = ctx.gate.claim, ctx.run_one
+
+        def loop() -> None:
+            while (number := claim()) is not None:
+                run_one(number)
+
+        ctx.run_threads(ctx.concurrency, loop)

@@ -1,0 +1,145 @@
+"""SLA plugins: success criteria evaluated as iteration records arrive (Rally's ``sla`` module).
+
+``SLAChecker({"failure_rate": {"max": 0}, ...})`` builds one SLA plugin per criterion;
+``add_iteration(record)`` feeds them all and returns False as soon as one fails (the engine may
+then abort the load); ``results()`` is Rally's list of ``{criterion, success, detail}``, plus the
+pseudo-criteria ``aborted_on_sla``, ``aborted_manually`` and ``something_went_wrong``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from krally.errors import InvalidConfig
+from krally.task import plugin
+
+S = TypeVar("S", bound=type)
+
+
+class SLA(plugin.Plugin, kind="sla"):
+    """Base of SLA plugins: ``criterion_value`` is the plugin's config."""
+
+    def __init__(self, criterion_value: Any):
+        self.criterion_value = criterion_value
+        self.success = True
+
+    def add_iteration(self, iteration: dict[str, Any]) -> bool:
+        """Account for one record; return whether the criterion still holds."""
+        raise NotImplementedError
+
+    def merge(self, other: SLA) -> bool:
+        raise NotImplementedError(f"SLA {self.get_name()!r} cannot be merged")
+
+    def details(self) -> str:
+        raise NotImplementedError
+
+    def status(self) -> str:
+        return "Passed" if self.success else "Failed"
+
+    def result(self) -> dict[str, Any]:
+        return {"criterion": self.get_name(), "success": self.success, "detail": self.details()}
+
+
+def configure(name: str, platform: str = "default") -> Callable[[S], S]:
+    """Register an SLA subclass as criterion ``name`` (Rally: ``@sla.configure(name=...)``)."""
+    return plugin.configure(SLA, name, platform)
+
+
+def validate(config: Any, path: str = "sla") -> list[InvalidConfig]:
+    """Every problem of a workload's ``sla`` section (unknown criteria, bad values)."""
+    if not isinstance(config, dict):
+        return [InvalidConfig(path, f"must be an object, got {type(config).__name__}")]
+    problems: list[InvalidConfig] = []
+    for name, value in config.items():
+        problems += SLA.validate(name, value, plugin.join_path(path, [name]))
+    return problems
+
+
+class StreamingStats:
+    """Running count/mean/sample-std/min/max in O(1) memory (Welford's method)."""
+
+    __slots__ = ("_m2", "count", "max", "mean", "min")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean = 0.0
+        self._m2 = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self._m2 += delta * (value - self.mean)
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+
+    @property
+    def std(self) -> float | None:
+        return math.sqrt(self._m2 / (self.count - 1)) if self.count > 1 else None
+
+
+class SLAChecker:
+    """All SLA criteria of one workload."""
+
+    def __init__(self, sla_config: dict[str, Any] | None):
+        config = dict(sla_config or {})
+        problems = validate(config)
+        if problems:
+            raise problems[0]
+        self.criteria: list[SLA] = [SLA.get(name)(value) for name, value in config.items()]
+        self.aborted_on_sla = False
+        self.aborted_manually = False
+        self.unexpected_failure: BaseException | str | None = None
+
+    def add_iteration(self, record: dict[str, Any]) -> bool:
+        """Feed every criterion (none is skipped); False if any currently fails."""
+        ok = True
+        for criterion in self.criteria:
+            if not criterion.add_iteration(record):
+                ok = False
+        return ok
+
+    def set_aborted_on_sla(self) -> None:
+        self.aborted_on_sla = True
+
+    def set_aborted_manually(self) -> None:
+        self.aborted_manually = True
+
+    def set_unexpected_failure(self, exc: BaseException | str) -> None:
+        self.unexpected_failure = exc
+
+    def results(self) -> list[dict[str, Any]]:
+        results = [criterion.result() for criterion in self.criteria]
+        if self.aborted_on_sla:
+            results.append(
+                {
+                    "criterion": "aborted_on_sla",
+                    "success": False,
+                    "detail": "Task was aborted due to SLA failure(s).",
+                }
+            )
+        if self.aborted_manually:
+            results.append(
+                {
+                    "criterion": "aborted_manually",
+                    "success": False,
+                    "detail": "Task was aborted due to abort signal.",
+                }
+            )
+        if self.unexpected_failure is not None:
+            results.append(
+                {
+                    "criterion": "something_went_wrong",
+                    "success": False,
+                    "detail": f"Unexpected error: {self.unexpected_failure}",
+                }
+            )
+        return results
+
+    def passed(self) -> bool:
+        """Rally's ``pass_sla``."""
+        return all(result["success"] for result in self.results())

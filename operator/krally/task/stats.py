@@ -1,0 +1,334 @@
+"""Bounded workload statistics: never keeps every iteration.
+
+Durations go into log-bucketed histograms (the DDSketch scheme: bucket ``i`` holds values in
+``(gamma**(i-1), gamma**i]`` and reports ``2*gamma**i/(gamma+1)``), so every quantile is within
+``relative_error`` (1 % by default) of an order statistic of the data, whatever the number of
+iterations, in O(log(max/min)/relative_error) memory (at most ~1 200 buckets from 1 µs to
+3 h). Why not the ``hdrhistogram`` package: it needs integer values and a fixed range chosen up
+front, and is a compiled dependency; this is 60 lines and exactly fits Rally's float seconds.
+
+``WorkloadStats`` adds, per iteration: counts, the total duration histogram, per-atomic-action
+histograms (a tree by name path, like Rally's table), and a per-second timeline that halves its
+resolution whenever it would exceed ``max_points`` buckets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+QUANTILES = {"median": 0.5, "90%ile": 0.9, "95%ile": 0.95}
+_TINY = 1e-9  # durations at or below this count as zero (a bucket of their own)
+
+
+class LogHistogram:
+    """Quantiles of positive floats within ``relative_error``, in bounded memory."""
+
+    __slots__ = ("_buckets", "_gamma", "_inv_log_gamma", "count", "max", "min", "sum", "zeros")
+
+    def __init__(self, relative_error: float = 0.01):
+        if not 0 < relative_error < 1:
+            raise ValueError("relative_error must be in (0, 1)")
+        self._gamma = (1 + relative_error) / (1 - relative_error)
+        self._inv_log_gamma = 1 / math.log(self._gamma)
+        self._buckets: dict[int, int] = {}
+        self.zeros = 0
+        self.count = 0
+        self.sum = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.sum += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        if value <= _TINY:
+            self.zeros += 1
+            return
+        key = math.ceil(math.log(value) * self._inv_log_gamma)
+        buckets = self._buckets
+        buckets[key] = buckets.get(key, 0) + 1
+
+    def merge(self, other: LogHistogram) -> None:
+        if other._gamma != self._gamma:
+            raise ValueError("cannot merge histograms of different precision")
+        for key, n in other._buckets.items():
+            self._buckets[key] = self._buckets.get(key, 0) + n
+        self.zeros += other.zeros
+        self.count += other.count
+        self.sum += other.sum
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.count if self.count else None
+
+    def _values_at(self, ranks: list[int]) -> list[float]:
+        """Approximate order statistics for sorted 0-based ``ranks``."""
+        out: list[float] = []
+        it = iter(ranks)
+        rank = next(it, None)
+        seen = self.zeros
+        while rank is not None and rank < seen:
+            out.append(max(self.min, 0.0))
+            rank = next(it, None)
+        for key in sorted(self._buckets):
+            seen += self._buckets[key]
+            while rank is not None and rank < seen:
+                value = 2 * self._gamma**key / (self._gamma + 1)
+                out.append(min(max(value, self.min), self.max))
+                rank = next(it, None)
+            if rank is None:
+                break
+        while rank is not None:
+            out.append(self.max)
+            rank = next(it, None)
+        return out
+
+    def quantiles(self, qs: Iterable[float]) -> list[float | None]:
+        """Linear-interpolated quantiles like Rally's (numpy's default) percentile."""
+        qs = list(qs)
+        if not self.count:
+            return [None] * len(qs)
+        positions = [q * (self.count - 1) for q in qs]
+        ranks = sorted({r for p in positions for r in (math.floor(p), math.ceil(p))})
+        values = dict(zip(ranks, self._values_at(ranks), strict=True))
+        # The extremes are known exactly.
+        values[0] = self.min
+        values[self.count - 1] = self.max
+        out: list[float | None] = []
+        for p in positions:
+            lo, hi = math.floor(p), math.ceil(p)
+            out.append(values[lo] + (values[hi] - values[lo]) * (p - lo))
+        return out
+
+    def quantile(self, q: float) -> float | None:
+        return self.quantiles([q])[0]
+
+    def summary(self) -> dict[str, float | None]:
+        """``{min, median, 90%ile, 95%ile, max, avg}`` (None everywhere when empty)."""
+        median, p90, p95 = self.quantiles(QUANTILES.values())
+        empty = not self.count
+        return {
+            "min": None if empty else self.min,
+            "median": median,
+            "90%ile": p90,
+            "95%ile": p95,
+            "max": None if empty else self.max,
+            "avg": self.mean,
+        }
+
+    def __len__(self) -> int:
+        """Buckets in use (what the memory is proportional to)."""
+        return len(self._buckets) + (1 if self.zeros else 0)
+
+
+class _AtomicNode:
+    __slots__ = ("children", "count", "failed", "hist", "iterations", "name")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.hist = LogHistogram()  # durations of runs that did not fail
+        self.count = 0  # runs (an action may run several times per iteration)
+        self.failed = 0
+        self.iterations = 0  # iterations in which it ran
+        self.children: dict[str, _AtomicNode] = {}
+
+
+class _TimelinePoint:
+    __slots__ = ("count", "failures", "hist")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.failures = 0
+        self.hist = LogHistogram(0.02)  # coarser: there are many points
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:.1f}%" if whole else "n/a"
+
+
+class WorkloadStats:
+    """Everything the results and status need about a workload's iterations, bounded."""
+
+    def __init__(self, start_time: float | None = None, max_points: int = 300):
+        self.iterations = 0
+        self.failures = 0
+        self.start_time = start_time  # epoch of the first iteration (set on first add)
+        self.end_time: float | None = None  # max(timestamp + duration + idle)
+        self.durations = LogHistogram()  # every iteration's duration
+        self.ok_durations = LogHistogram()  # successful iterations only (Rally's table)
+        self.ok_idle = LogHistogram()
+        self.ok_total = LogHistogram()  # duration + idle_duration
+        self._atomics: dict[str, _AtomicNode] = {}
+        self._max_points = max_points
+        self._width = 1.0  # seconds per timeline point; doubles when points exceed max_points
+        self._points: dict[int, _TimelinePoint] = {}
+
+    # -- input --------------------------------------------------------------------------------
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Account for one Rally per-iteration record."""
+        duration = record["duration"]
+        idle = record.get("idle_duration", 0.0)
+        timestamp = record["timestamp"]
+        failed = bool(record.get("error"))
+        self.iterations += 1
+        self.durations.add(duration)
+        if failed:
+            self.failures += 1
+        else:
+            self.ok_durations.add(duration)
+            self.ok_idle.add(idle)
+            self.ok_total.add(duration + idle)
+        if self.start_time is None:
+            self.start_time = timestamp
+        end = timestamp + duration + idle
+        if self.end_time is None or end > self.end_time:
+            self.end_time = end
+        atomics = record.get("atomic_actions")
+        if atomics:
+            self._add_atomics(self._atomics, atomics)
+        self._add_point(timestamp, duration, failed)
+
+    def _add_atomics(self, nodes: dict[str, _AtomicNode], actions: list[dict[str, Any]]) -> None:
+        seen: set[str] = set()
+        for action in actions:
+            name = action["name"]
+            node = nodes.get(name)
+            if node is None:
+                node = nodes[name] = _AtomicNode(name)
+            node.count += 1
+            if name not in seen:
+                seen.add(name)
+                node.iterations += 1
+            finished = action.get("finished_at")
+            if action.get("failed") or finished is None:
+                node.failed += 1
+            else:
+                node.hist.add(finished - action["started_at"])
+            children = action.get("children")
+            if children:
+                self._add_atomics(node.children, children)
+
+    def _add_point(self, timestamp: float, duration: float, failed: bool) -> None:
+        assert self.start_time is not None
+        index = max(0, int((timestamp - self.start_time) / self._width))
+        point = self._points.get(index)
+        if point is None:
+            if len(self._points) >= self._max_points:
+                self._coarsen()
+                index = max(0, int((timestamp - self.start_time) / self._width))
+            point = self._points.get(index)
+            if point is None:
+                point = self._points[index] = _TimelinePoint()
+        point.count += 1
+        if failed:
+            point.failures += 1
+        point.hist.add(duration)
+
+    def _coarsen(self) -> None:
+        # Merge points pairwise until there is room: memory stays O(max_points).
+        while len(self._points) >= self._max_points:
+            self._width *= 2
+            merged: dict[int, _TimelinePoint] = {}
+            for index, point in self._points.items():
+                target = merged.get(index // 2)
+                if target is None:
+                    merged[index // 2] = point
+                else:
+                    target.count += point.count
+                    target.failures += point.failures
+                    target.hist.merge(point.hist)
+            self._points = merged
+
+    # -- output -------------------------------------------------------------------------------
+
+    @property
+    def load_duration(self) -> float:
+        """Rally's load_duration: max(ts + duration) - min(ts)."""
+        if self.start_time is None or self.end_time is None:
+            return 0.0
+        return self.end_time - self.start_time
+
+    def summary(self) -> dict[str, Any]:
+        """The bounded result summary (durations over every iteration, failed ones included)."""
+        return {
+            "iterations": self.iterations,
+            "failures": self.failures,
+            "success_rate": _percent(self.iterations - self.failures, self.iterations),
+            "start_time": self.start_time,
+            "load_duration": self.load_duration,
+            "durations": self.durations.summary(),
+        }
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Per-second points (wider once coarsened): iterations *started* in each interval."""
+        out = []
+        for index in sorted(self._points):
+            point = self._points[index]
+            durations = point.hist.summary()
+            out.append(
+                {
+                    "offset": index * self._width,
+                    "width": self._width,
+                    "count": point.count,
+                    "failures": point.failures,
+                    "durations": durations,
+                }
+            )
+        return out
+
+    def atomics(self) -> list[dict[str, Any]]:
+        """Rally's statistics nodes for the atomic actions (a tree, in first-seen order)."""
+        return [self._node(node) for node in self._atomics.values()]
+
+    def _node(self, node: _AtomicNode) -> dict[str, Any]:
+        data = node.hist.summary()
+        data["iteration_count"] = node.iterations
+        data["success"] = _percent(node.count - node.failed, node.count)
+        return {
+            "name": node.name,
+            "display_name": node.name,
+            "count_per_iteration": (node.count // node.iterations) if node.iterations else 0,
+            "data": data,
+            "children": [self._node(child) for child in node.children.values()],
+        }
+
+    def statistics(self) -> dict[str, Any]:
+        """Rally's ``statistics.durations``: ``{total, atomics}``."""
+
+        def data(hist: LogHistogram) -> dict[str, Any]:
+            values = hist.summary()
+            values["iteration_count"] = self.iterations
+            values["success"] = _percent(self.iterations - self.failures, self.iterations)
+            return values
+
+        total = {
+            "name": "total",
+            "display_name": "total",
+            "count_per_iteration": 1,
+            "data": data(self.ok_total),
+            "children": [
+                {
+                    "name": "duration",
+                    "display_name": "duration",
+                    "count_per_iteration": 1,
+                    "data": data(self.ok_durations),
+                    "children": [],
+                },
+                {
+                    "name": "idle_duration",
+                    "display_name": "idle_duration",
+                    "count_per_iteration": 1,
+                    "data": data(self.ok_idle),
+                    "children": [],
+                },
+            ],
+        }
+        return {"total": total, "atomics": self.atomics()}

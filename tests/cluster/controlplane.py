@@ -1,0 +1,574 @@
+"""Start and stop etcd, kube-apiserver, kube-controller-manager and the process node.
+
+Every component runs on loopback with free ports, logs to a file in the cluster's temporary
+directory, and carries a marker in its environment (inherited by every pod process), so that
+stop() can find and kill anything left behind, whatever happened.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.cluster import certs
+from tests.cluster.http import ApiError, KubeHTTP
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VERSION_FILE = Path(__file__).with_name("KUBERNETES_VERSION")
+BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-control-plane.sh"
+MARKER_ENV = "KRALLY_TEST_CLUSTER_ID"
+
+CONTROLLERS = (
+    "job-controller",
+    "garbage-collector-controller",
+    "serviceaccount-token-controller",
+    "serviceaccount-controller",
+    "namespace-controller",
+    "ttl-after-finished-controller",
+    "root-ca-certificate-publisher-controller",
+    "pod-garbage-collector-controller",
+    # Beyond the Job world: the operator's Deployment runs in the demo, and the built-in
+    # admin/edit/view ClusterRoles only get their rules through aggregation.
+    "deployment-controller",
+    "replicaset-controller",
+    "clusterrole-aggregation-controller",
+)
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not start or a component died; the message holds the logs."""
+
+
+class KubectlError(subprocess.CalledProcessError):
+    def __str__(self) -> str:
+        cmd = " ".join(self.cmd[3:]) if isinstance(self.cmd, list) else str(self.cmd)
+        return (
+            f"kubectl {cmd} exited {self.returncode}\n"
+            f"stdout: {(self.stdout or '').strip()}\nstderr: {(self.stderr or '').strip()}"
+        )
+
+
+def kubernetes_version() -> str:
+    return os.environ.get("KRALLY_KUBERNETES_VERSION") or VERSION_FILE.read_text().strip()
+
+
+def binary_dir(version: str | None = None) -> Path:
+    cache = os.environ.get("KRALLY_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "krally"
+    )
+    return Path(cache) / f"kubernetes-{version or kubernetes_version()}" / "bin"
+
+
+def ensure_binaries(build: bool = True) -> Path:
+    """The cached binaries' directory; builds them (minutes, first time only) when missing."""
+    bindir = binary_dir()
+    names = ("kube-apiserver", "kube-controller-manager", "kubectl")
+    if all((bindir / n).is_file() for n in names):
+        return bindir
+    if not build:
+        raise ClusterError(f"control plane binaries missing in {bindir}: run {BUILD_SCRIPT}")
+    # Progress goes to the real stderr: a first build takes minutes and must not look hung.
+    proc = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=sys.__stderr__, stderr=sys.__stderr__)
+    if proc.returncode != 0 or not all((bindir / n).is_file() for n in names):
+        raise ClusterError(f"{BUILD_SCRIPT} failed (exit {proc.returncode}); see its output above")
+    return bindir
+
+
+def etcd_binary() -> str:
+    found = os.environ.get("KRALLY_ETCD") or shutil.which("etcd") or "/usr/bin/etcd"
+    if not os.access(found, os.X_OK):
+        raise ClusterError("etcd not found: apt-get install -y etcd-server (or set KRALLY_ETCD)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 256 * lines))
+            text = f.read().decode("utf-8", "replace")
+    except OSError as exc:
+        return f"<{exc}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class Component:
+    """One child process with its log file."""
+
+    def __init__(self, name: str, argv: Sequence[str], log: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log = log
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        argv = self.argv
+        if shutil.which("setpriv"):
+            # Dies with its parent even when that is SIGKILLed (a cancelled CI job). The
+            # "parent" is the starting thread: start a cluster from a thread that outlives it.
+            argv = ["setpriv", "--pdeathsig", "KILL", "--", *argv]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches us, not them
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def describe(self) -> str:
+        if self.proc is None:
+            return "not started"
+        rc = self.proc.poll()
+        return f"pid {self.proc.pid}, running" if rc is None else f"exited with {rc}"
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+class Cluster:
+    """A running control plane plus process node. Use start() or `with Cluster() as c`."""
+
+    def __init__(
+        self,
+        *,
+        node_name: str = "krally-node",
+        workdir: Path | None = None,
+        keep_workdir: bool = False,
+        build: bool = True,
+    ) -> None:
+        self.node_name = node_name
+        self.version = kubernetes_version()
+        self._build = build
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="krally-cluster-"))
+        self.keep_workdir = keep_workdir
+        self.logdir = self.workdir / "logs"
+        self.id = uuid.uuid4().hex
+        self.admin_token = secrets.token_hex(16)
+        self.components: list[Component] = []
+        self.timings: dict[str, float] = {}
+        self.server = ""
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.bindir = binary_dir()
+        self._http: KubeHTTP | None = None
+        self.certs: certs.Certificates | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> Cluster:
+        if not self.components:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 120.0) -> Cluster:
+        t0 = time.monotonic()
+        try:
+            self._start(timeout)
+        except BaseException as exc:
+            report = self.logs()
+            self.stop()
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise ClusterError(f"control plane failed to start: {exc}\n{report}") from exc
+        self.timings["total"] = time.monotonic() - t0
+        return self
+
+    def _start(self, timeout: float) -> None:
+        self.bindir = ensure_binaries(self._build)
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        mark = time.monotonic()
+        self.certs = c = certs.generate(self.workdir / "pki")
+        self.timings["certs"] = time.monotonic() - mark
+
+        env = dict(os.environ)
+        env[MARKER_ENV] = self.id
+        env.pop("KUBECONFIG", None)
+
+        etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        peer_url = f"http://127.0.0.1:{etcd_peer}"
+        etcd = self._add(
+            "etcd",
+            [
+                etcd_binary(),
+                "--name=krally",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=krally={peer_url}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+            env,
+        )
+        mark = time.monotonic()
+        etcd.start()
+        self._wait_http(etcd, f"{etcd_url}/health", timeout)
+        self.timings["etcd"] = time.monotonic() - mark
+
+        tokens = self.workdir / "tokens.csv"
+        tokens.write_text(f'{self.admin_token},admin,admin,"system:masters"\n')
+        tokens.chmod(0o600)
+        self.server = f"https://127.0.0.1:{api_port}"
+        apiserver = self._add(
+            "kube-apiserver",
+            [
+                str(self.bindir / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--cert-dir={self.workdir / 'pki'}",
+                f"--tls-cert-file={c.serving_cert}",
+                f"--tls-private-key-file={c.serving_key}",
+                f"--client-ca-file={c.ca_cert}",
+                f"--token-auth-file={tokens}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={c.sa_public_key}",
+                f"--service-account-signing-key-file={c.sa_private_key}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                # `kubectl logs` reaches the process node by its InternalIP (127.0.0.1).
+                "--kubelet-preferred-address-types=InternalIP",
+                "--profiling=false",
+                "--v=1",
+            ],
+            env,
+        )
+        mark = time.monotonic()
+        apiserver.start()
+        self._http = KubeHTTP(self.server, str(c.ca_cert), self.admin_token, timeout=10)
+        self._wait_readyz(apiserver, timeout)
+        self.timings["apiserver"] = time.monotonic() - mark
+        self.write_kubeconfig(self.kubeconfig)
+
+        kcm = self._add(
+            "kube-controller-manager",
+            [
+                str(self.bindir / "kube-controller-manager"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+                "--leader-elect=false",
+                "--use-service-account-credentials=false",
+                f"--service-account-private-key-file={c.sa_private_key}",
+                f"--root-ca-file={c.ca_cert}",
+                f"--controllers={','.join(CONTROLLERS)}",
+                "--concurrent-gc-syncs=5",
+                "--v=1",
+            ],
+            env,
+        )
+        mark = time.monotonic()
+        kcm.start()
+        self._wait(
+            lambda: self._exists("/api/v1/namespaces/default/serviceaccounts/default"),
+            timeout,
+            "namespace default and its ServiceAccount",
+        )
+        self.timings["default-namespace"] = time.monotonic() - mark
+
+        node = self._add(
+            "process-node",
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster.node",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--name={self.node_name}",
+                f"--workdir={self.workdir / 'node'}",
+                f"--version={self.version}",
+                f"--tls-cert={c.serving_cert}",
+                f"--tls-key={c.serving_key}",
+            ],
+            {
+                **env,
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])
+                ),
+                "PYTHONUNBUFFERED": "1",
+            },
+        )
+        mark = time.monotonic()
+        node.start()
+        self._wait(self._node_ready, timeout, f"node {self.node_name} Ready")
+        self.timings["node"] = time.monotonic() - mark
+
+    def stop(self) -> None:
+        """Stop everything, newest first; then kill anything still carrying our marker."""
+        for component in reversed(self.components):
+            component.stop()
+        kill_marked_processes(self.id)
+        if self._own_workdir and not self.keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self._http = None
+
+    # -- diagnostics -----------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise ClusterError with the logs if a component has died."""
+        dead = [c for c in self.components if not c.alive()]
+        if dead:
+            names = ", ".join(f"{c.name} ({c.describe()})" for c in dead)
+            raise ClusterError(f"cluster component died: {names}\n{self.logs()}")
+
+    def logs(self, lines: int = 40) -> str:
+        """Each component's state and last log lines, for failure messages."""
+        parts = [f"(component logs: {self.logdir})"] if self.keep_workdir else []
+        for component in self.components:
+            parts.append(
+                f"----- {component.name} ({component.describe()}) -----\n"
+                f"{tail(component.log, lines)}"
+            )
+        return "\n".join(parts) or "(no component started)"
+
+    def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
+        """What a pod's containers printed (stdout+stderr): no kubelet serves `kubectl logs`."""
+        poddir = self.workdir / "node" / "pods" / namespace / pod
+        logs = sorted(poddir.glob(f"{container or '*'}.log"))
+        return "\n".join(p.read_text(errors="replace") for p in logs)
+
+    # -- clients ---------------------------------------------------------------------------
+
+    @property
+    def http(self) -> KubeHTTP:
+        if self._http is None:
+            raise ClusterError("cluster is not running")
+        return self._http
+
+    def kubectl(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        as_user: str | None = None,
+        token: str | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the built kubectl as admin (impersonating `as_user`, or with a bearer `token`)."""
+        argv = [str(self.bindir / "kubectl"), f"--kubeconfig={self.kubeconfig}"]
+        if as_user:
+            argv.append(f"--as={as_user}")
+        if token:
+            argv.append(f"--token={token}")
+        argv.extend(args)
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+        proc = subprocess.run(
+            argv, input=input, capture_output=True, text=True, timeout=timeout, env=env
+        )
+        if check and proc.returncode != 0:
+            raise KubectlError(proc.returncode, argv, proc.stdout, proc.stderr)
+        return proc
+
+    def api_client(self, token: str | None = None) -> Any:
+        """A kubernetes.client.ApiClient acting as admin (or as the bearer of `token`)."""
+        import kubernetes.client
+
+        assert self.certs is not None
+        config = kubernetes.client.Configuration()
+        config.host = self.server
+        config.ssl_ca_cert = str(self.certs.ca_cert)
+        config.api_key = {"BearerToken": token or self.admin_token}
+        config.api_key_prefix = {"BearerToken": "Bearer"}
+        return kubernetes.client.ApiClient(config)
+
+    def token_for(self, namespace: str, service_account: str, expiration: int = 3600) -> str:
+        """A token for a service account from the TokenRequest API (the SA must exist)."""
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token"
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": expiration},
+        }
+        return str(self.http.request("POST", path, body)["status"]["token"])
+
+    def kubeconfig_text(self, token: str | None = None, namespace: str | None = None) -> str:
+        """A self-contained kubeconfig (CA embedded) for the admin or a token's bearer."""
+        assert self.certs is not None
+        context: dict[str, str] = {"cluster": "krally", "user": "user"}
+        if namespace:
+            context["namespace"] = namespace
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "krally",
+                    "cluster": {
+                        "server": self.server,
+                        "certificate-authority-data": base64.b64encode(
+                            self.certs.ca_cert.read_bytes()
+                        ).decode(),
+                    },
+                }
+            ],
+            "users": [{"name": "user", "user": {"token": token or self.admin_token}}],
+            "contexts": [{"name": "krally", "context": context}],
+            "current-context": "krally",
+        }
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def write_kubeconfig(
+        self, path: Path | str, token: str | None = None, namespace: str | None = None
+    ) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.kubeconfig_text(token, namespace))
+        tmp.chmod(0o600)
+        tmp.replace(path)  # atomic: a script waiting for the file never reads half of it
+        return path
+
+    # -- namespaces ------------------------------------------------------------------------
+
+    def create_namespace(
+        self, name: str | None = None, labels: dict[str, str] | None = None, timeout: float = 30
+    ) -> str:
+        """Create a namespace (a generated name when None) and wait for its default SA."""
+        name = name or f"t-{secrets.token_hex(4)}"
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        if labels:
+            body["metadata"]["labels"] = labels
+        self.http.request("POST", "/api/v1/namespaces", body)
+        self._wait(
+            lambda: self._exists(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+            timeout,
+            f"ServiceAccount default in namespace {name}",
+        )
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        with contextlib.suppress(ApiError):
+            self.http.request("DELETE", f"/api/v1/namespaces/{name}")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _add(self, name: str, argv: list[str], env: dict[str, str]) -> Component:
+        component = Component(name, argv, self.logdir / f"{name}.log", env)
+        self.components.append(component)
+        return component
+
+    def _alive_or_raise(self) -> bool:
+        for component in self.components:
+            if not component.alive():
+                raise ClusterError(f"{component.name} {component.describe()}")
+        return True
+
+    def _wait(self, predicate: Any, timeout: float, message: str) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            self._alive_or_raise()
+            try:
+                if predicate():
+                    return
+            except Exception as exc:  # not ready yet
+                last = f": {exc}"
+            time.sleep(0.05)
+        raise ClusterError(f"timed out after {timeout:g}s waiting for {message}{last}")
+
+    def _wait_http(self, component: Component, url: str, timeout: float) -> None:
+        import urllib3
+
+        pool = urllib3.PoolManager()
+
+        def healthy() -> bool:
+            return pool.request("GET", url, timeout=1, retries=False).status == 200
+
+        self._wait(healthy, timeout, f"{component.name} at {url}")
+
+    def _wait_readyz(self, component: Component, timeout: float) -> None:
+        def ready() -> bool:
+            self.http.request("GET", "/readyz")
+            return True
+
+        self._wait(ready, timeout, f"{component.name} /readyz")
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.http.get(path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def _node_ready(self) -> bool:
+        node = self.http.get(f"/api/v1/nodes/{self.node_name}")
+        conditions = node.get("status", {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def start(**kwargs: Any) -> Cluster:
+    """Start a cluster; use the result as a context manager to stop it: `with start() as c:`."""
+    return Cluster(**kwargs).start()
+
+
+def kill_marked_processes(cluster_id: str) -> list[int]:
+    """SIGKILL every process whose environment carries this cluster's marker."""
+    needle = f"{MARKER_ENV}={cluster_id}".encode()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
+_NAME_RE = re.compile(r"[^a-z0-9-]+")
+
+
+def dns_label(text: str, limit: int = 40) -> str:
+    """A lowercase DNS-label fragment of `text` (for namespace names from test names)."""
+    return _NAME_RE.sub("-", text.lower()).strip("-")[:limit].strip("-") or "x"

@@ -1,0 +1,438 @@
+"""End-to-end: the krally operator on a real control plane with the process node.
+
+Each test gets a fresh namespace that enforces the `restricted` Pod Security level, installs the
+CRD (from crds/), runs the operator as a subprocess (`python -m krally operator -n NS
+--standalone`) with the token of an operator ServiceAccount bound to manifests' ClusterRole (so
+RBAC is the shipped one), applies BenchmarkTasks with kubectl and reads what happened from the
+API like a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "benchmarktasks.krally.dev.yaml"
+CLUSTER_ROLE = ROOT / "manifests" / "clusterrole.yaml"
+RALLY_EXAMPLE = ROOT / "manifests" / "examples" / "rally-hooks.yaml"
+OPERATOR_SA = "krally-operator"
+
+
+class Operator:
+    """`krally operator` as a child process, acting as the operator ServiceAccount."""
+
+    def __init__(self, cluster: Any, namespace: str, workdir: Path) -> None:
+        self.cluster, self.namespace, self.workdir = cluster, namespace, workdir
+        self.kubeconfig = workdir / "operator.kubeconfig"
+        self.log = workdir / "operator.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        token = cluster.token_for(namespace, OPERATOR_SA)
+        cluster.write_kubeconfig(self.kubeconfig, token=token, namespace=namespace)
+
+    def start(self) -> Operator:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "KRALLY_HOOK_TIMEOUT": "60",
+            "PYTHONUNBUFFERED": "1",
+        }
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "krally", "operator", "-n", self.namespace, "--standalone"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, like a crashed or evicted operator pod."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def output(self, lines: int = 60) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def crd_installed(cluster: Any) -> None:
+    cluster.kubectl("apply", "-f", str(CRD))
+    cluster.kubectl("apply", "-f", str(CLUSTER_ROLE))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev", "--timeout=60s"
+    )
+
+
+@pytest.fixture
+def ns(cluster: Any, namespace: str, crd_installed: None) -> str:
+    # Every pod krally creates must be admitted under the `restricted` Pod Security level.
+    cluster.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    cluster.kubectl("create", "serviceaccount", OPERATOR_SA, "-n", namespace)
+    cluster.kubectl(
+        "create", "rolebinding", OPERATOR_SA, "-n", namespace,
+        "--clusterrole=krally-operator", f"--serviceaccount={namespace}:{OPERATOR_SA}",
+    )  # fmt: skip
+    return namespace
+
+
+@pytest.fixture
+def operator(cluster: Any, ns: str, tmp_path: Path) -> Iterator[Operator]:
+    op = Operator(cluster, ns, tmp_path).start()
+    yield op
+    # Delete the tasks while the operator runs (there is no finalizer, but be tidy), then stop.
+    cluster.kubectl("delete", "bt", "--all", "-n", ns, "--wait=false", check=False)
+    op.stop()
+    # Captured: pytest shows it with a failing test only.
+    print(f"--- operator log ({op.log}) ---\n{op.output(120)}")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def task_yaml(name: str, spec: dict[str, Any]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "krally.dev/v1alpha1",
+            "kind": "BenchmarkTask",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def get_task(cluster: Any, ns: str, name: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", "bt", name, "-n", ns, "-o", "json").stdout)
+
+
+def get_status(cluster: Any, ns: str, name: str) -> dict[str, Any]:
+    return get_task(cluster, ns, name).get("status") or {}
+
+
+def wait_phase(
+    cluster: Any,
+    ns: str,
+    name: str,
+    phases: set[str],
+    wait_for: Callable[..., Any],
+    timeout: float = 120,
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        status = get_status(cluster, ns, name)
+        return status if status.get("phase") in phases else None
+
+    return wait_for(reached, timeout=timeout, message=f"bt/{name} phase in {sorted(phases)}")
+
+
+def jobs(cluster: Any, ns: str, selector: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", "jobs", "-n", ns, "-l", selector, "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+def condition(status: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions") or [] if c["type"] == ctype)
+
+
+def triggered(results: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(r["triggeredBy"]["eventType"], r["triggeredBy"]["value"]) for r in results]
+
+
+def dummy_spec(times: int, sleep: float, hooks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "scenario": {"name": "Dummy.dummy", "args": {"sleep": sleep}},
+        "runner": {"type": "constant", "times": times, "concurrency": 1},
+        "sla": {"failure_rate": {"max": 0}},
+        "hooks": hooks,
+    }
+
+
+def sys_call(command: str, trigger: str, **args: Any) -> dict[str, Any]:
+    return {"name": "sys_call", "args": command, "trigger": {"name": trigger, "args": args}}
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_rally_hooks_example(cluster: Any, ns: str, operator: Operator, wait_for: Any) -> None:
+    name = yaml.safe_load(RALLY_EXAMPLE.read_text())["metadata"]["name"]
+    cluster.kubectl("apply", "-n", ns, "-f", str(RALLY_EXAMPLE))
+    status = wait_phase(cluster, ns, name, {"Succeeded", "Failed", "Aborted"}, wait_for, 180)
+    assert status["phase"] == "Succeeded", status.get("message")
+
+    hook = status["hooks"][0]
+    assert [r["status"] for r in hook["results"]] == ["success"] * 4
+    assert triggered(hook["results"]) == [("iteration", v) for v in (5, 50, 200, 1000)]
+    assert hook["summary"] == {"success": 4}
+    for result in hook["results"]:
+        assert result["firedAt"] <= result["startedAt"] <= result["finishedAt"]
+        assert result["job"]
+    assert status["progress"]["done"] == 1500 == status["progress"]["total"]
+    assert status["display"] == {"progress": "1500/1500", "hooks": "4/4", "sla": "Passed"}
+    assert status["passSLA"] is True and status["result"]["iterations"] == 1500
+    assert condition(status, "Complete")["status"] == "True"
+    assert condition(status, "Accepted")["observedGeneration"] == 1
+
+    cluster.kubectl("wait", "--for=condition=Complete", f"bt/{name}", "-n", ns, "--timeout=30s")
+    table = cluster.kubectl("get", "bt", "-n", ns).stdout.splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "PROGRESS", "HOOKS", "SLA", "AGE"]
+    assert table[1].split()[:5] == [name, "Succeeded", "1500/1500", "4/4", "Passed"]
+
+    # One Job per firing, all owned by the task; every pod admitted under `restricted`.
+    hook_jobs = jobs(cluster, ns, f"krally.dev/task={name},krally.dev/role=hook")
+    assert len(hook_jobs) == 4
+    for job in hook_jobs:
+        ref = job["metadata"]["ownerReferences"][0]
+        assert ref["kind"] == "BenchmarkTask" and ref["controller"] is True
+    reasons = cluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector", "involvedObject.kind=BenchmarkTask",
+        "-o", "jsonpath={.items[*].reason}",
+    ).stdout.split()  # fmt: skip
+    for reason in ("Started", "HookFired", "HookSucceeded", "SLAPassed", "Completed"):
+        assert reason in reasons
+    assert reasons.count("HookFired") == 4
+    refused = cluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector", "reason=FailedCreate", "-o", "name"
+    ).stdout.strip()
+    assert not refused, "a pod was refused by Pod Security admission"
+
+
+def test_time_and_periodic_triggers(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    spec = dummy_spec(
+        times=40,
+        sleep=0.1,  # about 4 s of load
+        hooks=[
+            sys_call("/bin/echo time", "event", unit="time", at=[0, 1, 2, 30]),
+            sys_call("/bin/echo periodic-iteration", "periodic", unit="iteration", step=10),
+            sys_call("/bin/echo periodic-time", "periodic", unit="time", step=2, end=2),
+        ],
+    )
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("triggers", spec))
+    status = wait_phase(cluster, ns, "triggers", {"Succeeded", "Failed"}, wait_for, 120)
+    assert status["phase"] == "Succeeded", status.get("message")
+    by_time, periodic_iter, periodic_time = status["hooks"]
+    assert triggered(by_time["results"]) == [("time", 0), ("time", 1), ("time", 2)]
+    assert by_time["unreached"] == [{"eventType": "time", "value": 30}]
+    assert triggered(periodic_iter["results"]) == [("iteration", v) for v in (1, 11, 21, 31)]
+    assert triggered(periodic_time["results"]) == [("time", 0), ("time", 2)]
+    for hook in status["hooks"]:
+        assert hook["summary"] == {"success": len(hook["results"])}
+    # A time tick N fires N whole seconds after iteration 1 started (runner clock).
+    fired = [r["firedAt"] for r in by_time["results"]]
+    t0, t1, t2 = (time.mktime(time.strptime(f[:19], "%Y-%m-%dT%H:%M:%S")) for f in fired)
+    assert 0 <= t1 - t0 <= 2 and 1 <= t2 - t0 <= 3
+
+
+def test_failing_hook_is_recorded_and_task_completes(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    spec = dummy_spec(
+        times=20,
+        sleep=0.05,
+        hooks=[
+            sys_call("/bin/false", "event", unit="iteration", at=[2]),
+            sys_call("/bin/echo fine", "event", unit="iteration", at=[3]),
+        ],
+    )
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("failing", spec))
+    status = wait_phase(cluster, ns, "failing", {"Succeeded", "Failed"}, wait_for, 120)
+    assert status["phase"] == "Succeeded", status.get("message")
+    failed, fine = status["hooks"]
+    (result,) = failed["results"]
+    assert result["status"] == "failed"
+    assert "returned 1" in result["error"]["msg"]  # Rally's "Subprocess returned 1"
+    assert failed["summary"] == {"failed": 1}
+    assert fine["summary"] == {"success": 1}
+    assert status["display"]["hooks"] == "1/2"
+    assert status["passSLA"] is True  # a hook never affects the SLA, as in Rally
+    (job,) = jobs(cluster, ns, "krally.dev/task=failing,krally.dev/hook-index=0")
+    assert any(c["type"] == "Failed" for c in job["status"].get("conditions", []))
+
+
+def test_operator_restart_fires_each_hook_once(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    spec = dummy_spec(
+        times=400,
+        sleep=0.02,  # about 8 s of load, firing every 20 iterations: 20 firings
+        hooks=[sys_call("/bin/echo tick", "periodic", unit="iteration", step=20)],
+    )
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("restart", spec))
+    wait_for(
+        lambda: len(jobs(cluster, ns, "krally.dev/task=restart,krally.dev/role=hook")) >= 2,
+        timeout=60,
+        message="first hook Jobs",
+    )
+    operator.kill()
+    done_at_kill = (get_status(cluster, ns, "restart").get("runner") or {}).get("progress", {})
+    time.sleep(3)  # firings keep being recorded by the runner while no operator runs
+    operator.start()
+    status = wait_phase(cluster, ns, "restart", {"Succeeded", "Failed"}, wait_for, 120)
+    assert status["phase"] == "Succeeded", status.get("message")
+    assert done_at_kill.get("done", 0) < 400, "the operator was killed after the load ended"
+    expected = [("iteration", v) for v in range(1, 401, 20)]
+    results = status["hooks"][0]["results"]
+    assert triggered(results) == expected
+    assert status["hooks"][0]["summary"] == {"success": len(expected)}
+    hook_jobs = jobs(cluster, ns, "krally.dev/task=restart,krally.dev/role=hook")
+    assert len(hook_jobs) == len(expected)
+    values = sorted(int(j["metadata"]["labels"]["krally.dev/trigger-value"]) for j in hook_jobs)
+    assert values == [v for _, v in expected]
+
+
+def test_runner_pod_deleted_mid_run_fails_keeping_progress(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    spec = dummy_spec(
+        times=3000,
+        sleep=0.01,
+        hooks=[sys_call("/bin/echo early", "event", unit="iteration", at=[10])],
+    )
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("victim", spec))
+
+    def running() -> bool:
+        progress = (get_status(cluster, ns, "victim").get("runner") or {}).get("progress") or {}
+        return progress.get("done", 0) >= 50
+
+    wait_for(running, timeout=60, message="runner progress ≥ 50")
+    cluster.kubectl(
+        "delete", "pod", "-n", ns, "-l", "krally.dev/task=victim,krally.dev/role=runner",
+        "--wait=false",
+    )  # fmt: skip
+    status = wait_phase(cluster, ns, "victim", {"Succeeded", "Failed", "Aborted"}, wait_for, 90)
+    assert status["phase"] == "Failed"
+    failed = condition(status, "Failed")
+    assert failed["status"] == "True"
+    assert failed["reason"] in ("RunnerTerminated", "RunnerPodDeleted"), failed
+    assert "deleted" in status["message"]
+    assert 50 <= status["progress"]["done"] < 3000  # partial progress kept
+    assert status["runner"]["state"] == "Aborted"
+    # The hook fired before the deletion still ran.
+    wait_for(
+        lambda: get_status(cluster, ns, "victim")["hooks"][0]["summary"] == {"success": 1},
+        timeout=60,
+        message="the early hook's result",
+    )
+
+
+def test_abort_stops_the_task(cluster: Any, ns: str, operator: Operator, wait_for: Any) -> None:
+    spec = dummy_spec(times=3000, sleep=0.01, hooks=[])
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("stopme", spec))
+    wait_for(
+        lambda: (
+            (get_status(cluster, ns, "stopme").get("runner") or {})
+            .get("progress", {})
+            .get("done", 0)
+            > 20
+        ),
+        timeout=60,
+        message="runner progress",
+    )
+    cluster.kubectl(
+        "patch", "bt", "stopme", "-n", ns, "--type=merge", "-p", '{"spec":{"abort":true}}'
+    )
+    status = wait_phase(cluster, ns, "stopme", {"Aborted", "Failed", "Succeeded"}, wait_for, 60)
+    assert status["phase"] == "Aborted", status.get("message")
+    final = wait_for(
+        lambda: (
+            (s := get_status(cluster, ns, "stopme")).get("runner", {}).get("state") == "Aborted"
+            and s
+        ),
+        timeout=45,
+        message="runner wrote its partial summary",
+    )
+    assert 20 <= final["progress"]["done"] < 3000
+
+
+BAD_HOOKS = {
+    "unknown-hook": {"name": "no_such_hook", "args": "x",
+                     "trigger": {"name": "event", "args": {"unit": "iteration", "at": [1]}}},
+    "empty-at": {"name": "sys_call", "args": "/bin/true",
+                 "trigger": {"name": "event", "args": {"unit": "iteration", "at": []}}},
+    "bad-unit": {"name": "sys_call", "args": "/bin/true",
+                 "trigger": {"name": "event", "args": {"unit": "minutes", "at": [1]}}},
+}  # fmt: skip
+
+
+def test_bad_specs_are_refused_and_operator_keeps_serving(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    for name, hook in BAD_HOOKS.items():
+        spec = dummy_spec(times=5, sleep=0.0, hooks=[hook])
+        applied = cluster.kubectl(
+            "apply", "-n", ns, "-f", "-", input=task_yaml(name, spec), check=False
+        )
+        if applied.returncode != 0:  # refused by the API server: it must name the field
+            assert "hooks" in applied.stderr, applied.stderr
+            continue
+        status = wait_phase(cluster, ns, name, {"Failed", "Succeeded", "Running"}, wait_for, 60)
+        assert status["phase"] == "Failed", (name, status)
+        accepted = condition(status, "Accepted")
+        assert accepted["status"] == "False"
+        assert "spec.hooks[0]" in accepted["message"], accepted["message"]
+        assert not jobs(cluster, ns, f"krally.dev/task={name}"), "nothing may be created"
+        warning = cluster.kubectl(
+            "get", "events", "-n", ns, "--field-selector",
+            f"involvedObject.name={name},type=Warning", "-o", "name",
+        ).stdout.strip()  # fmt: skip
+        assert warning, f"no Warning Event for {name}"
+
+    good = dummy_spec(
+        times=10, sleep=0.01, hooks=[sys_call("/bin/true", "event", unit="iteration", at=[1])]
+    )
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("good", good))
+    status = wait_phase(cluster, ns, "good", {"Succeeded", "Failed"}, wait_for, 90)
+    assert status["phase"] == "Succeeded", status.get("message")
+
+
+def test_runner_identity_is_least_privilege(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    spec = dummy_spec(times=5, sleep=0.0, hooks=[])
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("mine", spec))
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("other", spec))
+    for name in ("mine", "other"):
+        wait_phase(cluster, ns, name, {"Succeeded", "Failed"}, wait_for, 90)
+    runner_sa = get_status(cluster, ns, "mine")["runnerJob"]  # SA, Role, Job share the name
+    as_runner = f"system:serviceaccount:{ns}:{runner_sa}"
+
+    def can(*args: str) -> bool:
+        out = cluster.kubectl("auth", "can-i", *args, "-n", ns, check=False, as_user=as_runner)
+        return out.stdout.strip() == "yes"
+
+    assert can("patch", "benchmarktasks/mine", "--subresource=status")
+    assert can("get", "benchmarktasks/mine")
+    assert not can("create", "jobs")
+    assert not can("create", "pods")
+    assert not can("patch", "benchmarktasks/other", "--subresource=status")
+    assert not can("patch", "benchmarktasks/mine")  # the spec is not the runner's
+    assert not can("list", "benchmarktasks")
+    assert not can("get", "secrets")

@@ -1,0 +1,390 @@
+"""derive_status and friends: the operator's whole status logic, driven with plain dicts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from krally.kube import events as kevents
+from krally.kube import hookpod
+from krally.kube import jobs as kjobs
+from krally.kube import status as kstatus
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+LATER = datetime(2026, 1, 1, 12, 5, 0, tzinfo=UTC)
+AT = [5, 50, 200, 1000]
+
+
+def make_task(runner: dict[str, Any] | None = None, **status: Any) -> dict[str, Any]:
+    task = {
+        "apiVersion": "krally.dev/v1alpha1",
+        "kind": "BenchmarkTask",
+        "metadata": {"name": "t", "namespace": "ns", "uid": "u", "generation": 1},
+        "spec": {
+            "scenario": {"name": "Dummy.dummy"},
+            "runner": {"type": "constant", "times": 1500},
+            "hooks": [
+                {
+                    "name": "sys_call",
+                    "args": "/bin/echo 123",
+                    "trigger": {"name": "event", "args": {"unit": "iteration", "at": AT}},
+                }
+            ],
+        },
+        "status": dict(status),
+    }
+    if runner is not None:
+        task["status"]["runner"] = runner
+    return task
+
+
+def runner_job(state: str = "active") -> dict[str, Any]:
+    conditions = {
+        "complete": [{"type": "Complete", "status": "True"}],
+        "failed": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}],
+        "deadline": [
+            {"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "x"}
+        ],
+        "active": [],
+    }[state]
+    return {
+        "metadata": {"name": "t-runner", "labels": {"krally.dev/role": "runner"}},
+        "spec": {"activeDeadlineSeconds": 60},
+        "status": {"active": 1 if state == "active" else 0, "conditions": conditions},
+    }
+
+
+def hook_job(value: int, state: str = "complete") -> dict[str, Any]:
+    name = kjobs.hook_job_name("t", 0, "iteration", value)
+    conditions = []
+    if state == "complete":
+        conditions = [{"type": "Complete", "status": "True"}]
+    elif state == "failed":
+        conditions = [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]
+    elif state == "deadline":
+        conditions = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+    return {
+        "metadata": {"name": name, "labels": {"krally.dev/role": "hook"}},
+        "spec": {"activeDeadlineSeconds": 300},
+        "status": {"conditions": conditions, "startTime": "2026-01-01T11:59:00Z"},
+    }
+
+
+def hook_pod(value: int, result: dict[str, Any] | None, exit_code: int = 0) -> dict[str, Any]:
+    name = kjobs.hook_job_name("t", 0, "iteration", value)
+    state: dict[str, Any] = {"running": {"startedAt": "2026-01-01T11:59:01Z"}}
+    if result is not None:
+        state = {"terminated": {"exitCode": exit_code, "message": json.dumps(result)}}
+    return {
+        "metadata": {
+            "name": f"{name}-abcde",
+            "labels": {"batch.kubernetes.io/job-name": name},
+            "creationTimestamp": "2026-01-01T11:59:00Z",
+        },
+        "status": {"phase": "Succeeded", "containerStatuses": [{"state": state}]},
+    }
+
+
+def success(value: int) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "started_at": 1767268800.0 + value,
+        "finished_at": 1767268800.5 + value,
+        "triggered_by": {"event_type": "iteration", "value": value},
+        "output": {"additive": [], "complete": []},
+    }
+
+
+def firings(values: list[int]) -> list[dict[str, Any]]:
+    return [
+        {"hook": 0, "eventType": "iteration", "value": v, "firedAt": "2026-01-01T11:59:00.000Z"}
+        for v in values
+    ]
+
+
+FINISHED_RUNNER = {
+    "state": "Finished",
+    "startedAt": "2026-01-01T11:58:00.000Z",
+    "finishedAt": "2026-01-01T11:59:30.000Z",
+    "progress": {"done": 1500, "total": 1500, "failures": 0},
+    "firings": firings(AT),
+    "summary": {
+        "iterations": 1500,
+        "failures": 0,
+        "loadDuration": 15.0,
+        "fullDuration": 15.1,
+        "durations": {"min": 0.01, "median": 0.01, "p90": 0.011, "p95": 0.012, "max": 0.02},
+        "sla": [{"criterion": "failure_rate", "success": True, "detail": "ok"}],
+        "passSLA": True,
+    },
+}
+
+
+def test_pending_before_the_runner_job_exists() -> None:
+    status = kstatus.derive_status(make_task(), [], [], NOW)
+    assert status["phase"] == "Pending"
+    accepted = next(c for c in status["conditions"] if c["type"] == "Accepted")
+    assert accepted["status"] == "True" and accepted["observedGeneration"] == 1
+    assert status["runnerJob"] is None
+    assert status["display"] == {"progress": "", "hooks": "0/0", "sla": ""}
+
+
+def test_running_with_pending_and_finished_hooks() -> None:
+    runner = {
+        "state": "Running",
+        "progress": {"done": 750, "total": 1500, "failures": 0},
+        "firings": firings([5, 50]),
+    }
+    jobs = [runner_job(), hook_job(5), hook_job(50, "active")]
+    pods = [hook_pod(5, success(5)), hook_pod(50, None)]
+    status = kstatus.derive_status(make_task(runner), jobs, pods, NOW)
+    assert status["phase"] == "Running"
+    assert status["runnerJob"] == "t-runner"
+    assert status["display"]["progress"] == "750/1500"
+    assert status["display"]["hooks"] == "1/2"
+    results = status["hooks"][0]["results"]
+    assert [r["status"] for r in results] == ["success", "running"]
+    assert results[0]["triggeredBy"] == {"eventType": "iteration", "value": 5}
+    assert results[0]["job"] == "t-h0-i5"
+    assert results[0]["startedAt"].endswith("Z") and "output" in results[0]
+    assert status["hooks"][0]["summary"] == {"success": 1}
+    running = next(c for c in status["conditions"] if c["type"] == "Running")
+    assert running["status"] == "True"
+
+
+def test_succeeded_only_after_every_fired_hook_finished() -> None:
+    jobs = [runner_job("complete"), *(hook_job(v) for v in AT[:3]), hook_job(1000, "active")]
+    pods = [*(hook_pod(v, success(v)) for v in AT[:3]), hook_pod(1000, None)]
+    task = make_task(FINISHED_RUNNER)
+    status = kstatus.derive_status(task, jobs, pods, NOW)
+    assert status["phase"] == "Finishing"
+    assert "1 hook(s) still running" in status["message"]
+
+    jobs[-1] = hook_job(1000)
+    pods[-1] = hook_pod(1000, success(1000))
+    status = kstatus.derive_status(task, jobs, pods, NOW)
+    assert status["phase"] == "Succeeded"
+    hook = status["hooks"][0]
+    assert hook["summary"] == {"success": 4}
+    assert [r["triggeredBy"]["value"] for r in hook["results"]] == AT
+    assert status["display"] == {"progress": "1500/1500", "hooks": "4/4", "sla": "Passed"}
+    assert status["passSLA"] is True and status["sla"][0]["criterion"] == "failure_rate"
+    assert status["result"]["iterations"] == 1500
+    assert status["result"]["durations"]["p95"] == 0.012
+    complete = next(c for c in status["conditions"] if c["type"] == "Complete")
+    assert complete["status"] == "True"
+    assert status["finishedAt"] == kstatus.rfc3339(NOW)
+
+
+def test_last_transition_time_kept_while_status_holds() -> None:
+    task = make_task({"state": "Running", "progress": {"done": 1}})
+    first = kstatus.derive_status(task, [runner_job()], [], NOW)
+    task["status"].update(first)
+    second = kstatus.derive_status(task, [runner_job()], [], LATER)
+    times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
+    assert times["Running"] == kstatus.rfc3339(NOW)
+    assert kstatus.status_patch(task["status"], second) == {}
+
+    task["status"]["runner"] = dict(FINISHED_RUNNER, firings=[])
+    third = kstatus.derive_status(task, [runner_job("complete")], [], LATER)
+    changed = {c["type"]: c["lastTransitionTime"] for c in third["conditions"]}
+    assert changed["Running"] == kstatus.rfc3339(LATER)  # True → False
+    assert changed["Accepted"] == kstatus.rfc3339(NOW)
+
+
+def test_failed_hook_records_exit_code_from_its_result() -> None:
+    failed = {
+        "status": "failed",
+        "started_at": 1767268800.0,
+        "finished_at": 1767268800.1,
+        "triggered_by": {"event_type": "iteration", "value": 5},
+        "error": {"etype": "n/a", "msg": "Subprocess returned 1", "details": ""},
+    }
+    runner = dict(FINISHED_RUNNER, firings=firings([5]))
+    status = kstatus.derive_status(
+        make_task(runner), [runner_job("complete"), hook_job(5, "failed")], [
+            hook_pod(5, failed, exit_code=1)
+        ], NOW
+    )  # fmt: skip
+    assert status["phase"] == "Succeeded"  # a failed hook does not fail the task (Rally)
+    result = status["hooks"][0]["results"][0]
+    assert result["status"] == "failed" and result["error"]["msg"] == "Subprocess returned 1"
+    assert status["hooks"][0]["summary"] == {"failed": 1}
+    assert status["display"]["hooks"] == "0/1"
+
+
+def test_hook_without_result_fails_by_timeout_with_the_cause() -> None:
+    pod = {
+        "metadata": {"name": "p", "labels": {"batch.kubernetes.io/job-name": "t-h0-i5"}},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [{"state": {"waiting": {"reason": "ImagePullBackOff"}}}],
+        },
+    }
+    runner = dict(FINISHED_RUNNER, firings=firings([5]))
+    status = kstatus.derive_status(
+        make_task(runner), [runner_job("complete"), hook_job(5, "deadline")], [pod], NOW
+    )
+    result = status["hooks"][0]["results"][0]
+    assert result["status"] == "failed"
+    assert result["error"]["etype"] == "Timeout"
+    assert "300 s" in result["error"]["msg"] and "ImagePullBackOff" in result["error"]["msg"]
+
+
+def test_hook_pod_exit_code_without_json() -> None:
+    pod = hook_pod(5, None)
+    pod["status"]["containerStatuses"][0]["state"] = {
+        "terminated": {"exitCode": 127, "reason": "Error", "message": "exec: not found"}
+    }
+    runner = dict(FINISHED_RUNNER, firings=firings([5]))
+    status = kstatus.derive_status(
+        make_task(runner), [runner_job("complete"), hook_job(5, "failed")], [pod], NOW
+    )
+    error = status["hooks"][0]["results"][0]["error"]
+    assert "code 127" in error["msg"] and "not found" in error["details"]
+
+
+def test_runner_failures() -> None:
+    running = {"state": "Running", "progress": {"done": 10, "total": 100}}
+    deleted = kstatus.derive_status(make_task(running, runnerJob="t-runner"), [], [], NOW)
+    assert deleted["phase"] == "Failed"
+    failed = next(c for c in deleted["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "RunnerDeleted" and failed["status"] == "True"
+    assert deleted["progress"] == {"done": 10, "total": 100}
+
+    timed = kstatus.derive_status(make_task(running), [runner_job("deadline")], [], NOW)
+    assert timed["phase"] == "Failed" and "timeoutSeconds" in timed["message"]
+
+    crashed = kstatus.derive_status(make_task(running), [runner_job("failed")], [], NOW)
+    assert crashed["phase"] == "Failed"
+
+    terminated = dict(running, state="Aborted", error="stopped by SIGTERM")
+    gone = kstatus.derive_status(make_task(terminated), [runner_job("failed")], [], NOW)
+    assert gone["phase"] == "Failed" and "deleted" in gone["message"]
+    assert next(c for c in gone["conditions"] if c["type"] == "Failed")["reason"] == (
+        "RunnerTerminated"
+    )
+
+    error = dict(running, state="Error", error="ValueError: boom")
+    assert "boom" in kstatus.derive_status(make_task(error), [], [], NOW)["message"]
+
+
+def test_abort() -> None:
+    task = make_task({"state": "Running", "progress": {"done": 10}}, runnerJob="t-runner")
+    task["spec"]["abort"] = True
+    aborting = kstatus.derive_status(task, [runner_job()], [], NOW)
+    assert aborting["phase"] == "Running" and aborting["conditions"][1]["reason"] == "Aborting"
+    assert kstatus.derive_status(task, [], [], NOW)["phase"] == "Aborted"
+    task["status"]["runner"]["state"] = "Aborted"
+    assert kstatus.derive_status(task, [], [], NOW)["phase"] == "Aborted"
+
+
+def test_terminal_phase_is_sticky_and_finished_results_survive_job_cleanup() -> None:
+    task = make_task(FINISHED_RUNNER)
+    jobs = [runner_job("complete"), *(hook_job(v) for v in AT)]
+    pods = [hook_pod(v, success(v)) for v in AT]
+    done = kstatus.derive_status(task, jobs, pods, NOW)
+    task["status"].update(done)
+    # Every Job garbage-collected (e.g. TTL): nothing changes, nothing is re-created.
+    later = kstatus.derive_status(task, [], [], LATER)
+    assert later["phase"] == "Succeeded"
+    assert later["hooks"] == done["hooks"]
+    assert kstatus.firings_without_job(task, {}) == []
+
+
+def test_firings_without_job_are_each_created_once() -> None:
+    runner = {"state": "Running", "firings": [*firings([5, 50]), *firings([5])]}
+    task = make_task(runner)
+    todo = kstatus.firings_without_job(task, {})
+    assert [(i, name) for i, _f, name in todo] == [(0, "t-h0-i5"), (0, "t-h0-i50")]
+    assert kstatus.firings_without_job(task, {"t-h0-i5": {}}, created={"t-h0-i50"}) == []
+    # A created Job not yet seen by the watch counts as pending, not missing.
+    status = kstatus.derive_status(task, [runner_job()], [], NOW, created={"t-h0-i5"})
+    assert [r["status"] for r in status["hooks"][0]["results"]] == ["pending", "pending"]
+    # Firings of hooks that do not exist are ignored.
+    task["status"]["runner"]["firings"].append({"hook": 7, "eventType": "iteration", "value": 1})
+    assert len(kstatus.firings_without_job(task, {})) == 2
+
+
+def test_unreached_values_are_reported() -> None:
+    runner = dict(FINISHED_RUNNER, firings=firings([5]))
+    runner["summary"] = dict(
+        FINISHED_RUNNER["summary"], unreached=[{"hook": 0, "eventType": "iteration", "value": 50}]
+    )
+    status = kstatus.derive_status(make_task(runner), [runner_job("complete"), hook_job(5)], [
+        hook_pod(5, success(5))
+    ], NOW)  # fmt: skip
+    assert status["hooks"][0]["unreached"] == [{"eventType": "iteration", "value": 50}]
+
+
+def test_rejected_status_names_the_field() -> None:
+    problems = ["spec.hooks[0].trigger.args.at: [] is too short"]
+    status = kstatus.rejected_status(make_task(), problems, NOW)
+    assert status["phase"] == "Failed"
+    accepted = next(c for c in status["conditions"] if c["type"] == "Accepted")
+    assert accepted["status"] == "False" and "spec.hooks[0].trigger.args.at" in accepted["message"]
+    events = kevents.transitions({}, status)
+    assert events and events[0][0] == "Warning" and events[0][1] == "InvalidSpec"
+
+
+def test_status_patch_and_progress_throttling() -> None:
+    task = make_task({"state": "Running", "progress": {"done": 1, "total": 10}})
+    first = kstatus.derive_status(task, [runner_job()], [], NOW)
+    patch = kstatus.status_patch(task["status"], first)
+    assert patch["phase"] == "Running" and "runner" not in patch
+    task["status"].update(first)
+    task["status"]["runner"]["progress"] = {"done": 5, "total": 10}
+    second = kstatus.derive_status(task, [runner_job()], [], NOW)
+    patch = kstatus.status_patch(task["status"], second)
+    assert set(patch) <= {"progress", "display", "message", "conditions"}
+    assert kstatus.only_progress(patch, task["status"])
+    # Removing a field is a null in the merge patch.
+    assert kstatus.status_patch({"sla": [1]}, {"sla": None}) == {"sla": None}
+
+
+def test_events_follow_transitions() -> None:
+    task = make_task({"state": "Running", "firings": firings([5])})
+    before = kstatus.derive_status(task, [runner_job()], [], NOW, created={"t-h0-i5"})
+    reasons = [e[1] for e in kevents.transitions({}, before)]
+    assert reasons == ["Started", "HookFired"]
+    after = kstatus.derive_status(task, [runner_job(), hook_job(5)], [hook_pod(5, success(5))], NOW)
+    assert [e[1] for e in kevents.transitions(before, after)] == ["HookSucceeded"]
+    assert kevents.transitions(after, after) == []
+
+
+def test_hook_result_fits_the_termination_message() -> None:
+    result = {
+        "status": "failed",
+        "started_at": 1.0,
+        "finished_at": 2.0,
+        "triggered_by": {"event_type": "iteration", "value": 5},
+        "error": {"etype": "n/a", "msg": "Subprocess returned 3", "details": "x" * 20000},
+        "output": {"additive": [], "complete": [{"title": "big", "data": "y" * 5000}]},
+    }
+    text = hookpod.fit(result)
+    assert len(text.encode()) <= 4096
+    data = json.loads(text)
+    assert data["truncated"] is True and data["status"] == "failed"
+    assert data["error"]["msg"] == "Subprocess returned 3"
+    assert data["error"]["details"].endswith("x")
+    small = dict(result, error={"etype": "a", "msg": "b", "details": "c"}, output=None)
+    assert json.loads(hookpod.fit(small)) == small
+
+
+def test_hook_pod_main_writes_result_and_exit_code(tmp_path: Any) -> None:
+    path = tmp_path / "termination-log"
+    payload = {
+        "name": "sys_call",
+        "args": "/bin/false",
+        "triggeredBy": {"event_type": "iteration", "value": 1},
+    }
+    assert hookpod.main(str(path), payload) == 1
+    data = json.loads(path.read_text())
+    assert data["status"] == "failed" and "returned 1" in data["error"]["msg"]
+    payload["args"] = "/bin/echo 123"
+    assert hookpod.main(str(path), payload) == 0
+    assert json.loads(path.read_text())["status"] == "success"
+    payload["name"] = "no_such_hook"
+    assert hookpod.main(str(path), payload) == 1
+    assert "no_such_hook" in json.loads(path.read_text())["error"]["msg"]
