@@ -1,4 +1,4 @@
-"""Constants shared with Rally's plugin API (``from rally import consts`` → ``from krally import consts``)."""
+"""Constants of Rally's plugin API; Rally plugins import them as ``from krally import consts``."""
 
 JSON_SCHEMA = "http://json-schema.org/draft-04/schema#"
 JSON_SCHEMA7 = "http://json-schema.org/draft-07/schema#"
