@@ -91,33 +91,45 @@ class Watcher:
             thread.start()
         time.sleep(0.5)
 
-    def _watch_jobs(self) -> None:
+    def _forever(self, list_fn: Any, *args: Any, on_event: Any) -> None:
+        # The API server's watch cache may refuse a young resourceVersion (504): start over.
         from kubernetes import watch
 
-        w = watch.Watch()
-        for event in w.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=0):
-            now = time.time()
+        while not self._stop.is_set():
+            try:
+                for event in watch.Watch().stream(list_fn, *args, timeout_seconds=0):
+                    on_event(time.time(), event)
+                    if self._stop.is_set():
+                        return
+            except Exception:
+                time.sleep(0.1)
+
+    def _watch_jobs(self) -> None:
+        def on_event(now: float, event: dict[str, Any]) -> None:
             job = event["object"]
             if event["type"] == "ADDED" and job.metadata.name not in self.jobs:
                 self.jobs[job.metadata.name] = (now, job.to_dict())
-            if self._stop.is_set():
-                return
+
+        self._forever(self.batch.list_namespaced_job, self.namespace, on_event=on_event)
 
     def _watch_tasks(self) -> None:
-        from kubernetes import watch
+        seen: set[str] = set()
 
-        w = watch.Watch()
-        for event in w.stream(
+        def on_event(now: float, event: dict[str, Any]) -> None:
+            obj = event["object"]
+            rv = obj["metadata"]["resourceVersion"]
+            if rv not in seen:  # a restarted watch replays objects: count each write once
+                seen.add(rv)
+                self.task_events.append((now, event["type"], obj))
+
+        self._forever(
             self.custom.list_namespaced_custom_object,
             GROUP,
             VERSION,
             self.namespace,
             PLURAL,
-            timeout_seconds=0,
-        ):
-            self.task_events.append((time.time(), event["type"], event["object"]))
-            if self._stop.is_set():
-                return
+            on_event=on_event,
+        )
 
 
 def task_body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +204,7 @@ def main() -> int:
         watcher = Watcher(api_client, ns)
         watcher.start()
         try:
-            time.sleep(3)  # operator startup
+            time.sleep(5)  # operator startup, watch caches warm
             print(f"operator log: {work / 'operator.log'}")
 
             # 2. apply → runner Job

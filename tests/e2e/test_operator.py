@@ -436,3 +436,55 @@ def test_runner_identity_is_least_privilege(
     assert not can("patch", "benchmarktasks/mine")  # the spec is not the runner's
     assert not can("list", "benchmarktasks")
     assert not can("get", "secrets")
+
+
+def test_hook_timeout_is_recorded_with_its_cause(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    hook = sys_call("sleep 60", "event", unit="iteration", at=[1])
+    hook["job"] = {"timeoutSeconds": 2}
+    spec = dummy_spec(times=5, sleep=0.01, hooks=[hook])
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("hangs", spec))
+    status = wait_phase(cluster, ns, "hangs", {"Succeeded", "Failed"}, wait_for, 90)
+    assert status["phase"] == "Succeeded", status.get("message")
+    (result,) = status["hooks"][0]["results"]
+    assert result["status"] == "failed"
+    assert result["error"]["etype"] == "Timeout", result["error"]
+    (job,) = jobs(cluster, ns, "krally.dev/task=hangs,krally.dev/role=hook")
+    assert job["spec"]["activeDeadlineSeconds"] == 2
+
+
+def test_deleting_a_task_deletes_its_children(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    spec = dummy_spec(
+        times=5, sleep=0.01, hooks=[sys_call("/bin/true", "event", unit="iteration", at=[1])]
+    )
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("gone", spec))
+    wait_phase(cluster, ns, "gone", {"Succeeded"}, wait_for, 90)
+    selector = "krally.dev/task=gone"
+    kinds = "jobs,serviceaccounts,roles,rolebindings"
+    assert (
+        len(cluster.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout.split())
+        == 5
+    )
+    # No finalizer: deletion completes even with the operator stopped.
+    operator.stop()
+    cluster.kubectl("delete", "bt", "gone", "-n", ns, "--timeout=30s")
+    wait_for(
+        lambda: not cluster.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout,
+        timeout=120,
+        message="children garbage-collected",
+    )
+
+
+def test_runner_timeout_fails_the_task(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    spec = dummy_spec(times=5000, sleep=0.01, hooks=[])
+    spec["runnerPod"] = {"timeoutSeconds": 4}
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("slow", spec))
+    status = wait_phase(cluster, ns, "slow", {"Succeeded", "Failed"}, wait_for, 90)
+    assert status["phase"] == "Failed"
+    assert condition(status, "Failed")["reason"] == "RunnerTimedOut", status["message"]
+    assert "timeoutSeconds" in status["message"]

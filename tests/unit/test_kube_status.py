@@ -256,6 +256,12 @@ def test_runner_failures() -> None:
     timed = kstatus.derive_status(make_task(running), [runner_job("deadline")], [], NOW)
     assert timed["phase"] == "Failed" and "timeoutSeconds" in timed["message"]
 
+    killed = dict(running, state="Aborted", error="stopped by SIGTERM")
+    timed = kstatus.derive_status(make_task(killed), [runner_job("deadline")], [], NOW)
+    assert next(c for c in timed["conditions"] if c["type"] == "Failed")["reason"] == (
+        "RunnerTimedOut"
+    )
+
     crashed = kstatus.derive_status(make_task(running), [runner_job("failed")], [], NOW)
     assert crashed["phase"] == "Failed"
 

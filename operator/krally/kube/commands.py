@@ -7,6 +7,7 @@ the commands, so ``krally run`` stays fast.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import Any
@@ -31,6 +32,8 @@ def cmd_operator(args: argparse.Namespace) -> int:
     if args.image:
         os.environ["KRALLY_IMAGE"] = args.image
     kopf.configure(verbose=args.verbose, debug=args.debug, quiet=not args.verbose)
+    # kopf's per-event lines stay quiet; krally's own (Jobs created, phases) are always logged.
+    logging.getLogger("krally").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     # Imported after the environment is final: handlers read their settings at import.
     import krally.kube.handlers  # noqa: F401  (registers the handlers)
 

@@ -30,9 +30,10 @@ from krally.kube import status as kstatus
 log = logging.getLogger("krally.operator")
 
 SETTINGS = kjobs.OperatorSettings.from_env()
-# Progress-only changes of the operator's status (PROGRESS column) are written at most this
-# often; with the runner's 1 write/s that keeps a running task near 1.3 status writes/s.
-PROGRESS_WRITE_PERIOD = float(os.environ.get("KRALLY_PROGRESS_WRITE_PERIOD", "3"))
+# Status writes per running task (target ≤ 1.5/s with the runner's): a phase or condition change
+# is written at once; anything else (progress, a hook going pending → running → success) at
+# most once per this period, flushed by a deferred reconcile if nothing else comes first.
+STATUS_WRITE_PERIOD = float(os.environ.get("KRALLY_STATUS_WRITE_PERIOD", "4"))
 MANAGED = {kjobs.MANAGED_BY: kjobs.MANAGER}
 
 
@@ -48,6 +49,7 @@ class TaskState:
     snapshot: dict[str, Any] | None = None  # the task as returned by our last status patch
     last_write: float = 0.0
     abort_sent: bool = False
+    flush: asyncio.TimerHandle | None = None
     identity_done: bool = False
 
 
@@ -234,6 +236,7 @@ def probe_tasks(**_: Any) -> int:
 def kick(key: tuple[str, str]) -> None:
     """Schedule a reconcile of ``key``; events arriving meanwhile coalesce into one more pass."""
     state = _STATES.setdefault(key, TaskState())
+    _fire_hooks(key, state)
     state.dirty = True
     if state.running:
         return
@@ -241,6 +244,56 @@ def kick(key: tuple[str, str]) -> None:
     task = asyncio.get_running_loop().create_task(_reconcile_loop(key, state))
     _BACKGROUND.add(task)
     task.add_done_callback(_BACKGROUND.discard)
+
+
+def _fire_hooks(key: tuple[str, str], state: TaskState) -> None:
+    """The firing fast path: create the Job of every new firing now, without waiting for a
+    reconcile in progress (a status write, Events). Safe to race with reconcile: the names are
+    deterministic, so a second create is a 409, and in-flight names are marked first."""
+    if state.problems is None or state.problems:
+        return  # not accepted (yet): reconcile validates first
+    tasks = _lookup("task_index", key)
+    if not tasks:
+        return
+    task = tasks[0]
+    uid = task["metadata"]["uid"]
+    if state.uid != uid or task["metadata"].get("deletionTimestamp"):
+        return
+    by_name = {j["metadata"]["name"]: j for j in _lookup("job_index", key) if _owned_by(j, uid)}
+    for index, firing, name in kstatus.firings_without_job(task, by_name, state.created):
+        state.created[name] = {"metadata": {"name": name}}
+        job = asyncio.ensure_future(_create_hook_job(key, state, task, index, firing, name))
+        _BACKGROUND.add(job)
+        job.add_done_callback(_BACKGROUND.discard)
+
+
+async def _create_hook_job(
+    key: tuple[str, str],
+    state: TaskState,
+    task: dict[str, Any],
+    index: int,
+    firing: dict[str, Any],
+    name: str,
+) -> None:
+    body = kjobs.hook_job(task, index, firing, SETTINGS, created_at=kstatus.rfc3339(time.time()))
+    try:
+        reply = await _create("Job", key[0], body)
+    except Exception as exc:
+        log.error("creating hook Job %s failed: %s", name, exc)
+        state.created.pop(name, None)
+        await asyncio.sleep(0.5)
+        kick(key)  # level-based: the next pass tries again
+        return
+    if reply is not None and name in state.created:
+        state.created[name] = reply
+    log.info(
+        "hook Job %s/%s for %s %s%s",
+        key[0],
+        name,
+        firing.get("eventType"),
+        firing.get("value"),
+        "" if reply is not None else " (already existed)",
+    )
 
 
 async def _reconcile_loop(key: tuple[str, str], state: TaskState) -> None:
@@ -311,9 +364,27 @@ def validate(spec: dict[str, Any]) -> list[str]:
     from krally.task.schema import validate_spec
 
     try:
-        return [str(p) for p in validate_spec(spec)]
+        problems = [str(p) for p in validate_spec(spec)]
     except KrallyError as exc:
         return [str(exc)]
+    return problems + service_account_problems(spec, os.environ.get("KRALLY_HOOK_SERVICE_ACCOUNTS"))
+
+
+def service_account_problems(spec: dict[str, Any], allowed: str | None) -> list[str]:
+    """Hooks may only run as service accounts the operator allows (comma list; unset = any):
+    a task must not borrow a powerful identity it was not given."""
+    if not allowed or allowed.strip() == "*":
+        return []
+    names = {n.strip() for n in allowed.split(",") if n.strip()}
+    problems = []
+    for index, hook in enumerate(spec.get("hooks") or []):
+        account = (hook.get("job") or {}).get("serviceAccountName")
+        if account and account not in names:
+            problems.append(
+                f"spec.hooks[{index}].job.serviceAccountName: {account!r} is not allowed by the "
+                f"operator (allowed: {', '.join(sorted(names))})"
+            )
+    return problems
 
 
 async def reconcile(key: tuple[str, str], state: TaskState) -> None:
@@ -359,28 +430,8 @@ async def reconcile(key: tuple[str, str], state: TaskState) -> None:
     by_name = {j["metadata"]["name"]: j for j in jobs}
     terminal = status.get("phase") in kstatus.TERMINAL
 
-    # 2. Hook Jobs first: this is the latency-critical path.
-    todo = kstatus.firings_without_job(task, by_name, state.created)
-    if todo:
-        replies = await asyncio.gather(
-            *(
-                _create(
-                    "Job",
-                    namespace,
-                    kjobs.hook_job(
-                        task, index, firing, SETTINGS, created_at=kstatus.rfc3339(time.time())
-                    ),
-                )
-                for index, firing, _name in todo
-            ),
-            return_exceptions=True,
-        )
-        for (_index, _firing, name), reply in zip(todo, replies, strict=True):
-            if isinstance(reply, BaseException):
-                log.error("creating hook Job %s failed: %s", name, reply)
-                state.dirty = True
-            else:
-                state.created[name] = reply or {"metadata": {"name": name}}
+    # 2. Hook Jobs (normally already created by the fast path in kick()).
+    _fire_hooks(key, state)
 
     # 3. The runner: identity then Job, once.
     runner_name = kjobs.runner_name(meta["name"])
@@ -416,6 +467,22 @@ async def reconcile(key: tuple[str, str], state: TaskState) -> None:
     await _write_status(task, state, derived)
 
 
+def _flush(key: tuple[str, str]) -> None:
+    state = _STATES.get(key)
+    if state is not None:
+        state.flush = None
+        kick(key)
+
+
+def _condition_flip(patch: dict[str, Any], status: dict[str, Any]) -> bool:
+    """True when a condition changes status (kubectl wait and Events must not lag)."""
+    if "conditions" not in patch:
+        return False
+    old = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    new = {c.get("type"): c.get("status") for c in patch["conditions"] or []}
+    return old != new
+
+
 async def _delete_job(namespace: str, name: str) -> None:
     from kubernetes.client.exceptions import ApiException
 
@@ -436,11 +503,16 @@ async def _write_status(task: dict[str, Any], state: TaskState, derived: dict[st
     patch = kstatus.status_patch(status, derived)
     if not patch:
         return
-    if (
-        kstatus.only_progress(patch, status)
-        and time.monotonic() - state.last_write < PROGRESS_WRITE_PERIOD
-    ):
-        return  # the runner's next progress write (≤ 1 s) brings us back here
+    urgent = state.last_write == 0 or "phase" in patch or _condition_flip(patch, status)
+    wait = state.last_write + STATUS_WRITE_PERIOD - time.monotonic()
+    if not urgent and wait > 0:
+        if state.flush is None:
+            key = (task["metadata"]["namespace"], _task_key(task))
+            state.flush = asyncio.get_running_loop().call_later(wait, _flush, key)
+        return
+    if state.flush is not None:
+        state.flush.cancel()
+        state.flush = None
     meta = task["metadata"]
     api = clients()
     reply = await _call(
@@ -453,6 +525,10 @@ async def _write_status(task: dict[str, Any], state: TaskState, derived: dict[st
         {"status": patch},
     )
     state.last_write = time.monotonic()
+    if "phase" in patch:
+        log.info(
+            "%s/%s: %s: %s", meta["namespace"], meta["name"], patch["phase"], derived["message"]
+        )
     if isinstance(reply, dict) and reply.get("metadata"):
         state.snapshot = {
             "apiVersion": reply.get("apiVersion"),
@@ -464,4 +540,7 @@ async def _write_status(task: dict[str, Any], state: TaskState, derived: dict[st
     new_status = {**status, **{k: v for k, v in patch.items() if v is not None}}
     found = kevents.transitions(status, new_status)
     if found:
-        await _call(kevents.post, api.core, task, found)
+        # In the background: Events must not hold up the next reconcile (or a firing).
+        posting = asyncio.ensure_future(_call(kevents.post, api.core, task, found))
+        _BACKGROUND.add(posting)
+        posting.add_done_callback(_BACKGROUND.discard)

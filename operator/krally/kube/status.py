@@ -396,6 +396,17 @@ def _runner_phase(
     state = runner.get("state")
     progress = _progress_text(runner.get("progress") or {})
     at = f" at {progress} iterations" if progress else ""
+    if state != "Finished" and runner_job is not None:
+        jstate, jreason, _ = job_state(runner_job)
+        if jstate == "failed" and jreason == "DeadlineExceeded":
+            # Checked first: the deadline kills the pod, so the runner also reports "Aborted".
+            deadline = (runner_job.get("spec") or {}).get("activeDeadlineSeconds")
+            return (
+                FAILED,
+                "RunnerTimedOut",
+                f"runner did not finish within spec.runnerPod.timeoutSeconds ({deadline} s){at}; "
+                "partial results kept",
+            )
     if state == "Error":
         return FAILED, "RunnerError", f"runner failed: {runner.get('error') or 'unknown error'}"
     if state == "Aborted":
@@ -432,13 +443,6 @@ def _runner_phase(
     jstate, jreason, jmessage = job_state(runner_job)
     pod = runner_pods[-1] if runner_pods else None
     if jstate == "failed":
-        if jreason == "DeadlineExceeded":
-            deadline = (runner_job.get("spec") or {}).get("activeDeadlineSeconds")
-            return (
-                FAILED,
-                "RunnerTimedOut",
-                f"runner did not finish within spec.runnerPod.timeoutSeconds ({deadline} s){at}",
-            )
         if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
             return FAILED, "RunnerPodDeleted", f"runner pod was deleted{at}; partial results kept"
         terminated = container_state(pod).get("terminated") if pod else None

@@ -1,0 +1,261 @@
+"""The operator's reconcile against in-memory indices and a recording fake API (no cluster).
+
+What matters here is idempotency: the same state reconciled again, or kicked twice at once,
+creates nothing twice; a bad spec creates nothing at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from krally.kube import handlers
+from krally.kube import jobs as kjobs
+
+
+class FakeApi:
+    """Stands in for the official client's APIs; records every call."""
+
+    def __init__(self) -> None:
+        self.created: list[tuple[str, str]] = []
+        self.patches: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.events: list[str] = []
+        self.existing: set[tuple[str, str]] = set()
+
+    def _create(self, kind: str) -> Any:
+        def create(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+            key = (kind, body["metadata"]["name"])
+            if key in self.existing:
+                raise ApiException(status=409, reason="AlreadyExists")
+            self.existing.add(key)
+            self.created.append(key)
+            return {**copy.deepcopy(body), "status": {}}
+
+        return create
+
+    # The attributes handlers.Clients exposes.
+    @property
+    def batch(self) -> Any:
+        return self
+
+    core = rbac = custom = batch
+
+    def to_dict(self, obj: Any) -> Any:
+        return obj
+
+    def __getattr__(self, name: str) -> Any:
+        kinds = {
+            "create_namespaced_job": "Job",
+            "create_namespaced_service_account": "ServiceAccount",
+            "create_namespaced_role": "Role",
+            "create_namespaced_role_binding": "RoleBinding",
+        }
+        if name in kinds:
+            return self._create(kinds[name])
+        raise AttributeError(name)
+
+    def patch_namespaced_custom_object_status(self, *args: Any) -> dict[str, Any]:
+        self.patches.append(args[-1]["status"])
+        return {}
+
+    def delete_namespaced_job(self, name: str, namespace: str, **_: Any) -> None:
+        self.deleted.append(name)
+
+    def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+        self.events.append(body["reason"])
+
+
+def make_task(hooks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "krally.dev/v1alpha1",
+        "kind": "BenchmarkTask",
+        "metadata": {
+            "name": "t",
+            "namespace": "ns",
+            "uid": "uid-1",
+            "generation": 1,
+            "resourceVersion": "10",
+        },
+        "spec": {
+            "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0.01}},
+            "runner": {"type": "constant", "times": 100},
+            "hooks": hooks
+            if hooks is not None
+            else [
+                {
+                    "name": "sys_call",
+                    "args": "/bin/echo 1",
+                    "trigger": {"name": "event", "args": {"unit": "iteration", "at": [5]}},
+                }
+            ],
+        },
+        "status": {},
+    }
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
+    fake = FakeApi()
+    monkeypatch.setattr(handlers, "_CLIENTS", fake)
+    monkeypatch.setattr(handlers, "_STATES", {})
+    monkeypatch.setattr(handlers, "_INDICES", {})
+    return fake
+
+
+def set_world(task: dict[str, Any], jobs: list[dict[str, Any]] | None = None) -> None:
+    key = ("ns", "t")
+    handlers._INDICES["task_index"] = {key: [task]}
+    handlers._INDICES["job_index"] = {key: jobs or []}
+    handlers._INDICES["pod_index"] = {key: []}
+
+
+async def settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if not handlers._BACKGROUND:
+            return
+
+
+def run(coro_fn: Any) -> None:
+    asyncio.run(coro_fn())
+
+
+def test_new_task_gets_identity_and_runner_job_once(api: FakeApi) -> None:
+    task = make_task()
+
+    async def scenario() -> None:
+        set_world(task)
+        handlers.kick(("ns", "t"))
+        handlers.kick(("ns", "t"))  # a burst of events coalesces
+        await settle()
+        handlers.kick(("ns", "t"))
+        await settle()
+
+    run(scenario)
+    assert api.created == [
+        ("ServiceAccount", "t-runner"),
+        ("Role", "t-runner"),
+        ("RoleBinding", "t-runner"),
+        ("Job", "t-runner"),
+    ]
+    assert api.patches and api.patches[0]["phase"] == "Pending"
+    assert any(c["type"] == "Accepted" and c["status"] == "True" for c in api.patches[0][
+        "conditions"
+    ])  # fmt: skip
+
+
+def test_each_firing_creates_one_job_even_when_kicked_repeatedly(api: FakeApi) -> None:
+    task = make_task()
+    task["status"] = {
+        "runnerJob": "t-runner",
+        "runner": {
+            "state": "Running",
+            "firings": [{"hook": 0, "eventType": "iteration", "value": 5, "firedAt": "x"}],
+        },
+        "conditions": [{"type": "Accepted", "status": "True"}],
+    }
+    runner = {
+        "metadata": {
+            "name": "t-runner",
+            "uid": "j1",
+            "ownerReferences": [{"uid": "uid-1"}],
+            "labels": {},
+        },
+        "status": {"active": 1},
+    }
+
+    async def scenario() -> None:
+        set_world(task, [runner])
+        for _ in range(5):
+            handlers.kick(("ns", "t"))
+        await settle()
+        handlers.kick(("ns", "t"))
+        await settle()
+
+    run(scenario)
+    assert api.created == [("Job", "t-h0-i5")]
+
+
+def test_operator_restart_after_job_exists_creates_nothing(api: FakeApi) -> None:
+    task = make_task()
+    task["status"] = {
+        "runnerJob": "t-runner",
+        "runner": {
+            "state": "Running",
+            "firings": [{"hook": 0, "eventType": "iteration", "value": 5}],
+        },
+        "conditions": [{"type": "Accepted", "status": "True"}],
+    }
+    owned = {"ownerReferences": [{"uid": "uid-1"}], "labels": {}}
+    jobs = [
+        {"metadata": {"name": "t-runner", "uid": "j1", **owned}, "status": {"active": 1}},
+        {"metadata": {"name": "t-h0-i5", "uid": "j2", **owned}, "status": {"active": 1}},
+    ]
+
+    async def scenario() -> None:
+        set_world(task, jobs)
+        handlers.kick(("ns", "t"))
+        await settle()
+
+    run(scenario)
+    assert api.created == []
+
+
+def test_bad_spec_creates_nothing_and_says_which_field(api: FakeApi) -> None:
+    bad = make_task(
+        [
+            {
+                "name": "sys_call",
+                "args": "/bin/true",
+                "trigger": {"name": "event", "args": {"unit": "iteration", "at": []}},
+            }
+        ]
+    )
+
+    async def scenario() -> None:
+        set_world(bad)
+        handlers.kick(("ns", "t"))
+        await settle()
+
+    run(scenario)
+    assert api.created == []
+    (patch,) = api.patches
+    assert patch["phase"] == "Failed"
+    accepted = next(c for c in patch["conditions"] if c["type"] == "Accepted")
+    assert accepted["status"] == "False" and "spec.hooks[0].trigger" in accepted["message"]
+
+
+def test_abort_deletes_the_runner_job(api: FakeApi) -> None:
+    task = make_task([])
+    task["spec"]["abort"] = True
+    task["status"] = {
+        "runnerJob": "t-runner",
+        "runner": {"state": "Running"},
+        "conditions": [{"type": "Accepted", "status": "True"}],
+    }
+    runner = {
+        "metadata": {"name": "t-runner", "uid": "j1", "ownerReferences": [{"uid": "uid-1"}]},
+        "status": {"active": 1},
+    }
+
+    async def scenario() -> None:
+        set_world(task, [runner])
+        handlers.kick(("ns", "t"))
+        await settle()
+
+    run(scenario)
+    assert api.deleted == ["t-runner"]
+    assert api.created == []
+
+
+def test_hook_service_accounts_can_be_restricted() -> None:
+    spec = {"hooks": [{"job": {"serviceAccountName": "cluster-admin-ish"}}]}
+    (problem,) = handlers.service_account_problems(spec, "chaos")
+    assert problem.startswith("spec.hooks[0].job.serviceAccountName")
+    assert handlers.service_account_problems(spec, None) == []
+    assert kjobs.runner_name("t") == "t-runner"
