@@ -177,6 +177,18 @@ def test_succeeded_only_after_every_fired_hook_finished() -> None:
     assert status["finishedAt"] == kstatus.rfc3339(NOW)
 
 
+def test_succeeded_only_after_the_runner_pod_exited() -> None:
+    jobs = [runner_job("active"), *(hook_job(v) for v in AT)]
+    pods = [hook_pod(v, success(v)) for v in AT]
+    task = make_task(FINISHED_RUNNER)
+    status = kstatus.derive_status(task, jobs, pods, NOW)
+    assert status["phase"] == "Finishing"
+    assert "runner pod exiting" in status["message"]
+
+    jobs[0] = runner_job("complete")
+    assert kstatus.derive_status(task, jobs, pods, NOW)["phase"] == "Succeeded"
+
+
 def test_last_transition_time_kept_while_status_holds() -> None:
     task = make_task({"state": "Running", "progress": {"done": 1}})
     first = kstatus.derive_status(task, [runner_job()], [], NOW)

@@ -29,6 +29,9 @@ log = logging.getLogger("krally.runner")
 # 1.5 writes/s budget (firings are written at once regardless).
 PROGRESS_PERIOD = float(os.environ.get("KRALLY_PROGRESS_PERIOD", "1.5"))
 MAX_TIMELINE = 600
+# Each firing becomes a hook Job and a result in the task's status; past this many, firings are
+# counted in status.runner.droppedFirings instead, so the object stays far below etcd's limit.
+MAX_FIRINGS = 500
 DURATION_KEYS = {
     "min": "min",
     "median": "median",
@@ -72,12 +75,21 @@ class StatusWriter:
             # Always wake the writer: it may be waiting with nothing to write (no deadline).
             self._cond.notify()
 
-    def add_firing(self, firing: dict[str, Any]) -> None:
+    def add_firing(self, firing: dict[str, Any]) -> bool:
+        """Record a firing; False when the per-task limit is reached (then only counted)."""
         with self._cond:
+            if len(self._state["firings"]) >= MAX_FIRINGS:
+                dropped = self._state.get("droppedFirings", 0) + 1
+                self._state["droppedFirings"] = dropped
+                self._dirty = True
+                if dropped == 1:
+                    log.warning("more than %d firings: further ones are not fired", MAX_FIRINGS)
+                return False
             self._state["firings"] = [*self._state["firings"], firing]
             self._dirty = True
             self._urgent = True
             self._cond.notify()
+            return True
 
     def snapshot(self) -> dict[str, Any]:
         with self._cond:
@@ -136,7 +148,7 @@ class RecordingLauncher:
         self, index: int, hook: Any, hook_cls: Any, triggered_by: dict[str, Any]
     ) -> _Recorded:
         now = time.time()
-        self.writer.add_firing(
+        recorded = self.writer.add_firing(
             {
                 "hook": index,
                 "eventType": triggered_by.get("event_type"),
@@ -144,19 +156,26 @@ class RecordingLauncher:
                 "firedAt": rfc3339(now),
             }
         )
-        return _Recorded(triggered_by, now)
+        return _Recorded(triggered_by, now, recorded)
 
 
 class _Recorded:
     """Handle of a recorded firing: the result lives in the hook Job, not in this process."""
 
-    def __init__(self, triggered_by: dict[str, Any], fired_at: float) -> None:
-        self._result = {
+    def __init__(self, triggered_by: dict[str, Any], fired_at: float, recorded: bool) -> None:
+        self._result: dict[str, Any] = {
             "status": "launched",
             "started_at": fired_at,
             "finished_at": fired_at,
             "triggered_by": dict(triggered_by),
         }
+        if not recorded:
+            self._result["status"] = "failed"
+            self._result["error"] = {
+                "etype": "FiringLimit",
+                "msg": f"not fired: the task already fired {MAX_FIRINGS} hooks",
+                "details": "",
+            }
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         return dict(self._result)

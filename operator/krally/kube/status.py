@@ -420,6 +420,10 @@ def _runner_phase(
             f"{at}; partial results kept",
         )
     if state == "Finished":
+        if runner_job is not None and job_state(runner_job)[0] not in ("failed", "complete"):
+            # The load is recorded, but "Complete" should mean every child is done, so that
+            # `kubectl wait` users never find a runner pod still alive.
+            return FINISHING, "WaitingForRunnerExit", "load finished; runner pod exiting"
         if hooks_busy:
             return (
                 FINISHING,

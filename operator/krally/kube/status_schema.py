@@ -223,6 +223,11 @@ _RUNNER = _obj(
                 },
             ),
         ),
+        "droppedFirings": _int(
+            "Firings past the per-task limit (krally.kube.runner.MAX_FIRINGS): not recorded "
+            "and no hook Job created, so the status stays within etcd's object size.",
+            minimum=0,
+        ),
         "summary": _free(
             "Final Rally-shaped workload summary: SLA results, unreached trigger values, "
             "statistics, timeline (free-form)."
