@@ -27,6 +27,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--task", type=Path, default=EXAMPLE, help="BenchmarkTask file to apply")
     parser.add_argument("--timeout", type=int, default=600, help="seconds to wait for the task")
+    parser.add_argument("--operator-log", action="store_true", help="print the operator log")
     args = parser.parse_args()
     task_name = _task_name(args.task)
 
@@ -90,6 +91,8 @@ def main() -> int:
                 )
         print(f"SLA: {status.get('display', {}).get('sla', '')}   phase: {phase}")
         print(kubectl("-n", NAMESPACE, "get", "jobs", "-L", "krally.dev/role").stdout, end="")
+        if args.operator_log:
+            print(kubectl("-n", "krally-system", "logs", "deployment/krally-operator").stdout)
         return 0 if phase == "Succeeded" else 1
     finally:
         say("stopping the local control plane")

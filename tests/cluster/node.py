@@ -1,7 +1,12 @@
 """The process node: a small kubelet stand-in for the test control plane.
 
-It registers a Ready Node, binds every pending pod to itself (there is no scheduler), runs each
+It registers a Ready Node, binds pending pods to itself (there is no scheduler), runs each
 container's command and args as a local process and reports pod status the way a kubelet does.
+
+Scheduling: a pod whose `spec.nodeSelector` does not match this node's labels is not bound; it
+stays Pending with the condition PodScheduled=False, reason Unschedulable and the scheduler's
+message, written once per pod (the labels never change). Affinity, tolerations (the node has no
+taints), resources and other schedulers' pods (spec.schedulerName) are not considered.
 
 What a pod gets, and what differs from a real node:
 - Images are ignored: the command runs on this machine, so `krally ...` or `python -m krally`
@@ -58,6 +63,10 @@ DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 MAX_TERMINATION_MESSAGE = 4096  # bytes per container, as the kubelet
 FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES = 80, 2048
 HEARTBEAT_SECONDS = 10
+# What kube-scheduler says of a pod no node's labels match (there is one node).
+UNSCHEDULABLE_MESSAGE = (
+    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+)
 # Images are ignored, but a container giving only `args` relies on its image's ENTRYPOINT.
 IMAGE_ENTRYPOINTS = {"krally": ["krally"]}
 SMP = "application/strategic-merge-patch+json"
@@ -589,8 +598,16 @@ class ProcessNode:
                 "%s and the termination-log bind mounts",
                 SA_DIR,
             )
+        self.labels = {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "krally.dev/process-node": "true",
+        }
         self.workers: dict[str, PodWorker] = {}
         self.done: set[str] = set()  # uids run to their end, never started again
+        # uid → the nodeSelector found unschedulable (and so reported): reported once only.
+        self.unschedulable: dict[str, str] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._mount_points: set[str] = set()
@@ -617,15 +634,7 @@ class ProcessNode:
         body = {
             "apiVersion": "v1",
             "kind": "Node",
-            "metadata": {
-                "name": self.name,
-                "labels": {
-                    "kubernetes.io/hostname": self.name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "krally.dev/process-node": "true",
-                },
-            },
+            "metadata": {"name": self.name, "labels": self.labels},
         }
         try:
             self.api.request("POST", "/api/v1/nodes", body)
@@ -737,6 +746,7 @@ class ProcessNode:
             worker = self.workers.get(uid)
             done = uid in self.done
         if kind == "DELETED":
+            self.unschedulable.pop(uid, None)
             if worker is not None:
                 worker.request_delete(0)
             return
@@ -747,8 +757,12 @@ class ProcessNode:
                 and not spec.get("schedulingGates")
                 and spec.get("schedulerName", "default-scheduler") == "default-scheduler"
             ):
-                self.bind(pod)
+                if self.fits(spec):
+                    self.bind(pod)
+                else:
+                    self.mark_unschedulable(pod)
             return
+        self.unschedulable.pop(uid, None)
         if node_name != self.name:
             return
         phase = pod.get("status", {}).get("phase")
@@ -771,6 +785,42 @@ class ProcessNode:
             self.done.add(worker.uid)
         if worker.delete_requested.is_set():
             self.delete_now(worker.pod)
+
+    def fits(self, spec: JSON) -> bool:
+        """Whether the pod's nodeSelector matches this node's labels (all pairs, exactly)."""
+        selector = spec.get("nodeSelector") or {}
+        return all(self.labels.get(key) == value for key, value in selector.items())
+
+    def mark_unschedulable(self, pod: JSON) -> None:
+        """PodScheduled=False/Unschedulable, as kube-scheduler writes it; once per pod."""
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        selector = repr(sorted((pod["spec"].get("nodeSelector") or {}).items()))
+        if self.unschedulable.get(uid) == selector:
+            return  # reported already (this event may be our own status write)
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        reported = any(
+            c.get("type") == "PodScheduled"
+            and c.get("status") == "False"
+            and c.get("reason") == "Unschedulable"
+            and c.get("message") == UNSCHEDULABLE_MESSAGE
+            for c in conditions
+        )
+        if not reported:  # e.g. by an earlier run of this node
+            condition = {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": UNSCHEDULABLE_MESSAGE,
+                "lastProbeTime": None,
+                "lastTransitionTime": now(),
+            }
+            self.patch_status(pod, {"phase": "Pending", "conditions": [condition]})
+            log.info(
+                "pod %s/%s: unschedulable (nodeSelector %s)",
+                meta["namespace"], meta["name"], selector,
+            )  # fmt: skip
+        self.unschedulable[uid] = selector
 
     def bind(self, pod: JSON) -> None:
         meta = pod["metadata"]

@@ -454,6 +454,46 @@ def test_hook_timeout_is_recorded_with_its_cause(
     assert job["spec"]["activeDeadlineSeconds"] == 2
 
 
+def test_unschedulable_hook_fails_by_its_timeout_with_the_cause(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    hook = sys_call("/bin/echo never", "event", unit="iteration", at=[1])
+    hook["job"] = {"nodeSelector": {"krally.dev/nowhere": "true"}, "timeoutSeconds": 2}
+    spec = dummy_spec(times=5, sleep=0.01, hooks=[hook])
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("nowhere", spec))
+
+    def waiting() -> dict[str, Any] | None:
+        results = (get_status(cluster, ns, "nowhere").get("hooks") or [{}])[0].get("results")
+        return results[0] if results and results[0].get("error") else None
+
+    # While it waits, the pending result says why (the pod is unbound, PodScheduled=False).
+    pending = wait_for(waiting, timeout=30, message="the pending hook's cause", interval=0.1)
+    assert pending["status"] in ("pending", "failed"), pending
+    status = wait_phase(cluster, ns, "nowhere", {"Succeeded", "Failed"}, wait_for, 90)
+    assert status["phase"] == "Succeeded", status.get("message")  # hooks never fail a task
+    hook_status = status["hooks"][0]
+    (result,) = hook_status["results"]
+    assert triggered([result]) == [("iteration", 1)]
+    assert result["status"] == "failed"
+    error = result["error"]
+    assert error["etype"] == "Timeout", error
+    assert "timeout of 2 s" in error["msg"], error
+    assert "pod never scheduled: Unschedulable" in error["msg"], error
+    assert "didn't match Pod's node affinity/selector" in error["msg"], error
+    assert hook_status["summary"] == {"failed": 1}
+    assert status["display"]["hooks"] == "0/1"
+    (job,) = jobs(cluster, ns, "krally.dev/task=nowhere,krally.dev/role=hook")
+    assert job["spec"]["activeDeadlineSeconds"] == 2
+    assert job["spec"]["template"]["spec"]["nodeSelector"] == {"krally.dev/nowhere": "true"}
+    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "DeadlineExceeded"
+    warning = cluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector", "reason=HookFailed",
+        "-o", "jsonpath={.items[*].message}",
+    ).stdout  # fmt: skip
+    assert "Unschedulable" in warning, warning
+
+
 def test_deleting_a_task_deletes_its_children(
     cluster: Any, ns: str, operator: Operator, wait_for: Any
 ) -> None:

@@ -431,6 +431,42 @@ def test_bad_pods_are_start_errors_and_do_not_stop_the_node(
     cluster.check()
 
 
+def test_pod_not_matching_the_node_selector_stays_pending_unschedulable(
+    cluster: Cluster, namespace: str, apply_yaml: Apply, wait_for: WaitFor
+) -> None:
+    nowhere = pod_yaml("nowhere", ["true"], extra='nodeSelector: {krally.dev/nowhere: "true"}')
+    apply_yaml(nowhere, namespace)
+    # A selector the node's labels match is bound and runs as before.
+    here = pod_yaml("here", ["true"], extra="nodeSelector: {kubernetes.io/os: linux}")
+    apply_yaml(here, namespace)
+
+    def unschedulable() -> dict[str, Any] | None:
+        pod = get(cluster, "pod", "nowhere", namespace)
+        conditions = {c["type"]: c for c in pod["status"].get("conditions") or []}
+        scheduled = conditions.get("PodScheduled") or {}
+        return pod if scheduled.get("status") == "False" else None
+
+    pod = wait_for(unschedulable, message="pod nowhere PodScheduled=False")
+    assert finished_pod(cluster, namespace, "here", wait_for)["status"]["phase"] == "Succeeded"
+    (scheduled,) = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
+    assert scheduled["reason"] == "Unschedulable"
+    assert scheduled["message"] == (
+        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+    )
+    assert scheduled["lastTransitionTime"]
+    assert pod["status"]["phase"] == "Pending"
+    assert not pod["spec"].get("nodeName")
+    assert not pod["status"].get("containerStatuses")
+    # Written once: the node does not patch it again on its own status change (or ever).
+    time.sleep(1.5)
+    later = get(cluster, "pod", "nowhere", namespace)
+    assert later["metadata"]["resourceVersion"] == pod["metadata"]["resourceVersion"]
+    assert not later["spec"].get("nodeName")
+    # An unbound pod is deleted at once (no kubelet to wait for).
+    cluster.kubectl("delete", "pod", "nowhere", "-n", namespace, "--timeout=30s")
+    cluster.check()
+
+
 def test_deployment_pod_runs_and_becomes_available(
     cluster: Cluster, namespace: str, apply_yaml: Apply, wait_for: WaitFor
 ) -> None:

@@ -244,6 +244,48 @@ def test_hook_without_result_fails_by_timeout_with_the_cause() -> None:
     assert "300 s" in result["error"]["msg"] and "ImagePullBackOff" in result["error"]["msg"]
 
 
+def test_unschedulable_hook_records_why_it_waits_and_fails_by_timeout_with_it() -> None:
+    unschedulable = "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+    pod = {
+        "metadata": {"name": "p", "labels": {"batch.kubernetes.io/job-name": "t-h0-i5"}},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                 "message": unschedulable},
+            ],
+        },
+    }  # fmt: skip
+    runner = dict(FINISHED_RUNNER, firings=firings([5]))
+    task = make_task(runner)
+    active = hook_job(5, "active")
+    waiting = kstatus.derive_status(task, [runner_job("complete"), active], [pod], NOW)
+    result = waiting["hooks"][0]["results"][0]
+    assert result["status"] == "pending"  # not a failure yet, but it says why
+    assert result["error"]["etype"] == "NotStarted"
+    assert "Unschedulable" in result["error"]["msg"] and unschedulable in result["error"]["msg"]
+    assert waiting["phase"] == "Finishing"
+    task["status"].update(waiting)
+
+    # The deadline: the Job controller fails the Job and removes the pod at once, so the
+    # cause comes from the pending result recorded before.
+    failed_job = hook_job(5, "deadline")
+    timed_out = kstatus.derive_status(task, [runner_job("complete"), failed_job], [], LATER)
+    result = timed_out["hooks"][0]["results"][0]
+    assert result["status"] == "failed"
+    assert result["error"]["etype"] == "Timeout"
+    assert "300 s" in result["error"]["msg"]
+    assert "pod never scheduled: Unschedulable" in result["error"]["msg"]
+    assert unschedulable in result["error"]["msg"]
+    assert timed_out["phase"] == "Succeeded"  # a failed hook does not fail the task (Rally)
+    # Seen together with the pod being deleted, the pod itself says it; the result then stays.
+    both = kstatus.derive_status(task, [runner_job("complete"), failed_job], [pod], LATER)
+    assert both["hooks"][0]["results"][0]["error"] == result["error"]
+    task["status"].update(timed_out)
+    again = kstatus.derive_status(task, [runner_job("complete"), failed_job], [], LATER)
+    assert again["hooks"] == timed_out["hooks"]
+
+
 def test_hook_pod_exit_code_without_json() -> None:
     pod = hook_pod(5, None)
     pod["status"]["containerStatuses"][0]["state"] = {

@@ -73,11 +73,10 @@ def cmd_hook_run(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    import yaml
+    from krally.kube.crd import render_yaml
 
-    from krally.kube.crd import render_crd
-
-    sys.stdout.write(yaml.safe_dump(render_crd(), sort_keys=False, width=100))
+    # The very text committed under crds/: `krally crd > crds/...` never shows as drift.
+    sys.stdout.write(render_yaml())
     return 0
 
 

@@ -192,16 +192,34 @@ def _hook_result_from_json(data: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _never_started_cause(pod: dict[str, Any] | None) -> str:
-    """Why a pod never ran (image pull, unschedulable), from its status, if it says."""
-    if pod is None:
-        return "its pod was never created or was removed"
+# Waiting reasons of a pod on its way to run, not stuck.
+_STARTING = frozenset({"ContainerCreating", "PodInitializing"})
+# etype of a pending result's error: why its pod has not started yet (not a failure).
+NOT_STARTED = "NotStarted"
+
+
+def _stuck_cause(pod: dict[str, Any]) -> str:
+    """Why a pod is not running yet when it says (bad image, unschedulable), else ''."""
     waiting = container_state(pod).get("waiting") or {}
-    if waiting.get("reason"):
+    if waiting.get("reason") and waiting["reason"] not in _STARTING:
         return f"pod never started: {waiting['reason']}: {waiting.get('message', '')}".strip(": ")
     for cond in (pod.get("status") or {}).get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             return f"pod never scheduled: {cond.get('reason', '')}: {cond.get('message', '')}"
+    return ""
+
+
+def _never_started_cause(pod: dict[str, Any] | None, remembered: str = "") -> str:
+    """Why a pod never ran (image pull, unschedulable), from its status, or else from what a
+    pending result recorded before the pod was removed (the Job controller deletes it)."""
+    cause = _stuck_cause(pod) if pod is not None else ""
+    if cause or remembered:
+        return cause or remembered
+    if pod is None:
+        return "its pod was never created or was removed"
+    waiting = container_state(pod).get("waiting") or {}
+    if waiting.get("reason"):
+        return f"pod never started: {waiting['reason']}"
     phase = (pod.get("status") or {}).get("phase")
     return f"pod phase {phase}" if phase else ""
 
@@ -214,8 +232,8 @@ def hook_result(
     created: bool,
 ) -> dict[str, Any]:
     """status, startedAt, finishedAt, error, output of one firing's Job (without triggeredBy)."""
-    if previous and previous.get("status") in HOOK_FINAL and job is None:
-        # The Job was cleaned up after it finished: its recorded result stands.
+    if previous and previous.get("status") in HOOK_FINAL and (job is None or not pods):
+        # The Job (or its pod) was cleaned up after it finished: its recorded result stands.
         return {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
     if job is None:
         if previous and previous.get("status") == HOOK_RUNNING and not created:
@@ -239,10 +257,14 @@ def hook_result(
         terminated = container_state(pod).get("terminated") if pod else None
         if reason == "DeadlineExceeded":
             deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+            remembered = ""
+            if previous and previous.get("status") == HOOK_PENDING:
+                error = previous.get("error") or {}
+                remembered = error.get("msg", "") if error.get("etype") == NOT_STARTED else ""
             cause = (
                 ""
                 if terminated or (pod and container_state(pod).get("running"))
-                else (_never_started_cause(pod))
+                else _never_started_cause(pod, remembered)
             )
             msg = f"hook did not finish within its timeout of {deadline} s"
             msg += f" ({cause})" if cause else ""
@@ -285,6 +307,13 @@ def hook_result(
         if started:
             result["startedAt"] = started
         return result
+    cause = _stuck_cause(pod) if pod else ""
+    if cause:
+        # Not a failure (yet): why it waits, kept for the timeout's message once the pod is gone.
+        return {
+            "status": HOOK_PENDING,
+            "error": {"etype": NOT_STARTED, "msg": cause, "details": ""},
+        }
     return {"status": HOOK_PENDING}
 
 

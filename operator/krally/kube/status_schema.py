@@ -91,8 +91,8 @@ _HOOK_RESULT = _obj(
             },
         ),
         "status": _str(
-            "State of this firing: pending, running, success or failed.",
-            enum=["pending", "running", "success", "failed"],
+            "State of this firing: pending, running, success, failed or validation_failed.",
+            enum=["pending", "running", "success", "failed", "validation_failed"],
         ),
         "firedAt": _time("When the runner recorded the firing."),
         "startedAt": _time("When the hook started running in its pod."),
