@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Any
 
@@ -326,6 +327,25 @@ def test_callback_error_propagates_and_stops_the_load(concurrency):
 
     with pytest.raises(RuntimeError, match="consumer broke"):
         run("constant", {"times": 100_000, "concurrency": concurrency}, on_result_hook=explode)
+
+
+@pytest.mark.timeout(120)
+def test_workers_end_when_the_parent_stops_reading_despite_a_python_sigterm_handler():
+    # The runner pod installs a SIGTERM handler that only sets a flag; forked workers inherit it.
+    # A worker blocked on a full result pipe must still see the parent stop (EPIPE, not a
+    # sibling's inherited copy of the pipe) and terminate() must still end it.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        for _ in range(3):
+
+            def explode(record, abort):
+                if record["iteration"] == 5:
+                    raise RuntimeError("consumer broke")
+
+            with pytest.raises(RuntimeError, match="consumer broke"):
+                run("constant", {"times": 200_000, "concurrency": 4}, on_result_hook=explode)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_start_callback_error_propagates():

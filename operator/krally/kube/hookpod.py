@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Any
 
+from krally.kube import podsignals
+
 MAX_MESSAGE = 4096
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
@@ -142,16 +144,15 @@ def main(argv_path: str | None = None, payload: dict[str, Any] | None = None) ->
         print(text, flush=True)
         os._exit(1)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_term)
-    try:
-        from krally.task import plugin
+    with podsignals.handling(on_term, signal.SIGTERM):
+        try:
+            from krally.task import plugin
 
-        plugin.load_builtin_plugins()
-        result, _ = run_hook(payload)
-    except Exception as exc:  # anything unexpected still ends as a readable failed result
-        result = failed_result(triggered_by, type(exc).__name__, str(exc))
-    done.set()
+            plugin.load_builtin_plugins()
+            result, _ = run_hook(payload)
+        except Exception as exc:  # anything unexpected still ends as a readable failed result
+            result = failed_result(triggered_by, type(exc).__name__, str(exc))
+        done.set()
     text = fit(result)
     _write(text, path)
     print(text, flush=True)

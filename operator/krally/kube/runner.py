@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from krally.kube import jobs as kjobs
+from krally.kube import podsignals
 from krally.kube.status import rfc3339
 
 log = logging.getLogger("krally.runner")
@@ -300,9 +301,6 @@ def main(
     period: float = PROGRESS_PERIOD,
 ) -> int:
     """Run the task's workload; returns the exit code (0 finished, 1 aborted/error)."""
-    from krally.task.engine import run_workload
-    from krally.task.loader import workload_from_spec
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = spec if spec is not None else json.loads(os.environ["KRALLY_SPEC"])
     namespace = namespace or os.environ["KRALLY_TASK_NAMESPACE"]
@@ -317,9 +315,16 @@ def main(
         stop_reason.append(signal.Signals(signum).name)
         abort.set()
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+    with podsignals.handling(on_signal, signal.SIGTERM, signal.SIGINT):
+        return _run(spec, writer, abort, stop_reason)
+
+
+def _run(
+    spec: dict[str, Any], writer: StatusWriter, abort: threading.Event, stop_reason: list[str]
+) -> int:
+    """The load and its status writes, under main()'s signal handlers."""
+    from krally.task.engine import run_workload
+    from krally.task.loader import workload_from_spec
 
     started = time.time()
     writer.update(startedAt=rfc3339(started), state="Running", progress={"done": 0})

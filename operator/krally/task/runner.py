@@ -532,6 +532,7 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
                         event_w,
                         send,
                         started,
+                        list(conns),
                     ),
                     name=f"krally-runner-{index}",
                     daemon=True,
@@ -555,6 +556,9 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
                 proc.join(5)
                 if proc.is_alive():
                     proc.terminate()
+                    proc.join(5)
+                if proc.is_alive():
+                    proc.kill()
                     proc.join()
         if failures:
             raise KrallyError(f"runner worker process failed: {failures[0]}")
@@ -574,8 +578,16 @@ def _child_main(
     event_w: int,
     conn: Any,
     started: float,
+    siblings: list[Any],
 ) -> None:
     os.close(event_r)
+    # Fork copies the parent's ends of the earlier workers' result pipes: close them, or a
+    # worker blocked on a full pipe would never see the parent stop reading (no EPIPE).
+    for sibling in siblings:
+        sibling.close()
+    # Fork also copies the parent's Python-level SIGTERM handler (the runner pod installs one);
+    # terminate() must end a worker for real.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # Ctrl-C reaches the whole process group: the parent decides (it stops the load and the
     # workers exit after their running iterations), so the workers ignore it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
