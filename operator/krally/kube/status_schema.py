@@ -68,7 +68,8 @@ def _trigger_point(description: str) -> Schema:
 
 
 _ERROR = _obj(
-    "Why the hook failed, as Rally records it.",
+    "Why the hook failed, as Rally records it; on a pending firing, why its pod has not "
+    "started yet (etype NotStarted, e.g. Unschedulable).",
     {
         "etype": _str("Exception type name, e.g. CalledProcessError, or the failure's cause."),
         "msg": _str("One-line error message."),
