@@ -413,6 +413,34 @@ def test_events_follow_transitions() -> None:
     assert kevents.transitions(after, after) == []
 
 
+def test_spec_warnings_are_kept_and_posted_once() -> None:
+    from krally.kube import handlers
+
+    spec = {
+        "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0}},
+        "runner": {"type": "constant", "times": 10},
+        "contexts": {"users": {"tenants": 1}},
+        "hooks": [
+            {
+                "name": "sys_call",
+                "args": "/bin/true",
+                "trigger": {"name": "event", "args": {"unit": "iteration", "at": [5, 50]}},
+            }
+        ],
+    }
+    problems, warnings = handlers.validate(spec)
+    assert problems == []
+    assert any("spec.contexts.users" in w and "OpenStack" in w for w in warnings)
+    assert any("spec.hooks[0].trigger" in w and "50" in w for w in warnings)
+
+    derived = {**kstatus.derive_status(make_task(), [], [], NOW), "warnings": warnings}
+    patch = kstatus.status_patch({}, derived)
+    assert patch["warnings"] == warnings
+    posted = [e for e in kevents.transitions({}, derived) if e[1] == "SpecWarning"]
+    assert [(e[0], e[2]) for e in posted] == [("Warning", w) for w in warnings]
+    assert not [e for e in kevents.transitions(derived, derived) if e[1] == "SpecWarning"]
+
+
 def test_hook_result_fits_the_termination_message() -> None:
     result = {
         "status": "failed",

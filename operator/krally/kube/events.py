@@ -38,6 +38,10 @@ def _trigger_text(item: dict[str, Any]) -> str:
 def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(type, reason, message) of every Event the change ``old`` → ``new`` deserves."""
     events: list[tuple[str, str, str]] = []
+    seen_warnings = set(old.get("warnings") or ())
+    for warning in new.get("warnings") or ():
+        if warning not in seen_warnings:
+            events.append((WARNING, "SpecWarning", warning))
     old_phase, new_phase = old.get("phase"), new.get("phase")
     if new_phase in ACTIVE and old_phase not in ACTIVE and old_phase not in TERMINAL:
         events.append((NORMAL, "Started", "runner started the load"))

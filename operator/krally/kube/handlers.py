@@ -45,6 +45,7 @@ class TaskState:
     dirty: bool = False
     running: bool = False
     problems: list[str] | None = None  # None: not validated yet
+    warnings: list[str] | None = None  # found by that validation (None after a restart)
     created: dict[str, dict[str, Any]] = field(default_factory=dict)  # job name → create reply
     snapshot: dict[str, Any] | None = None  # the task as returned by our last status patch
     last_write: float = 0.0
@@ -358,16 +359,19 @@ async def _create(kind: str, namespace: str, body: dict[str, Any]) -> dict[str, 
         raise
 
 
-def validate(spec: dict[str, Any]) -> list[str]:
-    """Every problem of the spec, each naming its field (schema + every plugin config)."""
+def validate(spec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of the spec, each naming its field (schema + every plugin config).
+    Warnings do not refuse the task (e.g. an OpenStack context, an `at` beyond `times`)."""
     from krally.errors import KrallyError
     from krally.task.schema import validate_spec
 
+    warnings: list[str] = []
     try:
-        problems = [str(p) for p in validate_spec(spec)]
+        problems = [str(p) for p in validate_spec(spec, warnings=warnings)]
     except KrallyError as exc:
-        return [str(exc)]
-    return problems + service_account_problems(spec, os.environ.get("KRALLY_HOOK_SERVICE_ACCOUNTS"))
+        return [str(exc)], warnings
+    allowed = os.environ.get("KRALLY_HOOK_SERVICE_ACCOUNTS")
+    return problems + service_account_problems(spec, allowed), warnings
 
 
 def service_account_problems(spec: dict[str, Any], allowed: str | None) -> list[str]:
@@ -411,7 +415,10 @@ async def reconcile(key: tuple[str, str], state: TaskState) -> None:
             c.get("type") == "Accepted" and c.get("status") == "True"
             for c in status.get("conditions") or []
         )
-        state.problems = [] if accepted else await _call(validate, spec)
+        if accepted:
+            state.problems = []
+        else:
+            state.problems, state.warnings = await _call(validate, spec)
     if state.problems:
         await _write_status(task, state, kstatus.rejected_status(task, state.problems, _now()))
         return
@@ -464,6 +471,8 @@ async def reconcile(key: tuple[str, str], state: TaskState) -> None:
     # 5. Status and Events.
     jobs_view = [*jobs, *(j for j in state.created.values() if j.get("status") is not None)]
     derived = kstatus.derive_status(task, jobs_view, pods, _now(), created=state.created)
+    # Found once, at acceptance; afterwards (even after a restart) the status keeps them.
+    derived["warnings"] = state.warnings or status.get("warnings") or None
     await _write_status(task, state, derived)
 
 

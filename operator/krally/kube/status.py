@@ -27,6 +27,7 @@ CONDITION_TYPES = ("Accepted", "Running", "Complete", "Failed", "SLAPassed")
 # Status keys the operator owns (everything but `runner`); absent ones are removed (null).
 OPERATOR_KEYS = (
     "observedGeneration",
+    "warnings",
     "phase",
     "conditions",
     "message",

@@ -248,6 +248,12 @@ STATUS_SCHEMA: Schema = _obj(
         ),
         "conditions": _CONDITION_LIST,
         "message": _str("One line: why the phase is what it is."),
+        "warnings": _list(
+            "What the operator noticed when it accepted the spec but that does not refuse it, "
+            "each naming its field (e.g. an OpenStack-only context, a trigger value the runner "
+            "never reaches). Also posted as SpecWarning Events.",
+            _str("One warning, naming its field."),
+        ),
         "startedAt": _time("When the runner started."),
         "finishedAt": _time("When the task reached a final phase."),
         "runnerJob": _str("Name of the Job that runs the load."),
