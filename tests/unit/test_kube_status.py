@@ -398,7 +398,8 @@ def test_status_patch_and_progress_throttling() -> None:
     second = kstatus.derive_status(task, [runner_job()], [], NOW)
     patch = kstatus.status_patch(task["status"], second)
     assert set(patch) <= {"progress", "display", "message", "conditions"}
-    assert kstatus.only_progress(patch, task["status"])
+    assert not kstatus.urgent(patch, task["status"])  # progress alone may wait
+    assert kstatus.urgent(first, {})  # a phase change may not
     # Removing a field is a null in the merge patch.
     assert kstatus.status_patch({"sla": [1]}, {"sla": None}) == {"sla": None}
 

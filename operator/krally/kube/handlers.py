@@ -483,15 +483,6 @@ def _flush(key: tuple[str, str]) -> None:
         kick(key)
 
 
-def _condition_flip(patch: dict[str, Any], status: dict[str, Any]) -> bool:
-    """True when a condition changes status (kubectl wait and Events must not lag)."""
-    if "conditions" not in patch:
-        return False
-    old = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-    new = {c.get("type"): c.get("status") for c in patch["conditions"] or []}
-    return old != new
-
-
 async def _delete_job(namespace: str, name: str) -> None:
     from kubernetes.client.exceptions import ApiException
 
@@ -512,7 +503,7 @@ async def _write_status(task: dict[str, Any], state: TaskState, derived: dict[st
     patch = kstatus.status_patch(status, derived)
     if not patch:
         return
-    urgent = state.last_write == 0 or "phase" in patch or _condition_flip(patch, status)
+    urgent = state.last_write == 0 or kstatus.urgent(patch, status)
     wait = state.last_write + STATUS_WRITE_PERIOD - time.monotonic()
     if not urgent and wait > 0:
         if state.flush is None:

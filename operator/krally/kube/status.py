@@ -716,31 +716,14 @@ def status_patch(current: dict[str, Any], derived: dict[str, Any]) -> dict[str, 
     return patch
 
 
-def only_progress(patch: dict[str, Any], current: dict[str, Any]) -> bool:
-    """True when a patch changes nothing but the progress counters (can be throttled)."""
-    if not patch:
+def urgent(patch: dict[str, Any], current: dict[str, Any]) -> bool:
+    """True when a status patch must be written at once: the phase or a condition's status
+    changes (kubectl wait and Events must not lag). Anything else (progress, a hook going
+    pending → running → success) may wait for the operator's write period."""
+    if "phase" in patch:
+        return True
+    if "conditions" not in patch:
         return False
-    for key, value in patch.items():
-        if key == "progress":
-            continue
-        if key == "display":
-            old = current.get("display") or {}
-            if {k: v for k, v in value.items() if k != "progress"} != {
-                k: v for k, v in old.items() if k != "progress"
-            }:
-                return False
-            continue
-        if key == "message" and current.get("phase") == RUNNING:
-            continue  # "load running at N/M iterations"
-        if key == "conditions":
-            if _conditions_sans_message(value) != _conditions_sans_message(
-                current.get("conditions") or []
-            ):
-                return False
-            continue
-        return False
-    return True
-
-
-def _conditions_sans_message(conditions: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [(c.get("type"), c.get("status"), c.get("reason")) for c in conditions]
+    old = {c.get("type"): c.get("status") for c in current.get("conditions") or []}
+    new = {c.get("type"): c.get("status") for c in patch["conditions"] or []}
+    return old != new
