@@ -237,10 +237,13 @@ class Cluster:
             self._start(timeout)
         except BaseException as exc:
             report = self.logs()
+            kept = self._keep_logs()
             self.stop()
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            raise ClusterError(f"control plane failed to start: {exc}\n{report}") from exc
+            raise ClusterError(
+                f"cluster failed to start: {exc} (component logs: {kept})\n{report}"
+            ) from exc
         self.timings["total"] = time.monotonic() - t0
         return self
 
@@ -499,6 +502,14 @@ class Cluster:
         if self._own_workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._http = None
+
+    def _keep_logs(self) -> Path:
+        """A copy of the component logs that outlives the cluster (the error names it)."""
+        kept = images.cache_dir() / "logs" / "last-failed-cluster"
+        shutil.rmtree(kept, ignore_errors=True)
+        if self.logdir.is_dir():
+            shutil.copytree(self.logdir, kept)
+        return kept
 
     def host_leftovers(self) -> list[str]:
         """What this cluster's real node left on the host (after stop(): nothing)."""
