@@ -361,13 +361,7 @@ class Cluster:
         kcm = self._add(
             "kube-controller-manager",
             [
-                str(self.bindir / "kube-controller-manager"),
-                f"--kubeconfig={self.kubeconfig}",
-                f"--authentication-kubeconfig={self.kubeconfig}",
-                f"--authorization-kubeconfig={self.kubeconfig}",
-                "--bind-address=127.0.0.1",
-                "--secure-port=0",
-                "--leader-elect=false",
+                *self._admin_component_argv("kube-controller-manager"),
                 "--use-service-account-credentials=false",
                 f"--service-account-private-key-file={c.sa_private_key}",
                 f"--root-ca-file={c.ca_cert}",
@@ -422,16 +416,7 @@ class Cluster:
         mark = time.monotonic()
         scheduler = self._add(
             "kube-scheduler",
-            [
-                str(self.bindir / "kube-scheduler"),
-                f"--kubeconfig={self.kubeconfig}",
-                f"--authentication-kubeconfig={self.kubeconfig}",
-                f"--authorization-kubeconfig={self.kubeconfig}",
-                "--bind-address=127.0.0.1",
-                "--secure-port=0",
-                "--leader-elect=false",
-                "--v=1",
-            ],
+            [*self._admin_component_argv("kube-scheduler"), "--v=1"],
             env,
         )
         scheduler.start()
@@ -502,6 +487,18 @@ class Cluster:
         if self._own_workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._http = None
+
+    def _admin_component_argv(self, binary: str) -> list[str]:
+        """A control-plane component acting as admin, serving nothing, one instance."""
+        return [
+            str(self.bindir / binary),
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+        ]
 
     def _keep_logs(self) -> Path:
         """A copy of the component logs that outlives the cluster (the error names it)."""

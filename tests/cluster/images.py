@@ -290,6 +290,8 @@ class Builder:
         )
         partial.rename(out)
         self._prune(out)
+        # Older builds' images, now untagged: vfs keeps full copies of their layers.
+        self._run(f"{step}: buildah rmi --prune", self._buildah("rmi", "--prune"), check=False)
 
     def _prune(self, keep: Path) -> None:
         """Drop older archives of the same image: only the current recipe's is kept."""

@@ -68,53 +68,20 @@ def run(argv: Sequence[str], step: str, log: Path | None = None, check: bool = T
 # -- the network ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class NodeNetwork:
-    slot: int
+    """The names and addresses of slot k's node (see the module's table)."""
 
-    @property
-    def netns(self) -> str:
-        return f"krally-{self.slot}"
-
-    @property
-    def netns_path(self) -> Path:
-        return NETNS_DIR / self.netns
-
-    @property
-    def host_veth(self) -> str:
-        return f"krally{self.slot}h"
-
-    @property
-    def node_veth(self) -> str:
-        return f"krally{self.slot}n"
-
-    @property
-    def host_ip(self) -> str:
-        return f"10.87.{self.slot}.1"
-
-    @property
-    def node_link_ip(self) -> str:
-        return f"10.87.{self.slot}.2"
-
-    @property
-    def pod_cidr(self) -> str:
-        return f"10.88.{self.slot}.0/24"
-
-    @property
-    def node_ip(self) -> str:
-        return f"10.88.{self.slot}.1"
-
-    @property
-    def service_cidr(self) -> str:
-        return f"10.89.{self.slot}.0/24"
-
-    @property
-    def kubernetes_service_ip(self) -> str:
-        return f"10.89.{self.slot}.1"
-
-    @property
-    def cgroup_name(self) -> str:
-        return f"krally-{self.slot}"
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.netns = self.cgroup_name = f"krally-{slot}"
+        self.netns_path = NETNS_DIR / self.netns
+        self.host_veth, self.node_veth = f"krally{slot}h", f"krally{slot}n"
+        self.host_ip, self.node_link_ip = f"10.87.{slot}.1", f"10.87.{slot}.2"
+        self.pod_cidr, self.node_ip = f"10.88.{slot}.0/24", f"10.88.{slot}.1"
+        self.service_cidr = f"10.89.{slot}.0/24"
+        self.kubernetes_service_ip = f"10.89.{slot}.1"
+        # Every host route a node of this slot may own starts with one of these.
+        self.route_prefixes = (f"10.87.{slot}.", f"10.88.{slot}.", f"10.89.{slot}.")
 
     def in_netns(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv]
@@ -192,8 +159,7 @@ def _routes_overlap(slot: int) -> bool:
     if net.netns_path.exists():
         return False  # our own leftover from a killed run: reclaimed by cleanup()
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
-    prefixes = (f"10.87.{slot}.", f"10.88.{slot}.", f"10.89.{slot}.")
-    return any(line.startswith(prefixes) for line in routes.splitlines())
+    return any(line.startswith(net.route_prefixes) for line in routes.splitlines())
 
 
 # -- processes in the node's namespaces -------------------------------------------------------
@@ -602,7 +568,7 @@ def host_leftovers(net: NodeNetwork, work: Path | None = None) -> list[str]:
         left.append("bridge cni0 on the host")
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
     for line in routes.splitlines():
-        if line.startswith((f"10.87.{net.slot}.", f"10.88.{net.slot}.", f"10.89.{net.slot}.")):
+        if line.startswith(net.route_prefixes):
             left.append(f"route {line.strip()}")
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     left += [f"iptables chain {m}" for m in re.findall(r"^:((?:KUBE|CNI)-\S+)", rules, re.M)]
