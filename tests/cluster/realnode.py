@@ -132,6 +132,7 @@ class SlotLock:
 
     def acquire(self) -> int:
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        reclaim_stale()
         for slot in range(SLOTS):
             handle = (LOCK_DIR / f"krally-node-{slot}.lock").open("w")
             try:
@@ -151,6 +152,24 @@ class SlotLock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+def reclaim_stale(log: Path | None = None) -> list[int]:
+    """Clean up every slot whose node outlived its harness (a SIGKILLed test run): its lock is
+    free but its network namespace is still there. Returns the slots cleaned."""
+    cleaned = []
+    for slot in range(SLOTS):
+        net = NodeNetwork(slot)
+        if not net.netns_path.exists():
+            continue
+        with (LOCK_DIR / f"krally-node-{slot}.lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live cluster's
+            cleanup(net, log)
+            cleaned.append(slot)
+    return cleaned
 
 
 def _routes_overlap(slot: int) -> bool:
