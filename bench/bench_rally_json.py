@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,16 @@ def child(times: int, concurrency: int, out: str | None) -> None:
             code = cli.main(argv)
         wall = time.perf_counter() - started
     size = os.path.getsize(out) if out else 0
-    print(json.dumps({"code": code, "wall": wall, "hwm_mb": vm_hwm_mb(), "bytes": size}))
+    cpu = sum(
+        r.ru_utime + r.ru_stime
+        for r in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
+    print(
+        json.dumps({"code": code, "wall": wall, "cpu": cpu, "hwm_mb": vm_hwm_mb(), "bytes": size})
+    )
 
 
 def measure(times: int, concurrency: int, with_json: bool) -> dict[str, Any]:
@@ -112,20 +122,22 @@ def main() -> None:
     for concurrency in (1, 4):
         peaks = {}
         for times in sizes:
-            plain = min(
-                (measure(times, concurrency, False) for _ in range(args.repeat)),
-                key=lambda r: r["wall"],
-            )
-            streamed = min(
-                (measure(times, concurrency, True) for _ in range(args.repeat)),
-                key=lambda r: r["wall"],
-            )
+            # Interleaved, best of each: the machine's other load varies over minutes.
+            runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+            for _ in range(args.repeat):
+                for with_json in (False, True):
+                    runs[with_json].append(measure(times, concurrency, with_json))
+            plain = min(runs[False], key=lambda r: r["wall"])
+            streamed = min(runs[True], key=lambda r: r["wall"])
             ratio = streamed["wall"] / plain["wall"]
+            cpu_plain = min(r["cpu"] for r in runs[False])
+            cpu_ratio = min(r["cpu"] for r in runs[True]) / cpu_plain
             peaks[times] = streamed["hwm_mb"]
             print(
                 f"  {times:>9,} iterations, concurrency {concurrency}: "
                 f"without --json {plain['wall']:6.2f} s ({times / plain['wall']:,.0f} it/s), "
-                f"with {streamed['wall']:6.2f} s = {ratio:5.3f} x (target ≤ {TARGET_RATIO}); "
+                f"with {streamed['wall']:6.2f} s = {ratio:5.3f} x (target ≤ {TARGET_RATIO}), "
+                f"CPU {cpu_ratio:5.3f} x; "
                 f"RSS {plain['hwm_mb']:5.1f} → {streamed['hwm_mb']:5.1f} MB; "
                 f"file {streamed['bytes'] / 1e6:,.0f} MB"
             )

@@ -86,6 +86,12 @@ def test_rally_hooks_example_imports_and_shows_hooks(rally: Any, tmp_path: Path)
     ]
     assert all(c["status"] == "success" for c in hook_view["complete"])
 
+    # Rally's report also reads the file as it is, without an import.
+    direct = tmp_path / "direct.html"
+    rally("task", "report", str(tmp_path / "results.json"), "--html", "--out", str(direct))
+    (view,) = html_data(direct.read_text(encoding="utf-8"))
+    assert [c["triggered_by"] for c in view["hooks"][0]["complete"]][-1] == "iteration: 1000"
+
     # Rally's own export of the imported task reads back through krally report.
     again = tmp_path / "exported.json"
     again.write_text(json.dumps(exported), encoding="utf-8")
