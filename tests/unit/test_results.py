@@ -279,3 +279,17 @@ def test_report_command_reads_a_benchmarktask(
     assert cli.main(["report", str(source), "--json", str(out)]) == 0
     assert "Iterations: 1, failed: 0" in capsys.readouterr().out
     assert json.loads(out.read_text())["tasks"][0]["pass_sla"] is True
+
+
+def test_report_still_reads_the_old_inline_format() -> None:
+    """Files written before the Rally import format (extras inline, config as mappings)."""
+    report = _report(_workload("w1"))
+    report["tasks"][0]["subtasks"][0]["workloads"][0]["hooks"][0]["results"][0]["error"] = {
+        "etype": "n/a",
+        "msg": "Subprocess returned 1",
+        "details": "",
+    }
+    back = rally.inline_extras(report)
+    text = cli.render_report(back)
+    assert "warning: w" in text and "not reached: iteration 9" in text
+    assert 'sys_call "/bin/false"' in text
