@@ -437,6 +437,18 @@ def _runner_phase(
                 f"runner did not finish within spec.runnerPod.timeoutSeconds ({deadline} s){at}; "
                 "partial results kept",
             )
+    runner_pod = runner_pods[-1] if runner_pods else None
+    killed = (container_state(runner_pod).get("terminated") or {}) if runner_pod else {}
+    if state != "Finished" and killed.get("reason") == "OOMKilled":
+        # Checked before the runner's own report: a killed worker makes it report an error too.
+        limits = ((spec.get("runnerPod") or {}).get("resources") or {}).get("limits") or {}
+        return (
+            FAILED,
+            "OOMKilled",
+            "runner container was killed by its memory limit "
+            f"(spec.runnerPod.resources.limits.memory: {limits.get('memory', 'none')}){at}; "
+            "partial results kept",
+        )
     if state == "Error":
         return FAILED, "RunnerError", f"runner failed: {runner.get('error') or 'unknown error'}"
     if state == "Aborted":
