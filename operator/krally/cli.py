@@ -98,18 +98,45 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from krally.results import cluster, rally
+
     try:
-        report = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
     except OSError as exc:
         raise TaskFileError(f"{args.file}: cannot read results: {exc.strerror}") from None
+    try:
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
+        document = _yaml_task(text)  # `kubectl get bt NAME -o yaml`
+        if document is None:
+            raise TaskFileError(
+                f"{args.file}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"
+            ) from None
+    if cluster.is_benchmark_task(document):
+        report = cluster.report_from_task(document)
+    elif isinstance(document, dict) and isinstance(document.get("tasks"), list):
+        report = rally.inline_extras(document)
+    else:
         raise TaskFileError(
-            f"{args.file}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"
-        ) from None
-    if not isinstance(report, dict) or not isinstance(report.get("tasks"), list):
-        raise TaskFileError(f"{args.file}: not a krally/Rally JSON report (no 'tasks' list)")
+            f"{args.file}: not a krally/Rally JSON report (no 'tasks' list) nor a BenchmarkTask"
+        )
+    if args.json:
+        out = rally.to_rally(report)
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     sys.stdout.write(render_report(report))
+    if args.json:
+        print(f"Rally JSON written to {args.json} (rally task import --file {args.json})")
     return _exit_code(report)
+
+
+def _yaml_task(text: str) -> Any:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    from krally.results import cluster
+
+    return document if cluster.is_benchmark_task(document) else None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -125,6 +152,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     display = _progress_display(args)
     abort = threading.Event()
     box: dict[str, Any] = {}
+    writer = None
+    if args.json:
+        from krally.results.stream import RallyJSONWriter
+
+        writer = RallyJSONWriter(args.json)  # per-iteration data streamed as the load runs
 
     def work() -> None:
         try:
@@ -134,8 +166,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                 on_workload=display.start if display else None,
                 abort=abort,
                 abort_on_sla_failure=args.abort_on_sla_failure,
+                results=writer,
             )
+            if writer is not None:
+                writer.close(box["report"])
         except BaseException as exc:
+            if writer is not None:
+                writer.abort()
             box["error"] = exc
             box["traceback"] = traceback.format_exc()
 
@@ -166,8 +203,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(box["traceback"], file=err)
         return EXIT_RUN_ERROR
     report = box["report"]
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     # The warnings were printed on stderr before the run; the report is the same run's.
     sys.stdout.write(render_report(report, show_warnings=False))
     if args.json:
@@ -446,7 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     run = task_command("run", "run a task on this machine (hooks as local processes)", cmd_run)
-    run.add_argument("--json", metavar="OUT", help="write Rally-shaped JSON results to OUT")
+    run.add_argument(
+        "--json",
+        metavar="OUT",
+        help="write the results to OUT as Rally JSON (`rally task import --file OUT`), "
+        "per-iteration data included; krally's extras in its 'krally' section",
+    )
     run.add_argument(
         "--abort-on-sla-failure",
         action="store_true",
@@ -457,11 +497,23 @@ def build_parser() -> argparse.ArgumentParser:
     task_command("convert", "print a Rally task file as BenchmarkTask YAML", cmd_convert)
     report = sub.add_parser(
         "report",
-        help="print the tables of a JSON results file (krally run --json)",
+        help="print the tables of a results file (krally run --json, Rally's JSON, or a "
+        "BenchmarkTask); --json converts it to Rally JSON",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("file", metavar="RESULTS.json")
+    report.add_argument(
+        "file",
+        metavar="RESULTS.json",
+        help="krally's or Rally's JSON results, or a BenchmarkTask (kubectl get bt NAME -o "
+        "json|yaml); - reads stdin",
+    )
+    report.add_argument(
+        "--json",
+        metavar="OUT",
+        help="also write the results as Rally JSON for `rally task import` (from a "
+        "BenchmarkTask: no per-iteration data)",
+    )
     report.set_defaults(func=cmd_report)
     _register_cluster_commands(sub)
     return parser

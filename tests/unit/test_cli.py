@@ -175,11 +175,17 @@ def test_run_rally_hooks_example(tmp_path: Path) -> None:
         {"event_type": "iteration", "value": v} for v in (5, 50, 200, 1000)
     ]
     assert all(r["status"] == "success" for r in hook["results"])
+    # Rally's stored form ([name, config] pairs): what its HTML report reads after an import.
     assert hook["config"] == {
         "description": "",
-        "action": {"sys_call": "/bin/echo 123"},
-        "trigger": {"event": {"unit": "iteration", "at": [5, 50, 200, 1000]}},
+        "action": ["sys_call", "/bin/echo 123"],
+        "trigger": ["event", {"unit": "iteration", "at": [5, 50, 200, 1000]}],
     }
+    assert len(workload["data"]) == 1500
+    assert sorted(r["iteration"] for r in workload["data"]) == list(range(1, 1501))
+    assert "warnings" not in report["tasks"][0] and "timeline" not in workload
+    (extras,) = report["krally"]["workloads"].values()
+    assert extras["aborted"] is False and extras["timeline"]
 
 
 PLUGIN = """

@@ -160,3 +160,13 @@ def test_timeline_per_second_and_bounded():
     assert len(points) <= 50
     assert sum(p["count"] for p in points) == 10_100
     assert points[0]["width"] > 1
+
+
+def test_start_time_is_the_earliest_start_whatever_the_finish_order() -> None:
+    """Rally's load_duration is max(ts + duration) - min(ts): with concurrency the record that
+    finishes first need not have started first (Rally's load chart overflows otherwise)."""
+    stats = WorkloadStats()
+    stats.add({"timestamp": 10.5, "duration": 0.1, "idle_duration": 0.0, "error": []})
+    stats.add({"timestamp": 10.0, "duration": 1.0, "idle_duration": 0.0, "error": []})
+    assert stats.start_time == 10.0
+    assert stats.load_duration == pytest.approx(1.0)

@@ -105,7 +105,13 @@ def _finished(handle: Any) -> bool:
 class _Consumer:
     """Receives runner callbacks: statistics, SLA, counters. Called from the runner's threads."""
 
-    def __init__(self, workload: WorkloadSpec, stop_load: threading.Event, abort_on_sla: bool):
+    def __init__(
+        self,
+        workload: WorkloadSpec,
+        stop_load: threading.Event,
+        abort_on_sla: bool,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+    ):
         from krally.task.sla import SLAChecker
         from krally.task.stats import WorkloadStats
 
@@ -118,11 +124,14 @@ class _Consumer:
         self.failures = 0
         self.started = 0
         self.first_start: float | None = None
+        self.on_record = on_record  # e.g. krally.results.stream: every record, streamed
         self._lock = threading.Lock()
 
     def on_result(self, record: dict[str, Any]) -> None:
         with self._lock:
             self.stats.add(record)
+            if self.on_record is not None:
+                self.on_record(record)
             self.done += 1
             if record.get("error"):
                 self.failures += 1
@@ -142,12 +151,14 @@ def run_workload(
     abort_on_sla_failure: bool = False,
     task: Any = None,
     position: int = 0,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run one workload and return Rally's workload result (plus ``timeline``, ``warnings``).
 
     ``abort`` (set from any thread) stops the load: iterations in flight finish, no new ones
     start, and the SLA gets ``aborted_manually``. A crash (context setup, runner) is recorded as
     ``error`` and fails the SLA with ``something_went_wrong`` instead of raising.
+    ``on_record`` receives every per-iteration record as it finishes (one call at a time).
     """
     from krally.task.hook_executor import HookExecutor, LocalLauncher
     from krally.task.runner import ScenarioRunner
@@ -156,7 +167,7 @@ def run_workload(
     warnings: list[str] = []
     stop_load = threading.Event()
     abort_on_sla_failure = abort_on_sla_failure or workload.abort_on_sla_failure
-    consumer = _Consumer(workload, stop_load, abort_on_sla_failure)
+    consumer = _Consumer(workload, stop_load, abort_on_sla_failure, on_record)
     counting = _CountingLauncher(launcher if launcher is not None else LocalLauncher(task))
     executor = (
         HookExecutor(workload.hooks, task=task, launcher=counting) if workload.hooks else None
@@ -316,12 +327,15 @@ def run_task(
     on_workload: Callable[[int, WorkloadSpec], None] | None = None,
     abort: threading.Event | None = None,
     abort_on_sla_failure: bool = False,
+    results: Any = None,
 ) -> dict[str, Any]:
     """Run every workload in order and return Rally's JSON report (format_version 1.2).
 
     Each workload is its own subtask (Rally's v1 groups a scenario's workloads; the numbers are
     the same). With ``abort_on_sla_failure`` an SLA failure also skips the remaining workloads,
-    as Rally does.
+    as Rally does. ``results`` (e.g. ``krally.results.stream.RallyJSONWriter``) gets
+    ``begin_workload(position, workload)``, every ``record`` and ``end_workload(result,
+    subtask)``.
     """
     created_at = _iso(time.time())
     subtasks = []
@@ -331,6 +345,8 @@ def run_task(
             break
         if on_workload is not None:
             on_workload(position, workload)
+        if results is not None:
+            results.begin_workload(position, workload)
         result = run_workload(
             workload,
             launcher=launcher,
@@ -339,6 +355,7 @@ def run_task(
             abort_on_sla_failure=abort_on_sla_failure,
             task=task,
             position=position,
+            on_record=results.record if results is not None else None,
         )
         stopped = abort_on_sla_failure and not result["pass_sla"]
         status = (
@@ -356,6 +373,8 @@ def run_task(
                 "workloads": [result],
             }
         )
+        if results is not None:
+            results.end_workload(result, subtasks[-1])
     statuses = {s["status"] for s in subtasks}
     status = next((s for s in ("crashed", "aborted") if s in statuses), "finished")
     return {

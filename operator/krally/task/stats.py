@@ -159,7 +159,11 @@ class WorkloadStats:
     def __init__(self, start_time: float | None = None, max_points: int = 300):
         self.iterations = 0
         self.failures = 0
-        self.start_time = start_time  # epoch of the first iteration (set on first add)
+        # Epoch of the earliest iteration start (Rally's start_time, and load_duration's origin).
+        # Records arrive in finish order, so with concurrency the first one added need not be
+        # the earliest: a later record can move it back. The timeline keeps its own origin.
+        self.start_time = start_time
+        self._origin = start_time
         self.end_time: float | None = None  # max(timestamp + duration + idle)
         self.durations = LogHistogram()  # every iteration's duration
         self.ok_durations = LogHistogram()  # successful iterations only (Rally's table)
@@ -186,8 +190,10 @@ class WorkloadStats:
             self.ok_durations.add(duration)
             self.ok_idle.add(idle)
             self.ok_total.add(duration + idle)
-        if self.start_time is None:
+        if self.start_time is None or timestamp < self.start_time:
             self.start_time = timestamp
+        if self._origin is None:
+            self._origin = timestamp
         end = timestamp + duration + idle
         if self.end_time is None or end > self.end_time:
             self.end_time = end
@@ -217,13 +223,13 @@ class WorkloadStats:
                 self._add_atomics(node.children, children)
 
     def _add_point(self, timestamp: float, duration: float, failed: bool) -> None:
-        assert self.start_time is not None
-        index = max(0, int((timestamp - self.start_time) / self._width))
+        assert self._origin is not None
+        index = max(0, int((timestamp - self._origin) / self._width))
         point = self._points.get(index)
         if point is None:
             if len(self._points) >= self._max_points:
                 self._coarsen()
-                index = max(0, int((timestamp - self.start_time) / self._width))
+                index = max(0, int((timestamp - self._origin) / self._width))
             point = self._points.get(index)
             if point is None:
                 point = self._points[index] = _TimelinePoint()
