@@ -73,7 +73,7 @@ def cmd_hook_run(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from krally.kube.crd import render_yaml
+    from krally.api.crd import render_yaml
 
     # The very text committed under crds/: `krally crd > crds/...` never shows as drift.
     sys.stdout.write(render_yaml())

@@ -23,6 +23,7 @@ from typing import Any
 
 import kopf
 
+from krally.api import names
 from krally.kube import events as kevents
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
@@ -117,7 +118,7 @@ def _task_key(body: Any) -> str:
     return kjobs.label_value((body.get("metadata") or {}).get("name", ""))
 
 
-@kopf.index(kjobs.GROUP, kjobs.VERSION, kjobs.PLURAL)
+@kopf.index(names.GROUP, names.VERSION, names.PLURAL)
 def task_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     plain = {
         "apiVersion": body.get("apiVersion"),
@@ -207,7 +208,7 @@ def _lookup(index_name: str, key: tuple[str, str]) -> list[dict[str, Any]]:
 # -- watch events ------------------------------------------------------------------------------
 
 
-@kopf.on.event(kjobs.GROUP, kjobs.VERSION, kjobs.PLURAL)
+@kopf.on.event(names.GROUP, names.VERSION, names.PLURAL)
 async def task_event(type: str, namespace: str, body: kopf.Body, **kwargs: Any) -> None:
     _remember(kwargs)
     key = (namespace, _task_key(body))
@@ -517,10 +518,10 @@ async def _write_status(task: dict[str, Any], state: TaskState, derived: dict[st
     api = clients()
     reply = await _call(
         api.custom.patch_namespaced_custom_object_status,
-        kjobs.GROUP,
-        kjobs.VERSION,
+        names.GROUP,
+        names.VERSION,
         meta["namespace"],
-        kjobs.PLURAL,
+        names.PLURAL,
         meta["name"],
         {"status": patch},
     )

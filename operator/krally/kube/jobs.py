@@ -13,26 +13,23 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-GROUP = "krally.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "BenchmarkTask"
-PLURAL = "benchmarktasks"
-
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "krally"
-LABEL_TASK = "krally.dev/task"
-LABEL_ROLE = "krally.dev/role"
-LABEL_HOOK_INDEX = "krally.dev/hook-index"
-LABEL_TRIGGER_UNIT = "krally.dev/trigger-unit"
-LABEL_TRIGGER_VALUE = "krally.dev/trigger-value"
-# The operator's own clock when it sent the create request (ms precision): creationTimestamp has
-# 1 s resolution, too coarse to measure the firing → Job lag.
-ANNOTATION_CREATED_AT = "krally.dev/created-at"
-ANNOTATION_FIRED_AT = "krally.dev/fired-at"
-
-ROLE_RUNNER = "runner"
-ROLE_HOOK = "hook"
+from krally.api.names import (
+    ANNOTATION_CREATED_AT,
+    ANNOTATION_FIRED_AT,
+    API_VERSION,
+    GROUP,
+    KIND,
+    LABEL_HOOK_INDEX,
+    LABEL_ROLE,
+    LABEL_TASK,
+    LABEL_TRIGGER_UNIT,
+    LABEL_TRIGGER_VALUE,
+    MANAGED_BY,
+    MANAGER,
+    PLURAL,
+    ROLE_HOOK,
+    ROLE_RUNNER,
+)
 
 MAX_NAME = 63
 DEFAULT_IMAGE = "krally:0.1.0"

@@ -20,9 +20,10 @@ import threading
 import time
 from typing import Any
 
-from krally.kube import jobs as kjobs
+from krally.api import names
+from krally.api.times import rfc3339
+from krally.api.types import hook_error, rally_result
 from krally.kube import podsignals
-from krally.kube.status import rfc3339
 
 log = logging.getLogger("krally.runner")
 
@@ -164,19 +165,18 @@ class _Recorded:
     """Handle of a recorded firing: the result lives in the hook Job, not in this process."""
 
     def __init__(self, triggered_by: dict[str, Any], fired_at: float, recorded: bool) -> None:
-        self._result: dict[str, Any] = {
-            "status": "launched",
-            "started_at": fired_at,
-            "finished_at": fired_at,
-            "triggered_by": dict(triggered_by),
-        }
-        if not recorded:
-            self._result["status"] = "failed"
-            self._result["error"] = {
-                "etype": "FiringLimit",
-                "msg": f"not fired: the task already fired {MAX_FIRINGS} hooks",
-                "details": "",
-            }
+        error = (
+            None
+            if recorded
+            else hook_error("FiringLimit", f"not fired: the task already fired {MAX_FIRINGS} hooks")
+        )
+        self._result = rally_result(
+            "launched" if recorded else "failed",
+            started_at=fired_at,
+            finished_at=fired_at,
+            triggered_by=triggered_by,
+            error=error,
+        )
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         return dict(self._result)
@@ -269,10 +269,10 @@ def make_patcher(namespace: str, name: str) -> Any:
 
     def patch(state: dict[str, Any]) -> None:
         api.patch_namespaced_custom_object_status(
-            kjobs.GROUP,
-            kjobs.VERSION,
+            names.GROUP,
+            names.VERSION,
             namespace,
-            kjobs.PLURAL,
+            names.PLURAL,
             name,
             {"status": {"runner": state}},
         )

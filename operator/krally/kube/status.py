@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
+from krally.api.times import rfc3339
+from krally.api.types import (
+    ABORTED,
+    ACTIVE,
+    CONDITION_TYPES,
+    FAILED,
+    FINISHING,
+    HOOK_FAILED,
+    HOOK_FINAL,
+    HOOK_PENDING,
+    HOOK_RUNNING,
+    HOOK_SUCCESS,
+    NOT_STARTED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+    HookResult,
+    hook_error,
+    hook_result,
+)
 from krally.kube import jobs as kjobs
 
-PENDING, RUNNING, FINISHING = "Pending", "Running", "Finishing"
-SUCCEEDED, FAILED, ABORTED = "Succeeded", "Failed", "Aborted"
-TERMINAL = frozenset({SUCCEEDED, FAILED, ABORTED})
-ACTIVE = frozenset({RUNNING, FINISHING})
-
-HOOK_PENDING, HOOK_RUNNING = "pending", "running"
-HOOK_SUCCESS, HOOK_FAILED = "success", "failed"
-HOOK_FINAL = frozenset({HOOK_SUCCESS, HOOK_FAILED, "validation_failed"})
-
-CONDITION_TYPES = ("Accepted", "Running", "Complete", "Failed", "SLAPassed")
 # Status keys the operator owns (everything but `runner`); absent ones are removed (null).
 OPERATOR_KEYS = (
     "observedGeneration",
@@ -41,32 +52,6 @@ OPERATOR_KEYS = (
     "passSLA",
     "result",
 )
-
-
-# -- time --------------------------------------------------------------------------------------
-
-
-def rfc3339(value: float | datetime | None) -> str | None:
-    """Epoch seconds or datetime → RFC 3339 UTC with milliseconds (``...T11:02:03.456Z``)."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        if not value:
-            return None
-        value = datetime.fromtimestamp(float(value), UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_time(value: Any) -> float | None:
-    """RFC 3339 string or epoch number → epoch seconds."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # -- Jobs and pods -----------------------------------------------------------------------------
@@ -175,28 +160,24 @@ def _previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _hook_result_from_json(data: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {"status": data.get("status") or HOOK_FAILED}
-    started, finished = rfc3339(data.get("started_at")), rfc3339(data.get("finished_at"))
-    if started:
-        result["startedAt"] = started
-    if finished:
-        result["finishedAt"] = finished
-    if data.get("error"):
-        error = data["error"]
-        if isinstance(error, dict):
-            result["error"] = {k: str(error.get(k) or "") for k in ("etype", "msg", "details")}
-        else:
-            result["error"] = {"etype": "Error", "msg": str(error), "details": ""}
-    if data.get("output"):
-        result["output"] = data["output"]
-    return result
+def _hook_result_from_json(data: dict[str, Any]) -> HookResult:
+    """A hook pod's termination message (Rally's snake_case result) → a status result."""
+    error = data.get("error")
+    if isinstance(error, dict):
+        error = hook_error(*(error.get(k) or "" for k in ("etype", "msg", "details")))
+    elif error:
+        error = hook_error("Error", error)
+    return hook_result(
+        data.get("status") or HOOK_FAILED,
+        started_at=rfc3339(data.get("started_at")),
+        finished_at=rfc3339(data.get("finished_at")),
+        error=error or None,
+        output=data.get("output"),
+    )
 
 
 # Waiting reasons of a pod on its way to run, not stuck.
 _STARTING = frozenset({"ContainerCreating", "PodInitializing"})
-# etype of a pending result's error: why its pod has not started yet (not a failure).
-NOT_STARTED = "NotStarted"
 
 
 def _stuck_cause(pod: dict[str, Any]) -> str:
@@ -225,28 +206,27 @@ def _never_started_cause(pod: dict[str, Any] | None, remembered: str = "") -> st
     return f"pod phase {phase}" if phase else ""
 
 
-def hook_result(
+def firing_result(
     job_name: str,
     job: dict[str, Any] | None,
     pods: Sequence[dict[str, Any]],
     previous: dict[str, Any] | None,
     created: bool,
-) -> dict[str, Any]:
+) -> HookResult:
     """status, startedAt, finishedAt, error, output of one firing's Job (without triggeredBy)."""
     if previous and previous.get("status") in HOOK_FINAL and (job is None or not pods):
         # The Job (or its pod) was cleaned up after it finished: its recorded result stands.
-        return {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
+        kept = {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
+        return cast(HookResult, kept)
     if job is None:
         if previous and previous.get("status") == HOOK_RUNNING and not created:
-            return {
-                "status": HOOK_FAILED,
-                "error": {
-                    "etype": "JobDeleted",
-                    "msg": f"hook Job {job_name} was deleted before it finished",
-                    "details": "",
-                },
-            }
-        return {"status": HOOK_PENDING}
+            return hook_result(
+                HOOK_FAILED,
+                error=hook_error(
+                    "JobDeleted", f"hook Job {job_name} was deleted before it finished"
+                ),
+            )
+        return hook_result(HOOK_PENDING)
     pod = pods[-1] if pods else None
     for candidate in reversed(pods):
         data, _ = termination_message(candidate)
@@ -269,19 +249,16 @@ def hook_result(
             )
             msg = f"hook did not finish within its timeout of {deadline} s"
             msg += f" ({cause})" if cause else ""
-            error = {"etype": "Timeout", "msg": msg, "details": message}
+            error = hook_error("Timeout", msg, message)
         elif terminated:
             code = terminated.get("exitCode")
-            error = {
-                "etype": "ExitCode",
-                "msg": f"hook pod exited with code {code} ({terminated.get('reason', '')})",
-                "details": (terminated.get("message") or message or "")[-2000:],
-            }
+            error = hook_error(
+                "ExitCode",
+                f"hook pod exited with code {code} ({terminated.get('reason', '')})",
+                (terminated.get("message") or message or "")[-2000:],
+            )
         else:
-            error = {"etype": reason, "msg": message or "hook Job failed", "details": ""}
-        result: dict[str, Any] = {"status": HOOK_FAILED, "error": error}
-        if job_status.get("startTime"):
-            result["startedAt"] = job_status["startTime"]
+            error = hook_error(reason, message or "hook Job failed")
         fail_time = next(
             (
                 c.get("lastTransitionTime")
@@ -290,32 +267,26 @@ def hook_result(
             ),
             None,
         )
-        if fail_time:
-            result["finishedAt"] = fail_time
-        return result
+        return hook_result(
+            HOOK_FAILED,
+            started_at=job_status.get("startTime"),
+            finished_at=fail_time,
+            error=error,
+        )
     if state == "complete":
         # Succeeded but no readable result (e.g. the message was lost): trust the exit code.
-        result = {"status": HOOK_SUCCESS}
-        if job_status.get("startTime"):
-            result["startedAt"] = job_status["startTime"]
-        if job_status.get("completionTime"):
-            result["finishedAt"] = job_status["completionTime"]
-        return result
+        return hook_result(
+            HOOK_SUCCESS,
+            started_at=job_status.get("startTime"),
+            finished_at=job_status.get("completionTime"),
+        )
     running = container_state(pod).get("running") if pod else None
     if running or (pod and (pod.get("status") or {}).get("phase") == "Running"):
-        result = {"status": HOOK_RUNNING}
         started = (running or {}).get("startedAt") or job_status.get("startTime")
-        if started:
-            result["startedAt"] = started
-        return result
+        return hook_result(HOOK_RUNNING, started_at=started)
     cause = _stuck_cause(pod) if pod else ""
-    if cause:
-        # Not a failure (yet): why it waits, kept for the timeout's message once the pod is gone.
-        return {
-            "status": HOOK_PENDING,
-            "error": {"etype": NOT_STARTED, "msg": cause, "details": ""},
-        }
-    return {"status": HOOK_PENDING}
+    # Not a failure (yet): why it waits, kept for the timeout's message once the pod is gone.
+    return hook_result(HOOK_PENDING, error=hook_error(NOT_STARTED, cause) if cause else None)
 
 
 def derive_hooks(
@@ -352,7 +323,7 @@ def derive_hooks(
             item["firedAt"] = fired_at if isinstance(fired_at, str) else rfc3339(fired_at)
         item["job"] = job_name
         item.update(
-            hook_result(
+            firing_result(
                 job_name,
                 jobs_by_name.get(job_name),
                 pods_grouped.get(job_name, []),

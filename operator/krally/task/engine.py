@@ -18,7 +18,6 @@ buckets) and ``warnings``.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 import traceback
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import krally
+from krally.api.times import format_time
 from krally.task import plugin
 from krally.task.context import ContextManager
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
@@ -305,7 +305,7 @@ def _safe_progress(callback: ProgressCallback, progress: Progress) -> None:
 
 
 def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return format_time(epoch, digits=0, zone=False)
 
 
 def run_task(

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from krally import consts
+from krally.api.types import failed_now, hook_error
 from krally.task import spec as spec_mod
 from krally.task.hook import Hook
 from krally.task.trigger import HookHandle, LaunchFn, Trigger
@@ -73,18 +74,10 @@ class _FailedLaunch:
     """Handle for a launch that raised: recorded as a failed run rather than breaking the load."""
 
     def __init__(self, triggered_by: dict[str, Any], exc: Exception) -> None:
-        now = time.time()
-        self._result = {
-            "status": consts.HookStatus.FAILED,
-            "started_at": now,
-            "finished_at": now,
-            "triggered_by": dict(triggered_by),
-            "error": {
-                "etype": type(exc).__name__,
-                "msg": f"the hook could not be launched: {exc}",
-                "details": "",
-            },
-        }
+        self._result = failed_now(
+            triggered_by,
+            hook_error(type(exc).__name__, f"the hook could not be launched: {exc}"),
+        )
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         return copy.deepcopy(self._result)

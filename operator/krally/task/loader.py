@@ -24,14 +24,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from krally.api.names import API_VERSION, KIND
 from krally.errors import InvalidConfig, KrallyError, TaskFileError
 from krally.task.plugin import explain, join_path
 from krally.task.schema import schema_errors
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
 from krally.task.validation import Style, validate_workload
 
-API_VERSION = "krally.dev/v1alpha1"
-KIND = "BenchmarkTask"
 V1_TITLE = "Task (adopted from task format v1)"
 
 
