@@ -10,6 +10,7 @@ from krally.kube import events as kevents
 from krally.kube import hookpod
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
+from krally.kube.operator import planner
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 LATER = datetime(2026, 1, 1, 12, 5, 0, tzinfo=UTC)
@@ -350,21 +351,21 @@ def test_terminal_phase_is_sticky_and_finished_results_survive_job_cleanup() -> 
     later = kstatus.derive_status(task, [], [], LATER)
     assert later["phase"] == "Succeeded"
     assert later["hooks"] == done["hooks"]
-    assert kstatus.firings_without_job(task, {}) == []
+    assert planner.firings_without_job(task, {}) == []
 
 
 def test_firings_without_job_are_each_created_once() -> None:
     runner = {"state": "Running", "firings": [*firings([5, 50]), *firings([5])]}
     task = make_task(runner)
-    todo = kstatus.firings_without_job(task, {})
+    todo = planner.firings_without_job(task, {})
     assert [(i, name) for i, _f, name in todo] == [(0, "t-h0-i5"), (0, "t-h0-i50")]
-    assert kstatus.firings_without_job(task, {"t-h0-i5": {}}, created={"t-h0-i50"}) == []
+    assert planner.firings_without_job(task, {"t-h0-i5": {}}, created={"t-h0-i50"}) == []
     # A created Job not yet seen by the watch counts as pending, not missing.
     status = kstatus.derive_status(task, [runner_job()], [], NOW, created={"t-h0-i5"})
     assert [r["status"] for r in status["hooks"][0]["results"]] == ["pending", "pending"]
     # Firings of hooks that do not exist are ignored.
     task["status"]["runner"]["firings"].append({"hook": 7, "eventType": "iteration", "value": 1})
-    assert len(kstatus.firings_without_job(task, {})) == 2
+    assert len(planner.firings_without_job(task, {})) == 2
 
 
 def test_unreached_values_are_reported() -> None:
@@ -415,7 +416,8 @@ def test_events_follow_transitions() -> None:
 
 
 def test_spec_warnings_are_kept_and_posted_once() -> None:
-    from krally.kube import handlers
+    from krally.kube.operator import admission
+    from krally.kube.operator.settings import Settings
 
     spec = {
         "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0}},
@@ -429,7 +431,7 @@ def test_spec_warnings_are_kept_and_posted_once() -> None:
             }
         ],
     }
-    problems, warnings = handlers.validate(spec)
+    problems, warnings = admission.validate(spec, Settings())
     assert problems == []
     assert any("spec.contexts.users" in w and "OpenStack" in w for w in warnings)
     assert any("spec.hooks[0].trigger" in w and "50" in w for w in warnings)

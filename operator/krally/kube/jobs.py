@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from krally.api.names import (
@@ -30,39 +28,12 @@ from krally.api.names import (
     ROLE_HOOK,
     ROLE_RUNNER,
 )
+from krally.kube.operator.settings import Settings
 
 MAX_NAME = 63
-DEFAULT_IMAGE = "krally:0.1.0"
-DEFAULT_HOOK_TIMEOUT = 600
 # The UID of the image's non-root user (distroless "nonroot" convention).
 RUN_AS_USER = 65532
 TERMINATION_LOG = "/dev/termination-log"
-
-
-@dataclass(frozen=True)
-class OperatorSettings:
-    """Defaults the operator applies where a task leaves a field out (env-configurable)."""
-
-    runner_image: str = DEFAULT_IMAGE
-    hook_image: str = DEFAULT_IMAGE
-    hook_timeout_seconds: int = DEFAULT_HOOK_TIMEOUT
-    image_pull_policy: str = "IfNotPresent"
-    # The command that starts krally in the images (console script of the package).
-    command: tuple[str, ...] = ("krally",)
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
-        env = dict(os.environ if env is None else env)
-        image = env.get("KRALLY_IMAGE") or DEFAULT_IMAGE
-        command = tuple((env.get("KRALLY_COMMAND") or "krally").split())
-        return cls(
-            runner_image=env.get("KRALLY_RUNNER_IMAGE") or image,
-            hook_image=env.get("KRALLY_HOOK_IMAGE") or image,
-            hook_timeout_seconds=int(env.get("KRALLY_HOOK_TIMEOUT") or DEFAULT_HOOK_TIMEOUT),
-            image_pull_policy=env.get("KRALLY_IMAGE_PULL_POLICY") or "IfNotPresent",
-            command=command,
-        )
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -264,7 +235,7 @@ def _job(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}
 
 
-def runner_job(task: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+def runner_job(task: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The Job running ``krally runner`` with the spec snapshot taken now (env KRALLY_SPEC)."""
     name = task["metadata"]["name"]
     spec = task.get("spec") or {}
@@ -303,7 +274,7 @@ def hook_labels(task_name: str, index: int, unit: str, value: Any) -> dict[str, 
     }
 
 
-def hook_timeout(hook: dict[str, Any], settings: OperatorSettings) -> int:
+def hook_timeout(hook: dict[str, Any], settings: Settings) -> int:
     job = hook.get("job") or {}
     return int(job.get("timeoutSeconds") or settings.hook_timeout_seconds)
 
@@ -312,7 +283,7 @@ def hook_job(
     task: dict[str, Any],
     index: int,
     firing: dict[str, Any],
-    settings: OperatorSettings,
+    settings: Settings,
     *,
     created_at: str | None = None,
 ) -> dict[str, Any]:

@@ -347,32 +347,6 @@ def derive_hooks(
     return hooks
 
 
-def firings_without_job(
-    task: dict[str, Any], jobs_by_name: dict[str, Any], created: Iterable[str] = ()
-) -> list[tuple[int, dict[str, Any], str]]:
-    """(hook index, firing, job name) of every firing whose Job must still be created: no Job
-    seen, none created by this process, and no result recorded (a finished Job cleaned up
-    must not be re-run)."""
-    name = task["metadata"]["name"]
-    status = task.get("status") or {}
-    spec_hooks = (task.get("spec") or {}).get("hooks") or []
-    previous = _previous_results(status)
-    created = set(created)
-    todo = []
-    for firing in unique_firings(
-        (status.get("runner") or {}).get("firings") or [], len(spec_hooks)
-    ):
-        job_name = kjobs.hook_job_name(
-            name, firing["hook"], str(firing.get("eventType", "")), firing.get("value")
-        )
-        if job_name in jobs_by_name or job_name in created:
-            continue
-        if (previous.get(job_name) or {}).get("status") not in (None, HOOK_PENDING):
-            continue
-        todo.append((firing["hook"], firing, job_name))
-    return todo
-
-
 # -- phase -------------------------------------------------------------------------------------
 
 
