@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from krally.kube import events as kevents
 from krally.kube import hookpod
 from krally.kube import jobs as kjobs
@@ -479,3 +481,153 @@ def test_hook_pod_main_writes_result_and_exit_code(tmp_path: Any) -> None:
     payload["name"] = "no_such_hook"
     assert hookpod.main(str(path), payload) == 1
     assert "no_such_hook" in json.loads(path.read_text())["error"]["msg"]
+
+
+# -- the phase as a transition table -------------------------------------------------------------
+
+# One set of facts per row of PHASE_RULES, that row being the first to hold.
+PHASE_EXAMPLES = {
+    "runner-timed-out": (
+        kstatus.PhaseFacts(
+            state="Aborted", job="failed", job_reason="DeadlineExceeded", deadline=9
+        ),
+        "Failed",
+        "RunnerTimedOut",
+        "runner did not finish within spec.runnerPod.timeoutSeconds (9 s)",
+    ),
+    "runner-error": (
+        kstatus.PhaseFacts(state="Error", error="boom"),
+        "Failed",
+        "RunnerError",
+        "boom",
+    ),
+    "aborted-by-spec": (
+        kstatus.PhaseFacts(state="Aborted", abort=True, at=" at 3/9 iterations"),
+        "Aborted",
+        "Aborted",
+        "aborted by spec.abort at 3/9 iterations; partial results kept",
+    ),
+    "runner-terminated": (
+        kstatus.PhaseFacts(state="Aborted", error="SIGTERM"),
+        "Failed",
+        "RunnerTerminated",
+        "(SIGTERM: pod deleted or evicted)",
+    ),
+    "waiting-for-runner-exit": (
+        kstatus.PhaseFacts(state="Finished", job="active", busy_hooks=2),
+        "Finishing",
+        "WaitingForRunnerExit",
+        "runner pod exiting",
+    ),
+    "waiting-for-hooks": (
+        kstatus.PhaseFacts(state="Finished", job="complete", busy_hooks=2),
+        "Finishing",
+        "WaitingForHooks",
+        "2 hook(s) still running",
+    ),
+    "completed": (
+        kstatus.PhaseFacts(state="Finished", job="complete"),
+        "Succeeded",
+        "Completed",
+        "every fired hook finished",
+    ),
+    "aborted-runner-gone": (
+        kstatus.PhaseFacts(state="Running", abort=True, job="failed"),
+        "Aborted",
+        "Aborted",
+        "aborted by spec.abort",
+    ),
+    "aborting": (
+        kstatus.PhaseFacts(state="Running", abort=True, job="active"),
+        "Running",
+        "Aborting",
+        "stopping the runner",
+    ),
+    "runner-deleted": (
+        kstatus.PhaseFacts(state="Running", recorded_job="t-runner"),
+        "Failed",
+        "RunnerDeleted",
+        "runner Job t-runner was deleted",
+    ),
+    "creating-runner": (kstatus.PhaseFacts(), "Pending", "CreatingRunner", "creating"),
+    "runner-pod-deleted": (
+        kstatus.PhaseFacts(state="Running", job="failed", pod_deleting=True),
+        "Failed",
+        "RunnerPodDeleted",
+        "runner pod was deleted",
+    ),
+    "runner-failed": (
+        kstatus.PhaseFacts(
+            job="failed", job_reason="BackoffLimitExceeded", exit_detail="exit code 2"
+        ),
+        "Failed",
+        "RunnerFailed",
+        "runner failed (BackoffLimitExceeded: exit code 2)",
+    ),
+    "runner-exited-silently": (
+        kstatus.PhaseFacts(state="Running", job="complete"),
+        "Failed",
+        "RunnerFailed",
+        "without reporting",
+    ),
+    "running": (
+        kstatus.PhaseFacts(state="Running", job="active", at=" at 5/9 iterations"),
+        "Running",
+        "Running",
+        "load running at 5/9 iterations",
+    ),
+    "runner-pod-deleting": (
+        kstatus.PhaseFacts(job="pending", pod_deleting=True),
+        "Running",
+        "RunnerPodDeleting",
+        "being deleted",
+    ),
+    "waiting-for-runner": (
+        kstatus.PhaseFacts(job="pending"),
+        "Pending",
+        "WaitingForRunner",
+        "waiting for the runner pod",
+    ),
+}
+
+
+def test_every_phase_rule_has_an_example() -> None:
+    assert list(PHASE_EXAMPLES) == [rule.id for rule in kstatus.PHASE_RULES]
+
+
+@pytest.mark.parametrize("rule_id", list(PHASE_EXAMPLES))
+def test_phase_rule(rule_id: str) -> None:
+    facts, phase, reason, message = PHASE_EXAMPLES[rule_id]
+    rule = kstatus.phase_rule(facts)
+    assert rule.id == rule_id
+    assert kstatus.next_phase({}, facts) == (phase, reason, rule.message(facts))
+    assert message in rule.message(facts)
+
+
+@pytest.mark.parametrize("previous", ["Pending", "Running", "Finishing"])
+@pytest.mark.parametrize("rule_id", list(PHASE_EXAMPLES))
+def test_a_non_terminal_phase_moves_to_the_rule(previous: str, rule_id: str) -> None:
+    facts, phase, reason, _ = PHASE_EXAMPLES[rule_id]
+    assert kstatus.next_phase({"phase": previous}, facts)[:2] == (phase, reason)
+
+
+@pytest.mark.parametrize(
+    ("previous", "condition"),
+    [("Succeeded", "Complete"), ("Failed", "Failed"), ("Aborted", "Failed")],
+)
+@pytest.mark.parametrize("rule_id", list(PHASE_EXAMPLES))
+def test_a_terminal_phase_is_absorbing(previous: str, condition: str, rule_id: str) -> None:
+    facts = PHASE_EXAMPLES[rule_id][0]
+    status = {
+        "phase": previous,
+        "message": "as it ended",
+        "conditions": [{"type": condition, "status": "True", "reason": "AsItEnded"}],
+    }
+    assert kstatus.next_phase(status, facts) == (previous, "AsItEnded", "as it ended")
+    # Without a recorded reason or message, the rule's stand in; the phase still holds.
+    rule = kstatus.phase_rule(facts)
+    assert kstatus.next_phase({"phase": previous}, facts) == (
+        previous,
+        rule.reason,
+        rule.message(facts),
+    )

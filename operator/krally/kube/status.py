@@ -1,14 +1,16 @@
 """Derive a BenchmarkTask's user-facing status from what the runner wrote and the child Jobs/pods.
 
-Pure functions only: ``derive_status(task, jobs, pods, now)`` is the whole of the operator's
-status logic, so unit tests drive it with plain dicts. The operator writes everything here;
-``status.runner`` belongs to the runner pod and is only read.
+Pure functions only: ``derive_status(task, jobs, pods, now, created=...)`` is the whole of the
+operator's status logic, so unit tests drive it with plain dicts. The operator writes everything
+here; ``status.runner`` belongs to the runner pod and is only read. The phase is a table of rules
+(:data:`PHASE_RULES`) and one transition (:func:`next_phase`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -358,86 +360,236 @@ def _progress_text(progress: dict[str, Any]) -> str:
     return f"{done}/{total}" if total is not None else str(done)
 
 
-def _runner_phase(
+@dataclass(frozen=True)
+class PhaseFacts:
+    """Everything the phase depends on, read from the runner's report and its Job and pod."""
+
+    state: str | None = None  # status.runner.state: Running, Finished, Aborted, Error
+    job: str | None = None  # the runner Job: None (absent), pending, active, complete, failed
+    job_reason: str = ""
+    job_message: str = ""
+    deadline: Any = None  # the runner Job's activeDeadlineSeconds
+    abort: bool = False  # spec.abort
+    recorded_job: str | None = None  # status.runnerJob: the runner Job was created once
+    pod_deleting: bool = False
+    exit_detail: str = ""  # the runner container's exit code and last message line
+    busy_hooks: int = 0  # fired hooks not finished yet
+    error: str = ""  # status.runner.error
+    at: str = ""  # " at 750/1500 iterations", or ""
+
+    @property
+    def job_done(self) -> bool:
+        return self.job in ("failed", "complete")
+
+
+@dataclass(frozen=True)
+class PhaseRule:
+    """One row of the phase table: when ``when(facts)`` holds (first match wins), the task is
+    in ``phase`` for ``reason``, explained by ``message(facts)``."""
+
+    id: str
+    when: Callable[[PhaseFacts], bool]
+    phase: str
+    reason: str
+    message: Callable[[PhaseFacts], str]
+
+
+_KEPT = "; partial results kept"
+
+# The phase from the runner's report and its Job, in order of precedence.
+PHASE_RULES: tuple[PhaseRule, ...] = (
+    # Checked first: the deadline kills the pod, so the runner also reports "Aborted".
+    PhaseRule(
+        "runner-timed-out",
+        lambda f: (
+            f.state != "Finished" and f.job == "failed" and f.job_reason == "DeadlineExceeded"
+        ),
+        FAILED,
+        "RunnerTimedOut",
+        lambda f: (
+            f"runner did not finish within spec.runnerPod.timeoutSeconds ({f.deadline} s)"
+            f"{f.at}{_KEPT}"
+        ),
+    ),
+    PhaseRule(
+        "runner-error",
+        lambda f: f.state == "Error",
+        FAILED,
+        "RunnerError",
+        lambda f: f"runner failed: {f.error or 'unknown error'}",
+    ),
+    PhaseRule(
+        "aborted-by-spec",
+        lambda f: f.state == "Aborted" and f.abort,
+        ABORTED,
+        "Aborted",
+        lambda f: f"aborted by spec.abort{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "runner-terminated",
+        lambda f: f.state == "Aborted",
+        FAILED,
+        "RunnerTerminated",
+        lambda f: (
+            "runner pod was stopped before the load finished "
+            f"({f.error or 'terminated'}: pod deleted or evicted){f.at}{_KEPT}"
+        ),
+    ),
+    # The load is recorded, but "Complete" should mean every child is done, so that
+    # `kubectl wait` users never find a runner pod still alive.
+    PhaseRule(
+        "waiting-for-runner-exit",
+        lambda f: f.state == "Finished" and f.job is not None and not f.job_done,
+        FINISHING,
+        "WaitingForRunnerExit",
+        lambda f: "load finished; runner pod exiting",
+    ),
+    PhaseRule(
+        "waiting-for-hooks",
+        lambda f: f.state == "Finished" and f.busy_hooks > 0,
+        FINISHING,
+        "WaitingForHooks",
+        lambda f: f"load finished; {f.busy_hooks} hook(s) still running",
+    ),
+    PhaseRule(
+        "completed",
+        lambda f: f.state == "Finished",
+        SUCCEEDED,
+        "Completed",
+        lambda f: "load and every fired hook finished",
+    ),
+    PhaseRule(
+        "aborted-runner-gone",
+        lambda f: f.abort and (f.job is None or f.job_done),
+        ABORTED,
+        "Aborted",
+        lambda f: f"aborted by spec.abort{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "aborting",
+        lambda f: f.abort,
+        RUNNING,
+        "Aborting",
+        lambda f: "abort requested; stopping the runner",
+    ),
+    PhaseRule(
+        "runner-deleted",
+        lambda f: f.job is None and bool(f.recorded_job),
+        FAILED,
+        "RunnerDeleted",
+        lambda f: f"runner Job {f.recorded_job} was deleted before the load finished{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "creating-runner",
+        lambda f: f.job is None,
+        PENDING,
+        "CreatingRunner",
+        lambda f: "creating the runner Job",
+    ),
+    PhaseRule(
+        "runner-pod-deleted",
+        lambda f: f.job == "failed" and f.pod_deleting,
+        FAILED,
+        "RunnerPodDeleted",
+        lambda f: f"runner pod was deleted{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "runner-failed",
+        lambda f: f.job == "failed",
+        FAILED,
+        "RunnerFailed",
+        lambda f: f"runner failed ({f.job_reason}: {f.exit_detail or f.job_message}){f.at}",
+    ),
+    PhaseRule(
+        "runner-exited-silently",
+        lambda f: f.job == "complete",
+        FAILED,
+        "RunnerFailed",
+        lambda f: "runner exited without reporting that the load finished",
+    ),
+    PhaseRule(
+        "running",
+        lambda f: f.state == "Running",
+        RUNNING,
+        "Running",
+        lambda f: f"load running{f.at}",
+    ),
+    PhaseRule(
+        "runner-pod-deleting",
+        lambda f: f.pod_deleting,
+        RUNNING,
+        "RunnerPodDeleting",
+        lambda f: "runner pod is being deleted",
+    ),
+    PhaseRule(
+        "waiting-for-runner",
+        lambda f: True,
+        PENDING,
+        "WaitingForRunner",
+        lambda f: "waiting for the runner pod to start",
+    ),
+)
+
+
+def phase_facts(
     task: dict[str, Any],
     runner_job: dict[str, Any] | None,
     runner_pods: Sequence[dict[str, Any]],
     hooks_busy: int,
-) -> tuple[str, str, str]:
-    """(phase, reason, message) from the runner's own report and its Job."""
+) -> PhaseFacts:
     spec = task.get("spec") or {}
     status = task.get("status") or {}
     runner = status.get("runner") or {}
-    state = runner.get("state")
     progress = _progress_text(runner.get("progress") or {})
-    at = f" at {progress} iterations" if progress else ""
-    if state != "Finished" and runner_job is not None:
-        jstate, jreason, _ = job_state(runner_job)
-        if jstate == "failed" and jreason == "DeadlineExceeded":
-            # Checked first: the deadline kills the pod, so the runner also reports "Aborted".
-            deadline = (runner_job.get("spec") or {}).get("activeDeadlineSeconds")
-            return (
-                FAILED,
-                "RunnerTimedOut",
-                f"runner did not finish within spec.runnerPod.timeoutSeconds ({deadline} s){at}; "
-                "partial results kept",
-            )
-    if state == "Error":
-        return FAILED, "RunnerError", f"runner failed: {runner.get('error') or 'unknown error'}"
-    if state == "Aborted":
-        if spec.get("abort"):
-            return ABORTED, "Aborted", f"aborted by spec.abort{at}; partial results kept"
-        why = runner.get("error") or "terminated"
-        return (
-            FAILED,
-            "RunnerTerminated",
-            f"runner pod was stopped before the load finished ({why}: pod deleted or evicted)"
-            f"{at}; partial results kept",
-        )
-    if state == "Finished":
-        if runner_job is not None and job_state(runner_job)[0] not in ("failed", "complete"):
-            # The load is recorded, but "Complete" should mean every child is done, so that
-            # `kubectl wait` users never find a runner pod still alive.
-            return FINISHING, "WaitingForRunnerExit", "load finished; runner pod exiting"
-        if hooks_busy:
-            return (
-                FINISHING,
-                "WaitingForHooks",
-                f"load finished; {hooks_busy} hook(s) still running",
-            )
-        return SUCCEEDED, "Completed", "load and every fired hook finished"
-    if spec.get("abort"):
-        if runner_job is None or job_state(runner_job)[0] in ("failed", "complete"):
-            return ABORTED, "Aborted", f"aborted by spec.abort{at}; partial results kept"
-        return RUNNING, "Aborting", "abort requested; stopping the runner"
-    if runner_job is None:
-        if status.get("runnerJob"):
-            return (
-                FAILED,
-                "RunnerDeleted",
-                f"runner Job {status['runnerJob']} was deleted before the load finished{at}; "
-                "partial results kept",
-            )
-        return PENDING, "CreatingRunner", "creating the runner Job"
-    jstate, jreason, jmessage = job_state(runner_job)
     pod = runner_pods[-1] if runner_pods else None
-    if jstate == "failed":
-        if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
-            return FAILED, "RunnerPodDeleted", f"runner pod was deleted{at}; partial results kept"
-        terminated = container_state(pod).get("terminated") if pod else None
-        detail = jmessage
-        if terminated:
-            detail = f"exit code {terminated.get('exitCode')}"
-            if terminated.get("message"):
-                detail += f": {terminated['message'].strip().splitlines()[-1][:300]}"
-        return FAILED, "RunnerFailed", f"runner failed ({jreason}: {detail}){at}"
-    if jstate == "complete":
-        return FAILED, "RunnerFailed", "runner exited without reporting that the load finished"
-    if state == "Running":
-        return RUNNING, "Running", f"load running{at}"
-    if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return RUNNING, "RunnerPodDeleting", "runner pod is being deleted"
-    return PENDING, "WaitingForRunner", "waiting for the runner pod to start"
+    jstate = jreason = jmessage = ""
+    if runner_job is not None:
+        jstate, jreason, jmessage = job_state(runner_job)
+    terminated = container_state(pod).get("terminated") if pod else None
+    detail = ""
+    if terminated:
+        detail = f"exit code {terminated.get('exitCode')}"
+        if terminated.get("message"):
+            detail += f": {terminated['message'].strip().splitlines()[-1][:300]}"
+    return PhaseFacts(
+        state=runner.get("state"),
+        job=jstate or None,
+        job_reason=jreason,
+        job_message=jmessage,
+        deadline=((runner_job or {}).get("spec") or {}).get("activeDeadlineSeconds"),
+        abort=bool(spec.get("abort")),
+        recorded_job=status.get("runnerJob"),
+        pod_deleting=bool(pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp")),
+        exit_detail=detail,
+        busy_hooks=hooks_busy,
+        error=str(runner.get("error") or ""),
+        at=f" at {progress} iterations" if progress else "",
+    )
+
+
+def phase_rule(facts: PhaseFacts) -> PhaseRule:
+    """The first row of PHASE_RULES that holds (the last one always does)."""
+    return next(rule for rule in PHASE_RULES if rule.when(facts))
+
+
+def next_phase(previous: dict[str, Any], facts: PhaseFacts) -> tuple[str, str, str]:
+    """(phase, reason, message) after ``previous`` (the status last written) given ``facts``.
+
+    The transition: a terminal phase (Succeeded, Failed, Aborted) is absorbing, keeping its
+    reason and message (its Jobs may be cleaned up later; hook results still update, e.g. hooks
+    fired before a runner failure that finish afterwards); any other phase moves to the phase
+    of the first PHASE_RULES row that holds.
+    """
+    rule = phase_rule(facts)
+    phase, reason, message = rule.phase, rule.reason, rule.message(facts)
+    kept = previous.get("phase")
+    if kept not in TERMINAL:
+        return phase, reason, message
+    condition = "Complete" if kept == SUCCEEDED else "Failed"
+    reasons = (
+        c.get("reason") for c in previous.get("conditions") or [] if c.get("type") == condition
+    )
+    return str(kept), next(reasons, reason) or reason, previous.get("message") or message
 
 
 def _conditions(
@@ -478,8 +630,12 @@ def derive_status(
 ) -> dict[str, Any]:
     """The operator-owned part of ``status`` (every key of OPERATOR_KEYS, None = remove).
 
-    ``jobs``/``pods``: this task's children (any order). ``created``: hook Job names this
-    operator created that the watch has not shown yet (counted as pending, not missing).
+    Every input is a parameter: ``task`` (its spec, ``status.runner``, and the status last
+    written, which is what the status remembers: recorded hook results outlive their cleaned-up
+    Jobs, a terminal phase is absorbing, conditions keep their transition times); ``jobs`` and
+    ``pods``, this task's children (any order); ``now``; ``created``, what the operator process
+    remembers: hook Job names it created that the watch has not shown yet (counted as pending,
+    not missing).
     """
     now_text = now if isinstance(now, str) else rfc3339(now)
     meta = task.get("metadata") or {}
@@ -498,24 +654,8 @@ def derive_status(
     succeeded = sum(h["summary"].get(HOOK_SUCCESS, 0) for h in hooks)
     busy = sum(1 for h in hooks for r in h["results"] if r["status"] not in HOOK_FINAL)
 
-    phase, reason, message = _runner_phase(task, runner_job, grouped.get(runner_job_name, []), busy)
-    previous_phase = status.get("phase")
-    if previous_phase in TERMINAL:
-        # A finished task stays finished (its Jobs may be cleaned up later); hook results
-        # still update, e.g. hooks fired before a runner failure that finish afterwards.
-        phase = previous_phase
-        reason = (
-            next(
-                (
-                    c.get("reason")
-                    for c in status.get("conditions") or []
-                    if c.get("type") == ("Complete" if phase == SUCCEEDED else "Failed")
-                ),
-                reason,
-            )
-            or reason
-        )
-        message = status.get("message") or message
+    facts = phase_facts(task, runner_job, grouped.get(runner_job_name, []), busy)
+    phase, reason, message = next_phase(status, facts)
 
     summary = runner.get("summary") or {}
     sla = summary.get("sla")
