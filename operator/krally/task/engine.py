@@ -56,11 +56,15 @@ ProgressCallback = Callable[[Progress], None]
 
 
 def expected_iterations(workload: WorkloadSpec) -> int | None:
-    """How many iterations the runner will run, when its config says so (else None)."""
-    if workload.runner_type in ("constant", "serial", "rps"):
-        times = workload.runner_args.get("times", 1)
-        return times if isinstance(times, int) and not isinstance(times, bool) else None
-    return None
+    """How many iterations the runner will run, as its plugin declares (None: unknown)."""
+    from krally.errors import PluginNotFound
+    from krally.task.runner import ScenarioRunner
+
+    try:
+        runner_cls = ScenarioRunner.get(workload.runner_type)
+    except PluginNotFound:
+        return None
+    return runner_cls.expected_iterations(dict(workload.runner_args))
 
 
 class _CountingLauncher:

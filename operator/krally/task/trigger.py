@@ -65,6 +65,13 @@ class Trigger(plugin.Plugin, kind="trigger"):
         reporting); None when unbounded or unknown. krally addition, not Rally API."""
         return None
 
+    @classmethod
+    def unreachable(cls, config: Any, iterations: int, path: str) -> list[str]:
+        """Warnings, each naming its field under ``path``, for what this (valid) trigger config
+        plans beyond a load of ``iterations`` iterations: values it never fires at. Default:
+        none. krally addition, not Rally API."""
+        return []
+
     def get_results(self) -> dict[str, Any]:
         """Rally's per-hook results: config, one HookResult per run (waits), summary counts."""
         results = []

@@ -46,6 +46,10 @@ class ConstantScenarioRunner(runner.ScenarioRunner):
         problems = super().validate_config(config, path)
         return problems or runner.check_concurrency_vs_times(config, path)
 
+    @classmethod
+    def expected_iterations(cls, config: dict[str, Any]) -> int | None:
+        return runner.times_of(config)
+
     def _plan(self) -> tuple[list[int], int | None]:
         times = self.config.get("times", 1)
         concurrency = self.config.get("concurrency", 1)

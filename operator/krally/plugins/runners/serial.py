@@ -29,6 +29,10 @@ class SerialScenarioRunner(runner.ScenarioRunner):
         "additionalProperties": True,
     }
 
+    @classmethod
+    def expected_iterations(cls, config: dict[str, Any]) -> int | None:
+        return runner.times_of(config)
+
     @property
     def timeout(self) -> float:
         return 0.0  # serial has no timeout (a key called "timeout" is just an extra key)

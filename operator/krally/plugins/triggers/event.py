@@ -52,5 +52,17 @@ class EventTrigger(trigger.Trigger):
             return False
         return super().on_event(event_type, value)
 
+    @classmethod
+    def unreachable(cls, config: Any, iterations: int, path: str) -> list[str]:
+        if config.get("unit") != consts.EventUnit.ITERATION:
+            return []
+        beyond = [v for v in config.get("at") or [] if isinstance(v, int) and v > iterations]
+        if not beyond:
+            return []
+        return [
+            f"{path}.at: {beyond} beyond the runner's times ({iterations}); "
+            "never fired, reported as unreached"
+        ]
+
     def planned_values(self) -> Sequence[int]:
         return sorted(self._at)

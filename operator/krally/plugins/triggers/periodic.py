@@ -59,6 +59,17 @@ class PeriodicTrigger(trigger.Trigger):
             return False
         return super().on_event(event_type, value)
 
+    @classmethod
+    def unreachable(cls, config: Any, iterations: int, path: str) -> list[str]:
+        start = config.get("start", 1)
+        if config.get("unit") != consts.EventUnit.ITERATION or not isinstance(start, int):
+            return []
+        if start <= iterations:
+            return []
+        return [
+            f"{path}.start: {start} beyond the runner's times ({iterations}); the hook never fires"
+        ]
+
     def planned_values(self) -> Sequence[int] | None:
         if self.end is None:
             return None
