@@ -10,49 +10,28 @@ fails when a ``TypedDict`` here and its schema disagree about a field.
 from __future__ import annotations
 
 import time
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict, get_args
 
 # -- vocabulary --------------------------------------------------------------------------------
 
 Phase = Literal["Pending", "Running", "Finishing", "Succeeded", "Failed", "Aborted"]
-PENDING: Final = "Pending"
-RUNNING: Final = "Running"
-FINISHING: Final = "Finishing"
-SUCCEEDED: Final = "Succeeded"
-FAILED: Final = "Failed"
-ABORTED: Final = "Aborted"
-PHASES: Final[tuple[Phase, ...]] = (PENDING, RUNNING, FINISHING, SUCCEEDED, FAILED, ABORTED)
+PHASES: Final[tuple[Phase, ...]] = get_args(Phase)
+PENDING, RUNNING, FINISHING, SUCCEEDED, FAILED, ABORTED = PHASES
 TERMINAL: Final[frozenset[str]] = frozenset({SUCCEEDED, FAILED, ABORTED})
 ACTIVE: Final[frozenset[str]] = frozenset({RUNNING, FINISHING})
 
 HookStatus = Literal["pending", "running", "success", "failed", "validation_failed"]
-HOOK_PENDING: Final = "pending"
-HOOK_RUNNING: Final = "running"
-HOOK_SUCCESS: Final = "success"
-HOOK_FAILED: Final = "failed"
-HOOK_VALIDATION_FAILED: Final = "validation_failed"
-HOOK_STATUSES: Final[tuple[HookStatus, ...]] = (
-    HOOK_PENDING,
-    HOOK_RUNNING,
-    HOOK_SUCCESS,
-    HOOK_FAILED,
-    HOOK_VALIDATION_FAILED,
-)
+HOOK_STATUSES: Final[tuple[HookStatus, ...]] = get_args(HookStatus)
+HOOK_PENDING, HOOK_RUNNING, HOOK_SUCCESS, HOOK_FAILED, HOOK_VALIDATION_FAILED = HOOK_STATUSES
 HOOK_FINAL: Final[frozenset[str]] = frozenset({HOOK_SUCCESS, HOOK_FAILED, HOOK_VALIDATION_FAILED})
 # etype of a pending result's error: why its pod has not started yet (not a failure).
 NOT_STARTED: Final = "NotStarted"
 
 RunnerState = Literal["Running", "Finished", "Aborted", "Error"]
-RUNNER_STATES: Final[tuple[RunnerState, ...]] = ("Running", "Finished", "Aborted", "Error")
+RUNNER_STATES: Final[tuple[RunnerState, ...]] = get_args(RunnerState)
 
 ConditionType = Literal["Accepted", "Running", "Complete", "Failed", "SLAPassed"]
-CONDITION_TYPES: Final[tuple[ConditionType, ...]] = (
-    "Accepted",
-    "Running",
-    "Complete",
-    "Failed",
-    "SLAPassed",
-)
+CONDITION_TYPES: Final[tuple[ConditionType, ...]] = get_args(ConditionType)
 
 # -- spec --------------------------------------------------------------------------------------
 
@@ -62,14 +41,22 @@ class PluginRef(TypedDict, total=False):
     args: Any
 
 
-class HookJob(TypedDict, total=False):
+class PodOptions(TypedDict, total=False):
+    """Cluster-only settings of a runner or hook pod (absent: the operator's defaults)."""
+
     image: str
-    serviceAccountName: str
-    timeoutSeconds: int
-    imagePullPolicy: str
     resources: dict[str, Any]
     nodeSelector: dict[str, str]
     tolerations: list[dict[str, Any]]
+    timeoutSeconds: int
+
+
+class RunnerPod(PodOptions, total=False):
+    imagePullPolicy: str
+
+
+class HookJob(PodOptions, total=False):
+    serviceAccountName: str
     env: list[dict[str, Any]]
 
 
@@ -79,15 +66,6 @@ class HookSpec(TypedDict, total=False):
     args: Any
     trigger: PluginRef
     job: HookJob
-
-
-class RunnerPod(TypedDict, total=False):
-    image: str
-    imagePullPolicy: str
-    resources: dict[str, Any]
-    nodeSelector: dict[str, str]
-    tolerations: list[dict[str, Any]]
-    timeoutSeconds: int
 
 
 class TaskSpec(TypedDict, total=False):

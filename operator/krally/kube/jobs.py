@@ -143,23 +143,28 @@ def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
 # -- runner identity ---------------------------------------------------------------------------
 
 
-def runner_service_account(task: dict[str, Any]) -> dict[str, Any]:
+_RBAC = "rbac.authorization.k8s.io"
+
+
+def _runner_object(task: dict[str, Any], api_version: str, kind: str, **fields: Any) -> dict:
+    """A namespaced object named like the runner, labelled and owned like every child."""
     name = task["metadata"]["name"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _metadata(task, runner_name(name), task_labels(name, ROLE_RUNNER)),
-    }
+    meta = _metadata(task, runner_name(name), task_labels(name, ROLE_RUNNER))
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **fields}
+
+
+def runner_service_account(task: dict[str, Any]) -> dict[str, Any]:
+    return _runner_object(task, "v1", "ServiceAccount")
 
 
 def runner_role(task: dict[str, Any]) -> dict[str, Any]:
     """get/patch of this one task's status (resourceNames), get of the task: nothing else."""
     name = task["metadata"]["name"]
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _metadata(task, runner_name(name), task_labels(name, ROLE_RUNNER)),
-        "rules": [
+    return _runner_object(
+        task,
+        f"{_RBAC}/v1",
+        "Role",
+        rules=[
             {
                 "apiGroups": [GROUP],
                 "resources": [f"{PLURAL}/status"],
@@ -173,21 +178,20 @@ def runner_role(task: dict[str, Any]) -> dict[str, Any]:
                 "verbs": ["get"],
             },
         ],
-    }
+    )
 
 
 def runner_role_binding(task: dict[str, Any]) -> dict[str, Any]:
-    name = task["metadata"]["name"]
-    sa = runner_name(name)
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": _metadata(task, sa, task_labels(name, ROLE_RUNNER)),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
-        "subjects": [
+    sa = runner_name(task["metadata"]["name"])
+    return _runner_object(
+        task,
+        f"{_RBAC}/v1",
+        "RoleBinding",
+        roleRef={"apiGroup": _RBAC, "kind": "Role", "name": sa},
+        subjects=[
             {"kind": "ServiceAccount", "name": sa, "namespace": task["metadata"]["namespace"]}
         ],
-    }
+    )
 
 
 # -- Jobs --------------------------------------------------------------------------------------

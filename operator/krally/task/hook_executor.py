@@ -23,7 +23,7 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from krally import consts
@@ -39,15 +39,10 @@ MAX_UNREACHED_LISTED = 100
 
 
 class HookLauncher(Protocol):
-    """Runs (or hands off) one fired hook; must return promptly: it is on the runner's path."""
+    """Runs (or hands off) one fired hook; must return promptly: it is on the runner's path.
+    ``launch(index, hook, hook_cls, triggered_by) -> HookHandle``, as LocalLauncher's."""
 
-    def launch(
-        self,
-        index: int,
-        hook: spec_mod.HookSpec,
-        hook_cls: type[Hook],
-        triggered_by: dict[str, Any],
-    ) -> HookHandle: ...
+    launch: Callable[[int, spec_mod.HookSpec, type[Hook], dict[str, Any]], HookHandle]
 
 
 class LocalLauncher:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+from krally.consts import JSON_SCHEMA
 from krally.errors import InvalidConfig
 from krally.task import plugin, workers
 from krally.task.workers import (
@@ -45,6 +46,25 @@ __all__ = [
 ]
 
 R = TypeVar("R", bound=type)
+
+
+def config_schema(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A runner's CONFIG_SCHEMA: an object with ``type`` (the runner's name) and ``properties``."""
+    return {
+        "$schema": JSON_SCHEMA,
+        "type": "object",
+        "properties": {"type": {"type": "string"}, **properties},
+        **extra,
+    }
+
+
+# Config fields several runners share, as in Rally.
+TIMES = {"type": "integer", "minimum": 1, "description": "Total number of iterations (default 1)."}
+CONCURRENCY = {
+    "type": "integer",
+    "minimum": 1,
+    "description": "Iterations running at any moment (default 1).",
+}
 
 
 class WorkerContext:

@@ -30,14 +30,7 @@ class EventTrigger(trigger.Trigger):
     """Triggers the hook on the listed values of an event: iterations (from 1) or seconds
     since iteration 1 started (from 0)."""
 
-    CONFIG_SCHEMA = {
-        "type": "object",
-        "$schema": consts.JSON_SCHEMA,
-        "oneOf": [
-            _unit_schema(consts.EventUnit.TIME, 0),
-            _unit_schema(consts.EventUnit.ITERATION, 1),
-        ],
-    }
+    CONFIG_SCHEMA = trigger.per_unit_schema(_unit_schema)
 
     def __init__(self, context: dict[str, Any], task: Any, hook_cls: type[Any]) -> None:
         super().__init__(context, task, hook_cls)
