@@ -161,7 +161,9 @@ def render_crd() -> dict[str, Any]:
 
 
 def _printer_columns() -> list[dict[str, Any]]:
-    def column(name: str, path: str, description: str, type_: str = "string", **extra: Any):
+    def column(
+        name: str, path: str, description: str, type_: str = "string", **extra: Any
+    ) -> dict[str, Any]:
         return {"name": name, "type": type_, "jsonPath": path, "description": description, **extra}
 
     return [

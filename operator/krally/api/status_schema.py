@@ -16,7 +16,9 @@ from krally.api.schema import PRESERVE, Schema, pruned
 from krally.api.types import HOOK_STATUSES, PHASES, RUNNER_STATES
 
 
-def _obj(description: str, properties: dict[str, Schema], required: list[str] | None = None):
+def _obj(
+    description: str, properties: dict[str, Schema], required: list[str] | None = None
+) -> Schema:
     node: Schema = {"type": "object", "description": description, "properties": properties}
     if required:
         node["required"] = required

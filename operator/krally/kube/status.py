@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from krally.api.times import rfc3339
+from krally.api.times import format_time, rfc3339
 from krally.api.types import (
     ABORTED,
     ACTIVE,
@@ -637,14 +637,16 @@ def derive_status(
     remembers: hook Job names it created that the watch has not shown yet (counted as pending,
     not missing).
     """
-    now_text = now if isinstance(now, str) else rfc3339(now)
+    now_text = now if isinstance(now, str) else format_time(now)
     meta = task.get("metadata") or {}
     name = meta["name"]
     generation = meta.get("generation")
     status = task.get("status") or {}
     runner = status.get("runner") or {}
     jobs = list(jobs)
-    by_name = {(j.get("metadata") or {}).get("name"): j for j in jobs}
+    by_name: dict[str, dict[str, Any]] = {
+        (j.get("metadata") or {}).get("name") or "": j for j in jobs
+    }
     grouped = pods_by_job(pods)
     runner_job_name = kjobs.runner_name(name)
     runner_job = by_name.get(runner_job_name)
@@ -758,7 +760,7 @@ def rejected_status(
     task: dict[str, Any], problems: Sequence[str], now: datetime | str
 ) -> dict[str, Any]:
     """Status of a task whose spec is invalid: Failed, Accepted=False naming the field."""
-    now_text = now if isinstance(now, str) else rfc3339(now)
+    now_text = now if isinstance(now, str) else format_time(now)
     meta = task.get("metadata") or {}
     generation = meta.get("generation")
     status = task.get("status") or {}
@@ -789,7 +791,7 @@ def rejected_status(
 
 def status_patch(current: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
     """The merge patch turning ``current`` into ``derived`` (operator keys only); {} = no write."""
-    patch = {}
+    patch: dict[str, Any] = {}
     for key in OPERATOR_KEYS:
         new = derived.get(key)
         old = current.get(key)

@@ -23,13 +23,14 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from krally import consts
 from krally.api.types import failed_now, hook_error
 from krally.task import spec as spec_mod
 from krally.task.hook import Hook
+from krally.task.spec import HookSpec
 from krally.task.trigger import HookHandle, LaunchFn, Trigger
 
 LOG = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ MAX_UNREACHED_LISTED = 100
 
 class HookLauncher(Protocol):
     """Runs (or hands off) one fired hook; must return promptly: it is on the runner's path.
-    ``launch(index, hook, hook_cls, triggered_by) -> HookHandle``, as LocalLauncher's."""
+    ``launch(index, hook, hook_cls, triggered_by)``, as :meth:`LocalLauncher.launch`."""
 
-    launch: Callable[[int, spec_mod.HookSpec, type[Hook], dict[str, Any]], HookHandle]
+    def launch(self, i: int, h: HookSpec, cls: type[Hook], by: dict[str, Any], /) -> HookHandle: ...
 
 
 class LocalLauncher:

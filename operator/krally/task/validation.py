@@ -112,7 +112,9 @@ def _validate_scenario(
     except PluginNotFound as exc:
         return [InvalidConfig(paths["scenario"], str(exc))]
     own_schema = any("CONFIG_SCHEMA" in vars(k) for k in cls.__mro__ if k is not Plugin)
-    own_validate = cls.validate_config.__func__ is not Plugin.validate_config.__func__
+    own_validate = getattr(cls.validate_config, "__func__", None) is not getattr(
+        Plugin.validate_config, "__func__", None
+    )
     if own_schema or own_validate:
         return cls.validate_config(args, paths["scenario_args"])
     where = paths["scenario_args"]

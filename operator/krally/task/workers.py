@@ -226,6 +226,8 @@ class IterationExecutor:
             # Delivered a hair after the scenario returned: still a timeout.
             finished = time.perf_counter()
             error = [type(exc).__name__, str(exc), traceback.format_exc()]
+        output: dict[str, Any]
+        atomics: list[Any]
         if scenario is None:
             idle, output, atomics = 0.0, {"additive": [], "complete": []}, []
         else:
@@ -409,7 +411,8 @@ def run_in_processes(
     # (512 events): workers then wait, instead of hooks firing late.
     with contextlib.suppress(AttributeError, OSError):
         fcntl.fcntl(event_w, fcntl.F_SETPIPE_SZ, EVENT_PIPE_BYTES)
-    processes, conns = [], []
+    processes: list[Any] = []
+    conns: list[Any] = []
     try:
         for index, share in enumerate(shares):
             recv, send = mp.Pipe(duplex=False)

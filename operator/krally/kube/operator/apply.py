@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +99,7 @@ class Applier:
         *,
         later: Callable[[Key, float], None],
         cancel_later: Callable[[Key], None],
-        spawn: Callable[[Awaitable[Any]], None],
+        spawn: Callable[[Coroutine[Any, Any, Any]], None],
     ) -> None:
         self.api = api
         self.policy = policy or RetryPolicy()

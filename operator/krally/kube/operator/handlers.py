@@ -48,35 +48,39 @@ def register(krally_settings: Settings, registry: kopf.OperatorRegistry | None =
         holder["controller"] = Controller(krally_settings, Clients())
 
     @kopf.index(*TASKS, registry=registry)
-    def task_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, store.task_key(body)): store.project_task(body)}
+    def task_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return {(namespace or "", store.task_key(body)): store.project_task(body)}
 
     @kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
-    def job_index(namespace: str, body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
-        return {(namespace, store.child_key(labels)): store.project_job(body)}
+    def job_index(
+        namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any
+    ) -> dict[Any, Any]:
+        return {(namespace or "", store.child_key(labels)): store.project_job(body)}
 
     @kopf.index("v1", "pods", labels=MANAGED, registry=registry)
-    def pod_index(namespace: str, body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
-        return {(namespace, store.child_key(labels)): store.project_pod(body)}
+    def pod_index(
+        namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any
+    ) -> dict[Any, Any]:
+        return {(namespace or "", store.child_key(labels)): store.project_pod(body)}
 
     @kopf.on.event(*TASKS, registry=registry)
-    async def task_event(type: str, namespace: str, body: kopf.Body, **kwargs: Any) -> None:
+    async def task_event(type: str, namespace: str | None, body: kopf.Body, **kwargs: Any) -> None:
         controller().store.remember(kwargs)
-        key = (namespace, store.task_key(body))
+        key = (namespace or "", store.task_key(body))
         if type == "DELETED":
             controller().forget(key)
         else:
             controller().kick(key)
 
     @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
-    async def job_event(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+    async def job_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         controller().store.remember(kwargs)
-        controller().kick((namespace, store.child_key(labels)))
+        controller().kick((namespace or "", store.child_key(labels)))
 
     @kopf.on.event("v1", "pods", labels=MANAGED, registry=registry)
-    async def pod_event(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+    async def pod_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         controller().store.remember(kwargs)
-        controller().kick((namespace, store.child_key(labels)))
+        controller().kick((namespace or "", store.child_key(labels)))
 
     @kopf.on.probe(id="tasks", registry=registry)
     def probe_tasks(**_: Any) -> int:

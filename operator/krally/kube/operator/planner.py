@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from krally.api.names import ROLE_HOOK, ROLE_RUNNER
 from krally.api.times import rfc3339
 from krally.api.types import HOOK_PENDING, TERMINAL
 from krally.kube import events as kevents
@@ -69,7 +70,7 @@ class CreateIdentity:
 class CreateJob:
     name: str
     body: Obj
-    role: str  # kjobs.ROLE_RUNNER or kjobs.ROLE_HOOK
+    role: str  # ROLE_RUNNER or ROLE_HOOK
     firing: Obj | None = None
 
 
@@ -158,7 +159,7 @@ def plan_firings(
         CreateJob(
             name,
             kjobs.hook_job(task, index, firing, settings, created_at=created_at),
-            kjobs.ROLE_HOOK,
+            ROLE_HOOK,
             firing,
         )
         for index, firing, name in firings_without_job(
@@ -240,7 +241,7 @@ def plan(
                 )
             )
         body = kjobs.runner_job(task, settings)
-        actions.append(CreateJob(runner_name, body, kjobs.ROLE_RUNNER))
+        actions.append(CreateJob(runner_name, body, ROLE_RUNNER))
         # The status below assumes it is created (a failed create stops the pass first).
         planned_runner = {"metadata": {"name": runner_name}, "status": {}}
 

@@ -10,6 +10,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from krally.api.names import LABEL_TASK
 from krally.kube import jobs as kjobs
 from krally.kube.operator.planner import Key, Observed
 
@@ -54,7 +55,7 @@ def task_key(body: Mapping[str, Any]) -> str:
 
 
 def child_key(labels: Mapping[str, str]) -> str:
-    return labels.get(kjobs.LABEL_TASK, "")
+    return labels.get(LABEL_TASK, "")
 
 
 def project_task(body: Mapping[str, Any]) -> dict[str, Any]:
