@@ -260,3 +260,17 @@ def test_hook_service_accounts_can_be_restricted() -> None:
     restricted = Settings.from_env({"KRALLY_HOOK_SERVICE_ACCOUNTS": "chaos, other"})
     assert restricted.hook_service_accounts == {"chaos", "other"}
     assert kjobs.runner_name("t") == "t-runner"
+
+
+def test_the_kopf_wiring_names_the_indices_the_store_reads() -> None:
+    """kopf hands each index to the handlers as a keyword named by the index's id."""
+    import kopf
+
+    from krally.kube.operator import handlers, store
+
+    registry = kopf.OperatorRegistry()
+    handlers.register(Settings(), registry)
+    indices = [h.id for h in registry._indexing.get_all_handlers()]
+    assert tuple(indices) == store.INDEX_NAMES
+    watchers = {h.id for h in registry._watching.get_all_handlers()}
+    assert watchers == {"task_event", "job_event", "pod_event"}

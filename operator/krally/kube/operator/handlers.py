@@ -27,12 +27,14 @@ def register(krally_settings: Settings, registry: kopf.OperatorRegistry | None =
     """Register krally's handlers (into kopf's default registry unless given one); the
     controller is created at startup, when the API client can be configured."""
     registry = registry or kopf.get_default_registry()
+    # Explicit ids: kopf passes each index to the handlers as a keyword named by its id
+    # (store.INDEX_NAMES), and the ids stay stable across refactors.
     holder: dict[str, Controller] = {}
 
     def controller() -> Controller:
         return holder["controller"]
 
-    @kopf.on.startup(registry=registry)
+    @kopf.on.startup(id="configure", registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # Events are posted by krally itself (events.py), not from kopf's log lines.
         settings.posting.enabled = False
@@ -47,23 +49,23 @@ def register(krally_settings: Settings, registry: kopf.OperatorRegistry | None =
         settings.scanning.disabled = not krally_settings.scanning
         holder["controller"] = Controller(krally_settings, Clients())
 
-    @kopf.index(*TASKS, registry=registry)
+    @kopf.index(*TASKS, id="task_index", registry=registry)
     def task_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
         return {(namespace or "", store.task_key(body)): store.project_task(body)}
 
-    @kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    @kopf.index("batch", "v1", "jobs", id="job_index", labels=MANAGED, registry=registry)
     def job_index(
         namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any
     ) -> dict[Any, Any]:
         return {(namespace or "", store.child_key(labels)): store.project_job(body)}
 
-    @kopf.index("v1", "pods", labels=MANAGED, registry=registry)
+    @kopf.index("v1", "pods", id="pod_index", labels=MANAGED, registry=registry)
     def pod_index(
         namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any
     ) -> dict[Any, Any]:
         return {(namespace or "", store.child_key(labels)): store.project_pod(body)}
 
-    @kopf.on.event(*TASKS, registry=registry)
+    @kopf.on.event(*TASKS, id="task_event", registry=registry)
     async def task_event(type: str, namespace: str | None, body: kopf.Body, **kwargs: Any) -> None:
         controller().store.remember(kwargs)
         key = (namespace or "", store.task_key(body))
@@ -72,12 +74,12 @@ def register(krally_settings: Settings, registry: kopf.OperatorRegistry | None =
         else:
             controller().kick(key)
 
-    @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    @kopf.on.event("batch", "v1", "jobs", id="job_event", labels=MANAGED, registry=registry)
     async def job_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         controller().store.remember(kwargs)
         controller().kick((namespace or "", store.child_key(labels)))
 
-    @kopf.on.event("v1", "pods", labels=MANAGED, registry=registry)
+    @kopf.on.event("v1", "pods", id="pod_event", labels=MANAGED, registry=registry)
     async def pod_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         controller().store.remember(kwargs)
         controller().kick((namespace or "", store.child_key(labels)))
