@@ -199,7 +199,7 @@ def rally_result(
     *,
     started_at: float,
     finished_at: float,
-    triggered_by: dict[str, Any],
+    triggered_by: dict[str, Any] | None,
     error: HookError | None = None,
 ) -> dict[str, Any]:
     """Rally's HookResult as the engine and the hook pod report it (epoch seconds, snake_case);
@@ -208,7 +208,7 @@ def rally_result(
         "status": status,
         "started_at": started_at,
         "finished_at": finished_at,
-        "triggered_by": dict(triggered_by),
+        "triggered_by": dict(triggered_by) if triggered_by is not None else None,
     }
     if error is not None:
         result["error"] = error

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from krally import consts
-from krally.api.types import hook_error
+from krally.api.types import hook_error, rally_result
 from krally.errors import KrallyError
 from krally.task import charts, plugin
 
@@ -75,12 +75,12 @@ class Hook(plugin.Plugin, kind="hook"):
         self._started = False
         self._launched_at: float | None = None  # epoch seconds of run_async()
         self._frozen = False  # set on timeout: later set_error/add_output are ignored
-        self._result: dict[str, Any] = {
-            "status": consts.HookStatus.SUCCESS,
-            "started_at": 0.0,
-            "finished_at": 0.0,
-            "triggered_by": jsonable(triggered_by),
-        }
+        self._result: dict[str, Any] = rally_result(
+            consts.HookStatus.SUCCESS,
+            started_at=0.0,
+            finished_at=0.0,
+            triggered_by=jsonable(triggered_by),
+        )
         self._thread = threading.Thread(
             target=self._thread_main, name=f"hook-{self.get_name()}", daemon=True
         )
