@@ -125,7 +125,7 @@ FINISHED_RUNNER = {
 
 
 def test_pending_before_the_runner_job_exists() -> None:
-    status = kstatus.derive_status(make_task(), [], [], NOW)
+    status = kstatus.derive_status(make_task(), [], [], NOW, created=())
     assert status["phase"] == "Pending"
     accepted = next(c for c in status["conditions"] if c["type"] == "Accepted")
     assert accepted["status"] == "True" and accepted["observedGeneration"] == 1
@@ -141,7 +141,7 @@ def test_running_with_pending_and_finished_hooks() -> None:
     }
     jobs = [runner_job(), hook_job(5), hook_job(50, "active")]
     pods = [hook_pod(5, success(5)), hook_pod(50, None)]
-    status = kstatus.derive_status(make_task(runner), jobs, pods, NOW)
+    status = kstatus.derive_status(make_task(runner), jobs, pods, NOW, created=())
     assert status["phase"] == "Running"
     assert status["runnerJob"] == "t-runner"
     assert status["display"]["progress"] == "750/1500"
@@ -160,13 +160,13 @@ def test_succeeded_only_after_every_fired_hook_finished() -> None:
     jobs = [runner_job("complete"), *(hook_job(v) for v in AT[:3]), hook_job(1000, "active")]
     pods = [*(hook_pod(v, success(v)) for v in AT[:3]), hook_pod(1000, None)]
     task = make_task(FINISHED_RUNNER)
-    status = kstatus.derive_status(task, jobs, pods, NOW)
+    status = kstatus.derive_status(task, jobs, pods, NOW, created=())
     assert status["phase"] == "Finishing"
     assert "1 hook(s) still running" in status["message"]
 
     jobs[-1] = hook_job(1000)
     pods[-1] = hook_pod(1000, success(1000))
-    status = kstatus.derive_status(task, jobs, pods, NOW)
+    status = kstatus.derive_status(task, jobs, pods, NOW, created=())
     assert status["phase"] == "Succeeded"
     hook = status["hooks"][0]
     assert hook["summary"] == {"success": 4}
@@ -184,25 +184,25 @@ def test_succeeded_only_after_the_runner_pod_exited() -> None:
     jobs = [runner_job("active"), *(hook_job(v) for v in AT)]
     pods = [hook_pod(v, success(v)) for v in AT]
     task = make_task(FINISHED_RUNNER)
-    status = kstatus.derive_status(task, jobs, pods, NOW)
+    status = kstatus.derive_status(task, jobs, pods, NOW, created=())
     assert status["phase"] == "Finishing"
     assert "runner pod exiting" in status["message"]
 
     jobs[0] = runner_job("complete")
-    assert kstatus.derive_status(task, jobs, pods, NOW)["phase"] == "Succeeded"
+    assert kstatus.derive_status(task, jobs, pods, NOW, created=())["phase"] == "Succeeded"
 
 
 def test_last_transition_time_kept_while_status_holds() -> None:
     task = make_task({"state": "Running", "progress": {"done": 1}})
-    first = kstatus.derive_status(task, [runner_job()], [], NOW)
+    first = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     task["status"].update(first)
-    second = kstatus.derive_status(task, [runner_job()], [], LATER)
+    second = kstatus.derive_status(task, [runner_job()], [], LATER, created=())
     times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
     assert times["Running"] == kstatus.rfc3339(NOW)
     assert kstatus.status_patch(task["status"], second) == {}
 
     task["status"]["runner"] = dict(FINISHED_RUNNER, firings=[])
-    third = kstatus.derive_status(task, [runner_job("complete")], [], LATER)
+    third = kstatus.derive_status(task, [runner_job("complete")], [], LATER, created=())
     changed = {c["type"]: c["lastTransitionTime"] for c in third["conditions"]}
     assert changed["Running"] == kstatus.rfc3339(LATER)  # True → False
     assert changed["Accepted"] == kstatus.rfc3339(NOW)
@@ -220,7 +220,7 @@ def test_failed_hook_records_exit_code_from_its_result() -> None:
     status = kstatus.derive_status(
         make_task(runner), [runner_job("complete"), hook_job(5, "failed")], [
             hook_pod(5, failed, exit_code=1)
-        ], NOW
+        ], NOW, created=()
     )  # fmt: skip
     assert status["phase"] == "Succeeded"  # a failed hook does not fail the task (Rally)
     result = status["hooks"][0]["results"][0]
@@ -239,7 +239,7 @@ def test_hook_without_result_fails_by_timeout_with_the_cause() -> None:
     }
     runner = dict(FINISHED_RUNNER, firings=firings([5]))
     status = kstatus.derive_status(
-        make_task(runner), [runner_job("complete"), hook_job(5, "deadline")], [pod], NOW
+        make_task(runner), [runner_job("complete"), hook_job(5, "deadline")], [pod], NOW, created=()
     )
     result = status["hooks"][0]["results"][0]
     assert result["status"] == "failed"
@@ -262,7 +262,7 @@ def test_unschedulable_hook_records_why_it_waits_and_fails_by_timeout_with_it() 
     runner = dict(FINISHED_RUNNER, firings=firings([5]))
     task = make_task(runner)
     active = hook_job(5, "active")
-    waiting = kstatus.derive_status(task, [runner_job("complete"), active], [pod], NOW)
+    waiting = kstatus.derive_status(task, [runner_job("complete"), active], [pod], NOW, created=())
     result = waiting["hooks"][0]["results"][0]
     assert result["status"] == "pending"  # not a failure yet, but it says why
     assert result["error"]["etype"] == "NotStarted"
@@ -273,7 +273,9 @@ def test_unschedulable_hook_records_why_it_waits_and_fails_by_timeout_with_it() 
     # The deadline: the Job controller fails the Job and removes the pod at once, so the
     # cause comes from the pending result recorded before.
     failed_job = hook_job(5, "deadline")
-    timed_out = kstatus.derive_status(task, [runner_job("complete"), failed_job], [], LATER)
+    timed_out = kstatus.derive_status(
+        task, [runner_job("complete"), failed_job], [], LATER, created=()
+    )
     result = timed_out["hooks"][0]["results"][0]
     assert result["status"] == "failed"
     assert result["error"]["etype"] == "Timeout"
@@ -282,10 +284,12 @@ def test_unschedulable_hook_records_why_it_waits_and_fails_by_timeout_with_it() 
     assert unschedulable in result["error"]["msg"]
     assert timed_out["phase"] == "Succeeded"  # a failed hook does not fail the task (Rally)
     # Seen together with the pod being deleted, the pod itself says it; the result then stays.
-    both = kstatus.derive_status(task, [runner_job("complete"), failed_job], [pod], LATER)
+    both = kstatus.derive_status(
+        task, [runner_job("complete"), failed_job], [pod], LATER, created=()
+    )
     assert both["hooks"][0]["results"][0]["error"] == result["error"]
     task["status"].update(timed_out)
-    again = kstatus.derive_status(task, [runner_job("complete"), failed_job], [], LATER)
+    again = kstatus.derive_status(task, [runner_job("complete"), failed_job], [], LATER, created=())
     assert again["hooks"] == timed_out["hooks"]
 
 
@@ -296,7 +300,7 @@ def test_hook_pod_exit_code_without_json() -> None:
     }
     runner = dict(FINISHED_RUNNER, firings=firings([5]))
     status = kstatus.derive_status(
-        make_task(runner), [runner_job("complete"), hook_job(5, "failed")], [pod], NOW
+        make_task(runner), [runner_job("complete"), hook_job(5, "failed")], [pod], NOW, created=()
     )
     error = status["hooks"][0]["results"][0]["error"]
     assert "code 127" in error["msg"] and "not found" in error["details"]
@@ -304,53 +308,55 @@ def test_hook_pod_exit_code_without_json() -> None:
 
 def test_runner_failures() -> None:
     running = {"state": "Running", "progress": {"done": 10, "total": 100}}
-    deleted = kstatus.derive_status(make_task(running, runnerJob="t-runner"), [], [], NOW)
+    deleted = kstatus.derive_status(
+        make_task(running, runnerJob="t-runner"), [], [], NOW, created=()
+    )
     assert deleted["phase"] == "Failed"
     failed = next(c for c in deleted["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "RunnerDeleted" and failed["status"] == "True"
     assert deleted["progress"] == {"done": 10, "total": 100}
 
-    timed = kstatus.derive_status(make_task(running), [runner_job("deadline")], [], NOW)
+    timed = kstatus.derive_status(make_task(running), [runner_job("deadline")], [], NOW, created=())
     assert timed["phase"] == "Failed" and "timeoutSeconds" in timed["message"]
 
     killed = dict(running, state="Aborted", error="stopped by SIGTERM")
-    timed = kstatus.derive_status(make_task(killed), [runner_job("deadline")], [], NOW)
+    timed = kstatus.derive_status(make_task(killed), [runner_job("deadline")], [], NOW, created=())
     assert next(c for c in timed["conditions"] if c["type"] == "Failed")["reason"] == (
         "RunnerTimedOut"
     )
 
-    crashed = kstatus.derive_status(make_task(running), [runner_job("failed")], [], NOW)
+    crashed = kstatus.derive_status(make_task(running), [runner_job("failed")], [], NOW, created=())
     assert crashed["phase"] == "Failed"
 
     terminated = dict(running, state="Aborted", error="stopped by SIGTERM")
-    gone = kstatus.derive_status(make_task(terminated), [runner_job("failed")], [], NOW)
+    gone = kstatus.derive_status(make_task(terminated), [runner_job("failed")], [], NOW, created=())
     assert gone["phase"] == "Failed" and "deleted" in gone["message"]
     assert next(c for c in gone["conditions"] if c["type"] == "Failed")["reason"] == (
         "RunnerTerminated"
     )
 
     error = dict(running, state="Error", error="ValueError: boom")
-    assert "boom" in kstatus.derive_status(make_task(error), [], [], NOW)["message"]
+    assert "boom" in kstatus.derive_status(make_task(error), [], [], NOW, created=())["message"]
 
 
 def test_abort() -> None:
     task = make_task({"state": "Running", "progress": {"done": 10}}, runnerJob="t-runner")
     task["spec"]["abort"] = True
-    aborting = kstatus.derive_status(task, [runner_job()], [], NOW)
+    aborting = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     assert aborting["phase"] == "Running" and aborting["conditions"][1]["reason"] == "Aborting"
-    assert kstatus.derive_status(task, [], [], NOW)["phase"] == "Aborted"
+    assert kstatus.derive_status(task, [], [], NOW, created=())["phase"] == "Aborted"
     task["status"]["runner"]["state"] = "Aborted"
-    assert kstatus.derive_status(task, [], [], NOW)["phase"] == "Aborted"
+    assert kstatus.derive_status(task, [], [], NOW, created=())["phase"] == "Aborted"
 
 
 def test_terminal_phase_is_sticky_and_finished_results_survive_job_cleanup() -> None:
     task = make_task(FINISHED_RUNNER)
     jobs = [runner_job("complete"), *(hook_job(v) for v in AT)]
     pods = [hook_pod(v, success(v)) for v in AT]
-    done = kstatus.derive_status(task, jobs, pods, NOW)
+    done = kstatus.derive_status(task, jobs, pods, NOW, created=())
     task["status"].update(done)
     # Every Job garbage-collected (e.g. TTL): nothing changes, nothing is re-created.
-    later = kstatus.derive_status(task, [], [], LATER)
+    later = kstatus.derive_status(task, [], [], LATER, created=())
     assert later["phase"] == "Succeeded"
     assert later["hooks"] == done["hooks"]
     assert planner.firings_without_job(task, {}) == []
@@ -377,7 +383,7 @@ def test_unreached_values_are_reported() -> None:
     )
     status = kstatus.derive_status(make_task(runner), [runner_job("complete"), hook_job(5)], [
         hook_pod(5, success(5))
-    ], NOW)  # fmt: skip
+    ], NOW, created=())  # fmt: skip
     assert status["hooks"][0]["unreached"] == [{"eventType": "iteration", "value": 50}]
 
 
@@ -393,12 +399,12 @@ def test_rejected_status_names_the_field() -> None:
 
 def test_status_patch_and_progress_throttling() -> None:
     task = make_task({"state": "Running", "progress": {"done": 1, "total": 10}})
-    first = kstatus.derive_status(task, [runner_job()], [], NOW)
+    first = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     patch = kstatus.status_patch(task["status"], first)
     assert patch["phase"] == "Running" and "runner" not in patch
     task["status"].update(first)
     task["status"]["runner"]["progress"] = {"done": 5, "total": 10}
-    second = kstatus.derive_status(task, [runner_job()], [], NOW)
+    second = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     patch = kstatus.status_patch(task["status"], second)
     assert set(patch) <= {"progress", "display", "message", "conditions"}
     assert not kstatus.urgent(patch, task["status"])  # progress alone may wait
@@ -412,7 +418,9 @@ def test_events_follow_transitions() -> None:
     before = kstatus.derive_status(task, [runner_job()], [], NOW, created={"t-h0-i5"})
     reasons = [e[1] for e in kevents.transitions({}, before)]
     assert reasons == ["Started", "HookFired"]
-    after = kstatus.derive_status(task, [runner_job(), hook_job(5)], [hook_pod(5, success(5))], NOW)
+    after = kstatus.derive_status(
+        task, [runner_job(), hook_job(5)], [hook_pod(5, success(5))], NOW, created=()
+    )
     assert [e[1] for e in kevents.transitions(before, after)] == ["HookSucceeded"]
     assert kevents.transitions(after, after) == []
 
@@ -438,7 +446,7 @@ def test_spec_warnings_are_kept_and_posted_once() -> None:
     assert any("spec.contexts.users" in w and "OpenStack" in w for w in warnings)
     assert any("spec.hooks[0].trigger" in w and "50" in w for w in warnings)
 
-    derived = {**kstatus.derive_status(make_task(), [], [], NOW), "warnings": warnings}
+    derived = {**kstatus.derive_status(make_task(), [], [], NOW, created=()), "warnings": warnings}
     patch = kstatus.status_patch({}, derived)
     assert patch["warnings"] == warnings
     posted = [e for e in kevents.transitions({}, derived) if e[1] == "SpecWarning"]

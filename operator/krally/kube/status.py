@@ -153,7 +153,8 @@ def unique_firings(firings: Iterable[dict[str, Any]], n_hooks: int) -> list[dict
     return result
 
 
-def _previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The hook results the status recorded, by Job name (they outlive cleaned-up Jobs)."""
     found = {}
     for hook in status.get("hooks") or []:
         for item in hook.get("results") or []:
@@ -302,7 +303,7 @@ def derive_hooks(
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
     status = task.get("status") or {}
     runner = status.get("runner") or {}
-    previous = _previous_results(status)
+    previous = previous_results(status)
     created = set(created)
     hooks: list[dict[str, Any]] = []
     for index, spec_hook in enumerate(spec_hooks):
@@ -626,7 +627,7 @@ def derive_status(
     pods: Iterable[dict[str, Any]],
     now: datetime | str,
     *,
-    created: Iterable[str] = (),
+    created: Iterable[str],
 ) -> dict[str, Any]:
     """The operator-owned part of ``status`` (every key of OPERATOR_KEYS, None = remove).
 

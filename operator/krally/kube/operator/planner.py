@@ -101,15 +101,6 @@ Action = CreateIdentity | CreateJob | Abort | WriteStatus | FlushLater
 # -- firings -----------------------------------------------------------------------------------
 
 
-def _previous_results(status: Mapping[str, Any]) -> dict[str, Obj]:
-    found: dict[str, Obj] = {}
-    for hook in status.get("hooks") or []:
-        for item in hook.get("results") or []:
-            if item.get("job"):
-                found[item["job"]] = item
-    return found
-
-
 def firings_without_job(
     task: Obj, jobs_by_name: Mapping[str, Any], created: Iterable[str] = ()
 ) -> list[tuple[int, Obj, str]]:
@@ -119,7 +110,7 @@ def firings_without_job(
     name = task["metadata"]["name"]
     status = task.get("status") or {}
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
-    previous = _previous_results(status)
+    previous = kstatus.previous_results(status)
     done = set(created)
     todo = []
     firings = (status.get("runner") or {}).get("firings") or []
