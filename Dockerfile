@@ -3,20 +3,27 @@
 # Build: docker build -t krally:0.1.0 .        Lint: hadolint Dockerfile
 
 # One place for the versions. kubectl stays within one minor of the clusters krally is
-# tested against (tests/cluster/KUBERNETES_VERSION).
+# tested against (tests/cluster/KUBERNETES_VERSION). Both base images are build arguments:
+# the test harness builds from a local Debian base (tests/cluster/images.py).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
-ARG KUBECTL_VERSION=v1.35.4
+ARG GO_IMAGE=golang:1.26.8-bookworm
+ARG KUBERNETES_VERSION=v1.35.4
 
-# kubectl for sys_call hooks (e.g. `kubectl delete pod ...`). This image is a scratch image
-# holding only the official kubectl binary, checksum-verified when it was built, so this
-# build downloads nothing itself.
-FROM rancher/kubectl:${KUBECTL_VERSION} AS kubectl
+# kubectl for sys_call hooks (e.g. `kubectl delete pod ...`), built from the k8s.io/kubernetes
+# Go module by the same script as the test cluster's binaries: no third-party image. A builder
+# that already has that binary replaces this stage with `--build-context kubectl=DIR`.
+FROM ${GO_IMAGE} AS kubectl
+ARG KUBERNETES_VERSION
+COPY scripts/build-control-plane.sh /build/
+RUN KRALLY_KUBERNETES_VERSION="${KUBERNETES_VERSION}" KRALLY_BINARIES=kubectl \
+    KRALLY_CACHE_DIR=/build/out bash /build/build-control-plane.sh \
+    && cp "/build/out/kubernetes-${KUBERNETES_VERSION}/bin/kubectl" /kubectl
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # A virtualenv copied whole into the final stage: no compilers, caches or sources there.
-RUN python -m venv /opt/krally
+RUN python3 -m venv /opt/krally
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 # The dependencies' lower bounds come from pyproject.toml (the versions krally is tested with).
@@ -32,7 +39,7 @@ LABEL org.opencontainers.image.title="krally" \
 RUN groupadd --gid 65532 krally \
     && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /tmp \
        --shell /usr/sbin/nologin krally
-COPY --from=kubectl /bin/kubectl /usr/local/bin/kubectl
+COPY --from=kubectl /kubectl /usr/local/bin/kubectl
 COPY --from=build /opt/krally /opt/krally
 # HOME=/tmp: the root filesystem is read-only in the pod; /tmp is its writable emptyDir.
 ENV PATH=/opt/krally/bin:$PATH \

@@ -1,6 +1,6 @@
 """The operator's reaction times and status write rate, on the real test control plane.
 
-Starts the local control plane + process node (tests/cluster), installs the CRD, runs
+Starts the local control plane + real node (tests/cluster), installs the CRD, runs
 `krally operator -n NS --standalone` as a subprocess and measures:
 
 1. firing → hook Job: per firing, the runner's clock when the iteration started (``firedAt`` in
@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.cluster import start  # noqa: E402
+from tests.cluster import images, start  # noqa: E402
 
 GROUP, VERSION, PLURAL = "krally.dev", "v1alpha1", "benchmarktasks"
 
@@ -195,7 +195,12 @@ def main() -> int:
         log = (work / "operator.log").open("wb")
         operator = subprocess.Popen(
             [sys.executable, "-m", "krally", "operator", "-n", ns, "--standalone"],
-            env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+            env={
+                **os.environ,
+                "KUBECONFIG": str(cluster.kubeconfig),
+                "KRALLY_IMAGE": images.KRALLY_REF,
+                "KRALLY_IMAGE_PULL_POLICY": "Never",
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -40,6 +40,7 @@ def main() -> int:
     try:
         kubectl = cluster.kubectl
         print(f"kube-apiserver {cluster.version} at {cluster.server}")
+        print(kubectl("get", "nodes", "-o", "wide").stdout, end="")
 
         say("kubectl apply -k manifests  (CRD, RBAC, operator Deployment)")
         print(kubectl("apply", "-k", str(ROOT / "manifests")).stdout, end="")

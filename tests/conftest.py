@@ -3,7 +3,11 @@
 Fixtures (see tests/cluster for the harness):
 - `cluster` (session): a started tests.cluster.Cluster (`.kubeconfig`, `.server`, `.kubectl()`,
   `.api_client()`, `.token_for()`, `.create_namespace()`, `.pod_log()`, `.logs()`, `.node_name`).
-  Started on first use only, so `pytest tests/unit` never starts it.
+  Here it has the process node (pods as host processes: fast, for the control plane's own
+  behaviour); tests/e2e/conftest.py makes it the real node there. Started on first use only, so
+  `pytest tests/unit` never starts it.
+- `real_cluster` (session): the same control plane kind with the real node (kubelet,
+  containerd, images built from Dockerfile). Never replaced by the process node.
 - `namespace`: a fresh namespace (its default ServiceAccount ready), deleted after the test.
 - `apply_yaml(source, namespace=None) -> str`: `kubectl apply` as admin of YAML text (dedented),
   a file/directory path, or a dict / list of dicts; returns kubectl's output.
@@ -32,7 +36,7 @@ from tests.cluster import Cluster, ClusterError, start
 from tests.cluster import wait_for as _wait_for
 from tests.cluster.controlplane import dns_label
 
-_started: list[Cluster] = []
+_started: dict[str, Cluster] = {}
 
 
 def _cluster_required() -> bool:
@@ -53,32 +57,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
-    if report.failed and _started and item.get_closest_marker("cluster"):
-        report.sections.append(("krally cluster components", _started[0].logs(lines=25)))
+    used = getattr(item, "funcargs", {}).get("cluster")
+    if report.failed and isinstance(used, Cluster) and item.get_closest_marker("cluster"):
+        report.sections.append(("krally cluster components", used.logs(lines=25)))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _started:
-        t = _started[0].timings
-        parts = ", ".join(f"{k} {v:.2f}s" for k, v in t.items())
-        terminalreporter.write_line(f"krally test cluster start: {parts}")
+    for kind, running in _started.items():
+        parts = ", ".join(f"{k} {v:.2f}s" for k, v in running.timings.items())
+        terminalreporter.write_line(f"krally test cluster ({kind} node) start: {parts}")
 
 
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def _session_cluster(node: str) -> Iterator[Cluster]:
     try:
-        running = start(keep_workdir=os.environ.get("KRALLY_KEEP_CLUSTER", "") not in ("", "0"))
+        running = start(
+            node=node, keep_workdir=os.environ.get("KRALLY_KEEP_CLUSTER", "") not in ("", "0")
+        )
     except ClusterError as exc:
         if _cluster_required():
             pytest.fail(str(exc), pytrace=False)
         print(f"\n{exc}", file=sys.stderr)
         first = str(exc).splitlines()[0]
-        pytest.skip(f"control plane unavailable ({first}); CI=true makes this a failure")
-    _started.append(running)
+        pytest.skip(f"{node} node cluster unavailable ({first}); CI=true makes this a failure")
+    _started[node] = running
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    yield from _session_cluster("process")
+
+
+@pytest.fixture(scope="session")
+def real_cluster() -> Iterator[Cluster]:
+    yield from _session_cluster("real")
 
 
 @pytest.fixture(autouse=True)

@@ -23,8 +23,9 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise RuntimeError(f"openssl {' '.join(args[:2])} failed: {proc.stderr.strip()}")
 
 
-def generate(directory: Path) -> Certificates:
-    """An EC P-256 CA, a serving certificate for 127.0.0.1/localhost and SA signing keys."""
+def generate(directory: Path, ips: tuple[str, ...] = ()) -> Certificates:
+    """An EC P-256 CA, a serving certificate for 127.0.0.1/localhost (and `ips`: the real
+    node's API address and the `kubernetes` Service IP) and SA signing keys."""
     directory.mkdir(parents=True, exist_ok=True)
     d = directory
     _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key", cwd=d)
@@ -39,7 +40,8 @@ def generate(directory: Path) -> Certificates:
     )  # fmt: skip
     # The SANs cover what a client may dial: loopback and the in-cluster service names.
     (d / "serving.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
+        f"subjectAltName=IP:127.0.0.1,{''.join(f'IP:{ip},' for ip in ips)}"
+        "IP:10.0.0.1,DNS:localhost,DNS:kubernetes,"
         "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
         "DNS:kubernetes.default.svc.cluster.local\n"
         "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
@@ -59,3 +61,23 @@ def generate(directory: Path) -> Certificates:
         sa_private_key=d / "sa.key",
         sa_public_key=d / "sa.pub",
     )
+
+
+def client(
+    directory: Path, certs: Certificates, name: str, user: str, group: str
+) -> tuple[Path, Path]:
+    """A client certificate (CN=user, O=group) signed by the cluster CA: an identity that the
+    API server's x509 authenticator knows, e.g. system:node:NAME in system:nodes."""
+    d = directory
+    key, csr, crt = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt"
+    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key.name, cwd=d)
+    _openssl(
+        "req", "-new", "-key", key.name, "-subj", f"/O={group}/CN={user}", "-out", csr.name, cwd=d
+    )
+    ext = d / f"{name}.ext"
+    ext.write_text("extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n")
+    _openssl(
+        "x509", "-req", "-in", csr.name, "-CA", str(certs.ca_cert), "-CAkey", str(certs.ca_key),
+        "-CAcreateserial", "-days", "30", "-sha256", "-extfile", ext.name, "-out", crt.name, cwd=d,
+    )  # fmt: skip
+    return crt, key

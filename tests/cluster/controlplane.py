@@ -1,8 +1,13 @@
-"""Start and stop etcd, kube-apiserver, kube-controller-manager and the process node.
+"""Start and stop etcd, kube-apiserver, kube-controller-manager and a node.
 
-Every component runs on loopback with free ports, logs to a file in the cluster's temporary
-directory, and carries a marker in its environment (inherited by every pod process), so that
-stop() can find and kill anything left behind, whatever happened.
+Two kinds of node: the real one (`node="real"`: kube-scheduler, containerd, kubelet and
+kube-proxy in namespaces of their own, pods from locally built images; see realnode.py) and the
+process node (`node="process"`: pod commands as host processes; see node.py).
+
+Every component logs to a file in the cluster's temporary directory and carries a marker in its
+environment, so that stop() can find and kill anything left behind, whatever happened. With the
+process node everything listens on loopback; with the real node the API server listens on the
+host end of the node's veth pair (an address of this machine, like loopback).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from tests.cluster import certs
+from tests.cluster import certs, images, realnode
 from tests.cluster.http import ApiError, KubeHTTP
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +54,13 @@ CONTROLLERS = (
     "replicaset-controller",
     "clusterrole-aggregation-controller",
 )
+# A real node also needs its taints managed and its Services' endpoints.
+REAL_NODE_CONTROLLERS = (
+    "node-lifecycle-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+)
+NODE_KINDS = ("real", "process")
 
 
 class ClusterError(RuntimeError):
@@ -78,7 +90,14 @@ def binary_dir(version: str | None = None) -> Path:
 def ensure_binaries(build: bool = True) -> Path:
     """The cached binaries' directory; builds them (minutes, first time only) when missing."""
     bindir = binary_dir()
-    names = ("kube-apiserver", "kube-controller-manager", "kubectl")
+    names = (
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kube-proxy",
+        "kubelet",
+        "kubectl",
+    )
     if all((bindir / n).is_file() for n in names):
         return bindir
     if not build:
@@ -163,16 +182,23 @@ class Component:
 
 
 class Cluster:
-    """A running control plane plus process node. Use start() or `with Cluster() as c`."""
+    """A running control plane plus a node. Use start() or `with Cluster() as c`.
+
+    `node="real"` (the default) runs pods in containers from locally built images;
+    `node="process"` runs them as host processes (fast, no images; see node.py)."""
 
     def __init__(
         self,
         *,
+        node: str = "real",
         node_name: str = "krally-node",
         workdir: Path | None = None,
         keep_workdir: bool = False,
         build: bool = True,
     ) -> None:
+        if node not in NODE_KINDS:
+            raise ClusterError(f"node must be one of {', '.join(NODE_KINDS)}, not {node!r}")
+        self.node_kind = node
         self.node_name = node_name
         self.version = kubernetes_version()
         self._build = build
@@ -189,6 +215,11 @@ class Cluster:
         self.bindir = binary_dir()
         self._http: KubeHTTP | None = None
         self.certs: certs.Certificates | None = None
+        # The real node's parts (None with the process node).
+        self.images: list[images.Archive] = []
+        self.net: realnode.NodeNetwork | None = None
+        self.node: realnode.RealNode | None = None
+        self._slot = realnode.SlotLock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -206,18 +237,43 @@ class Cluster:
             self._start(timeout)
         except BaseException as exc:
             report = self.logs()
+            kept = self._keep_logs()
             self.stop()
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            raise ClusterError(f"control plane failed to start: {exc}\n{report}") from exc
+            raise ClusterError(
+                f"cluster failed to start: {exc} (component logs: {kept})\n{report}"
+            ) from exc
         self.timings["total"] = time.monotonic() - t0
         return self
+
+    @property
+    def real(self) -> bool:
+        return self.node_kind == "real"
 
     def _start(self, timeout: float) -> None:
         self.bindir = ensure_binaries(self._build)
         self.logdir.mkdir(parents=True, exist_ok=True)
+        bind_ip = "127.0.0.1"
+        service_cidr = "10.0.0.0/24"
+        sans: tuple[str, ...] = ()
+        if self.real:
+            realnode.ensure_tools()
+            mark = time.monotonic()
+            try:
+                self.images = images.Builder(self.bindir / "kubectl").archives()
+            except images.ImageError as exc:
+                raise ClusterError(f"images: {exc}") from exc
+            self.timings["images"] = time.monotonic() - mark
+            mark = time.monotonic()
+            self.net = net = realnode.NodeNetwork(self._slot.acquire())
+            realnode.cleanup(net, self.logdir / "node-network.log")  # a killed run's leftovers
+            net.create(self.logdir / "node-network.log")
+            self.timings["network"] = time.monotonic() - mark
+            bind_ip, service_cidr = net.host_ip, net.service_cidr
+            sans = (net.host_ip, net.kubernetes_service_ip, net.node_ip)
         mark = time.monotonic()
-        self.certs = c = certs.generate(self.workdir / "pki")
+        self.certs = c = certs.generate(self.workdir / "pki", sans)
         self.timings["certs"] = time.monotonic() - mark
 
         env = dict(os.environ)
@@ -251,13 +307,31 @@ class Cluster:
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f'{self.admin_token},admin,admin,"system:masters"\n')
         tokens.chmod(0o600)
-        self.server = f"https://127.0.0.1:{api_port}"
+        self.server = f"https://{bind_ip}:{api_port}"
+        apiserver_extra = [
+            # `kubectl logs` reaches the process node by its InternalIP (127.0.0.1).
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+        if self.real:
+            kubelet_crt, kubelet_key = certs.client(
+                self.workdir / "pki", c, "apiserver-kubelet", "kube-apiserver-kubelet-client",
+                "system:masters",
+            )  # fmt: skip
+            apiserver_extra = [
+                f"--advertise-address={bind_ip}",
+                f"--kubelet-client-certificate={kubelet_crt}",
+                f"--kubelet-client-key={kubelet_key}",
+                # Without Hostname last it tries DNS for the node name and `kubectl logs` fails.
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                # The kubelet acts as system:node:NAME: it may touch only its own node and pods.
+                "--enable-admission-plugins=NodeRestriction",
+            ]
         apiserver = self._add(
             "kube-apiserver",
             [
                 str(self.bindir / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={bind_ip}",
                 f"--secure-port={api_port}",
                 f"--cert-dir={self.workdir / 'pki'}",
                 f"--tls-cert-file={c.serving_cert}",
@@ -268,10 +342,9 @@ class Cluster:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={c.sa_public_key}",
                 f"--service-account-signing-key-file={c.sa_private_key}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                f"--service-cluster-ip-range={service_cidr}",
                 "--allow-privileged=true",
-                # `kubectl logs` reaches the process node by its InternalIP (127.0.0.1).
-                "--kubelet-preferred-address-types=InternalIP",
+                *apiserver_extra,
                 "--profiling=false",
                 "--v=1",
             ],
@@ -284,6 +357,7 @@ class Cluster:
         self.timings["apiserver"] = time.monotonic() - mark
         self.write_kubeconfig(self.kubeconfig)
 
+        controllers = CONTROLLERS + (REAL_NODE_CONTROLLERS if self.real else ())
         kcm = self._add(
             "kube-controller-manager",
             [
@@ -297,7 +371,7 @@ class Cluster:
                 "--use-service-account-credentials=false",
                 f"--service-account-private-key-file={c.sa_private_key}",
                 f"--root-ca-file={c.ca_cert}",
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--controllers={','.join(controllers)}",
                 "--concurrent-gc-syncs=5",
                 "--v=1",
             ],
@@ -312,6 +386,9 @@ class Cluster:
         )
         self.timings["default-namespace"] = time.monotonic() - mark
 
+        if self.real:
+            self._start_real_node(env, timeout)
+            return
         node = self._add(
             "process-node",
             [
@@ -338,14 +415,107 @@ class Cluster:
         self._wait(self._node_ready, timeout, f"node {self.node_name} Ready")
         self.timings["node"] = time.monotonic() - mark
 
+    def _start_real_node(self, env: dict[str, str], timeout: float) -> None:
+        assert self.net is not None and self.certs is not None
+        c, net = self.certs, self.net
+        pki = self.workdir / "pki"
+        mark = time.monotonic()
+        scheduler = self._add(
+            "kube-scheduler",
+            [
+                str(self.bindir / "kube-scheduler"),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+            env,
+        )
+        scheduler.start()
+        # Node identities: the kubelet as system:node:NAME (Node authorizer, NodeRestriction),
+        # kube-proxy as system:kube-proxy (the built-in system:node-proxier binding).
+        kubelet_cfg = self.workdir / "node" / "kubelet.kubeconfig"
+        proxy_cfg = self.workdir / "node" / "kube-proxy.kubeconfig"
+        crt, key = certs.client(pki, c, "kubelet", f"system:node:{self.node_name}", "system:nodes")
+        self.write_cert_kubeconfig(kubelet_cfg, crt, key)
+        crt, key = certs.client(pki, c, "kube-proxy", "system:kube-proxy", "system:node-proxier")
+        self.write_cert_kubeconfig(proxy_cfg, crt, key)
+
+        def launch(name: str, argv: list[str]) -> Component:
+            component = self._add(name, argv, env)
+            component.start()
+            return component
+
+        self.node = node = realnode.RealNode(
+            name=self.node_name,
+            work=self.workdir / "node",
+            bindir=self.bindir,
+            net=net,
+            ca_cert=c.ca_cert,
+            kubelet_kubeconfig=kubelet_cfg,
+            proxy_kubeconfig=proxy_cfg,
+            launch=launch,
+            log=self.logdir / "node.log",
+            image_root=images.cache_dir() / f"node-{net.slot}" / "containerd",
+        )
+        node.prepare()
+        node.write_configs(images.PAUSE_REF)
+        node.start_containerd()
+        self._wait(node.containerd_ready, timeout, "containerd to answer")
+        node.kill_containers()  # a killed run's, if any: the image store outlives nodes
+        self.timings["containerd"] = time.monotonic() - mark
+        mark = time.monotonic()
+        try:
+            for archive in self.images:
+                node.import_image(archive.path, archive.ref, archive.extra_refs)
+        except realnode.NodeError as exc:
+            raise ClusterError(f"image import: {exc}") from exc
+        self.timings["image-import"] = time.monotonic() - mark
+        mark = time.monotonic()
+        node.start_kubelet()
+        node.start_kube_proxy()
+        self._wait(self._node_ready, timeout, f"node {self.node_name} Ready")
+        self._wait(self._node_untainted, timeout, f"node {self.node_name} without taints")
+        self._wait(node.proxy_synced, timeout, "kube-proxy rules for the kubernetes Service")
+        self.timings["node"] = time.monotonic() - mark
+
     def stop(self) -> None:
-        """Stop everything, newest first; then kill anything still carrying our marker."""
+        """Stop everything, newest first; then kill anything still carrying our marker.
+
+        A real node goes first and in order: kubelet and kube-proxy, then every container
+        (while containerd still answers), then containerd and the rest; then the node's
+        namespaces, cgroups and routes are removed whatever state they were left in."""
+        if self.node is not None:
+            for component in reversed(self.components):
+                if component.name in ("kube-proxy", "kubelet"):
+                    component.stop()
+            self.node.kill_containers()
         for component in reversed(self.components):
             component.stop()
         kill_marked_processes(self.id)
+        if self.net is not None:
+            realnode.cleanup(self.net, self.logdir / "node-network.log")
+            self._slot.release()
         if self._own_workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._http = None
+
+    def _keep_logs(self) -> Path:
+        """A copy of the component logs that outlives the cluster (the error names it)."""
+        kept = images.cache_dir() / "logs" / "last-failed-cluster"
+        shutil.rmtree(kept, ignore_errors=True)
+        if self.logdir.is_dir():
+            shutil.copytree(self.logdir, kept)
+        return kept
+
+    def host_leftovers(self) -> list[str]:
+        """What this cluster's real node left on the host (after stop(): nothing)."""
+        if self.net is None:
+            return []
+        return realnode.host_leftovers(self.net, self.workdir)
 
     # -- diagnostics -----------------------------------------------------------------------
 
@@ -367,7 +537,10 @@ class Cluster:
         return "\n".join(parts) or "(no component started)"
 
     def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
-        """What a pod's containers printed (stdout+stderr): no kubelet serves `kubectl logs`."""
+        """What a pod's containers printed (stdout+stderr)."""
+        if self.real:
+            which = ["-c", container] if container else ["--all-containers"]
+            return self.kubectl("logs", "-n", namespace, pod, *which, check=False).stdout
         poddir = self.workdir / "node" / "pods" / namespace / pod
         logs = sorted(poddir.glob(f"{container or '*'}.log"))
         return "\n".join(p.read_text(errors="replace") for p in logs)
@@ -451,6 +624,17 @@ class Cluster:
             "current-context": "krally",
         }
         return yaml.safe_dump(config, sort_keys=False)
+
+    def write_cert_kubeconfig(self, path: Path, cert: Path, key: Path) -> Path:
+        """A kubeconfig that authenticates with a client certificate (the node's components)."""
+        config = yaml.safe_load(self.kubeconfig_text())
+        config["users"] = [
+            {"name": "user", "user": {"client-certificate": str(cert), "client-key": str(key)}}
+        ]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+        return path
 
     def write_kubeconfig(
         self, path: Path | str, token: str | None = None, namespace: str | None = None
@@ -536,6 +720,10 @@ class Cluster:
                 return False
             raise
         return True
+
+    def _node_untainted(self) -> bool:
+        node = self.http.get(f"/api/v1/nodes/{self.node_name}")
+        return not (node.get("spec", {}).get("taints") or [])
 
     def _node_ready(self) -> bool:
         node = self.http.get(f"/api/v1/nodes/{self.node_name}")

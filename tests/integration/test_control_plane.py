@@ -500,7 +500,7 @@ def test_deployment_pod_runs_and_becomes_available(
 
 def test_harness_reports_a_dead_component_and_leaves_nothing_behind() -> None:
     # A second, private cluster: this one is broken on purpose.
-    with start(node_name="doomed-node") as doomed:
+    with start(node="process", node_name="doomed-node") as doomed:
         doomed.kubectl("run", "sleeper", "--image=none", "--command", "--", "sh", "-c",
                        "sleep 300 & wait")  # fmt: skip
         wait_until(

@@ -339,6 +339,32 @@ def test_runner_failures() -> None:
     assert "boom" in kstatus.derive_status(make_task(error), [], [], NOW, created=())["message"]
 
 
+def test_runner_oom_killed_names_the_memory_limit_and_keeps_progress() -> None:
+    pod = {
+        "metadata": {
+            "name": "t-runner-abcde",
+            "labels": {"batch.kubernetes.io/job-name": "t-runner"},
+            "creationTimestamp": "2026-01-01T11:59:00Z",
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"state": {"terminated": {"exitCode": 1, "reason": "OOMKilled"}}}
+            ],
+        },
+    }
+    # A killed worker makes the runner report an error before it exits: the kill still wins.
+    for state in ("Running", "Error"):
+        runner = {"state": state, "error": "worker died", "progress": {"done": 7, "total": 100}}
+        task = make_task(runner)
+        task["spec"]["runnerPod"] = {"resources": {"limits": {"memory": "64Mi"}}}
+        status = kstatus.derive_status(task, [runner_job("failed")], [pod], NOW, created=())
+        failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+        assert (status["phase"], failed["reason"]) == ("Failed", "OOMKilled")
+        assert "memory limit" in status["message"] and "64Mi" in status["message"]
+        assert status["progress"] == {"done": 7, "total": 100}
+
+
 def test_abort() -> None:
     task = make_task({"state": "Running", "progress": {"done": 10}}, runnerJob="t-runner")
     task["spec"]["abort"] = True
@@ -502,6 +528,12 @@ PHASE_EXAMPLES = {
         "Failed",
         "RunnerTimedOut",
         "runner did not finish within spec.runnerPod.timeoutSeconds (9 s)",
+    ),
+    "oom-killed": (
+        kstatus.PhaseFacts(state="Error", killed_reason="OOMKilled", memory_limit="64Mi"),
+        "Failed",
+        "OOMKilled",
+        "killed by its memory limit (spec.runnerPod.resources.limits.memory: 64Mi)",
     ),
     "runner-error": (
         kstatus.PhaseFacts(state="Error", error="boom"),

@@ -271,6 +271,6 @@ def test_disruption_example_grants_its_hook_what_the_command_needs():
 
 def test_image_kubectl_matches_the_tested_kubernetes_version():
     # kubectl in the image (for sys_call hooks) is the release the e2e tests run against.
-    pinned = re.findall(r"^ARG KUBECTL_VERSION=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    pinned = re.findall(r"^ARG KUBERNETES_VERSION=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
     tested = (ROOT / "tests" / "cluster" / "KUBERNETES_VERSION").read_text().strip()
     assert pinned == [tested]

@@ -9,6 +9,9 @@ from krally.kube.operator.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"KRALLY_[A-Z_]+[A-Z]")
+# A variable as code uses one: quoted ("KRALLY_X", environ["KRALLY_X"]) or in shell ($KRALLY_X,
+# ${KRALLY_X:-...}); a Python constant that happens to be named KRALLY_... is not one.
+USED = re.compile(r"[\"'$]\{?(KRALLY_[A-Z_]*[A-Z])")
 
 
 def _documented() -> set[str]:
@@ -20,11 +23,19 @@ def _documented() -> set[str]:
 
 def test_every_krally_variable_is_in_the_readme_table() -> None:
     used: set[str] = set()
-    for folder in ("operator", "tests/cluster", "tests/conftest.py", "scripts", "manifests"):
+    folders = (
+        "operator",
+        "tests/cluster",
+        "tests/conftest.py",
+        "tests/e2e",
+        "scripts",
+        "manifests",
+    )
+    for folder in (*folders, "Dockerfile"):
         paths = [ROOT / folder] if (ROOT / folder).is_file() else (ROOT / folder).rglob("*")
         for path in paths:
             if path.is_file() and path.suffix in {".py", ".sh", ".yaml", ""}:
-                used |= set(NAME.findall(path.read_text(errors="ignore")))
+                used |= set(USED.findall(path.read_text(errors="ignore")))
     assert used, "the scan found no KRALLY_ variable at all"
     assert used - _documented() == set()
 

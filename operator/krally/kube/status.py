@@ -373,6 +373,8 @@ class PhaseFacts:
     abort: bool = False  # spec.abort
     recorded_job: str | None = None  # status.runnerJob: the runner Job was created once
     pod_deleting: bool = False
+    killed_reason: str = ""  # the runner container's terminated reason, e.g. OOMKilled
+    memory_limit: str = "none"  # spec.runnerPod.resources.limits.memory
     exit_detail: str = ""  # the runner container's exit code and last message line
     busy_hooks: int = 0  # fired hooks not finished yet
     error: str = ""  # status.runner.error
@@ -410,6 +412,17 @@ PHASE_RULES: tuple[PhaseRule, ...] = (
         lambda f: (
             f"runner did not finish within spec.runnerPod.timeoutSeconds ({f.deadline} s)"
             f"{f.at}{_KEPT}"
+        ),
+    ),
+    # Checked before the runner's own report: a killed worker makes it report an error too.
+    PhaseRule(
+        "oom-killed",
+        lambda f: f.state != "Finished" and f.killed_reason == "OOMKilled",
+        FAILED,
+        "OOMKilled",
+        lambda f: (
+            "runner container was killed by its memory limit "
+            f"(spec.runnerPod.resources.limits.memory: {f.memory_limit}){f.at}{_KEPT}"
         ),
     ),
     PhaseRule(
@@ -552,6 +565,7 @@ def phase_facts(
         detail = f"exit code {terminated.get('exitCode')}"
         if terminated.get("message"):
             detail += f": {terminated['message'].strip().splitlines()[-1][:300]}"
+    limits = ((spec.get("runnerPod") or {}).get("resources") or {}).get("limits") or {}
     return PhaseFacts(
         state=runner.get("state"),
         job=jstate or None,
@@ -560,6 +574,8 @@ def phase_facts(
         deadline=((runner_job or {}).get("spec") or {}).get("activeDeadlineSeconds"),
         abort=bool(spec.get("abort")),
         recorded_job=status.get("runnerJob"),
+        killed_reason=str((terminated or {}).get("reason") or ""),
+        memory_limit=str(limits.get("memory", "none")),
         pod_deleting=bool(pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp")),
         exit_detail=detail,
         busy_hooks=hooks_busy,

@@ -1,0 +1,152 @@
+"""Firing → hook Job created → hook command started, on the real node (kubelet + containerd).
+
+Starts the local control plane with the real node (tests/cluster), runs `krally operator` as a
+subprocess and, per rate, one task whose periodic trigger fires a `sys_call` hook at that rate.
+The hook's command is `date +%s.%N`, so its output is the instant the command started inside
+its container. Per firing, from the runner's `firedAt`:
+
+1. → hook Job create sent (the operator's krally.dev/created-at annotation);
+2. → hook command started in its container (the command's own clock; same machine).
+
+Beside them: the machine's CPU use while each task ran (from /proc/stat) and the CPU-seconds
+the machine spent per firing, because on 2 cores every hook pod (a sandbox, runc, a Python
+start-up of `krally hook run`) costs about a third of a core-second: 1 firing/s leaves the
+machine mostly idle and shows what krally adds; 5 firings/s is a short burst (a few seconds)
+that already saturates the 2 cores, so its command-start figures measure the machine, and the
+Job-create figures show that the operator keeps up while it is saturated.
+
+Prints figures and ratios only; no pass/fail.
+
+    python bench/bench_hook_start.py [--firings-at-1 20] [--firings-at-5 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_operator import GROUP, PLURAL, VERSION, describe, epoch, task_body, wait_done  # noqa: E402
+from tests.cluster import images, start  # noqa: E402
+
+
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def rate_spec(rate: float, firings: int) -> dict[str, Any]:
+    # Iterations of 10 ms; a hook every `step` iterations gives `rate` firings per second.
+    step = max(1, round(1 / (rate * 0.0102)))
+    return {
+        "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0.01}},
+        "runner": {"type": "constant", "times": firings * step, "concurrency": 1},
+        "hooks": [
+            {
+                "name": "sys_call",
+                "args": "date +%s.%N",
+                "trigger": {"name": "periodic", "args": {"unit": "iteration", "step": step}},
+                "job": {"timeoutSeconds": 120},
+            }
+        ],
+    }
+
+
+def measure(custom: Any, batch: Any, ns: str, name: str, rate: float, firings: int) -> None:
+    busy0, total0 = cpu_times()
+    started = time.time()
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, task_body(name, rate_spec(rate, firings))
+    )
+    task = wait_done(custom, ns, name, timeout=600)
+    busy1, total1 = cpu_times()
+    elapsed = time.time() - started
+    status = task["status"]
+    fired = {f["value"]: epoch(f["firedAt"]) for f in status["runner"]["firings"]}
+    jobs = {
+        j.metadata.name: j
+        for j in batch.list_namespaced_job(ns, label_selector="krally.dev/role=hook").items
+    }
+    created_ms, command_ms = [], []
+    for result in status["hooks"][0]["results"]:
+        value = result["triggeredBy"]["value"]
+        if value not in fired or result["status"] != "success":
+            continue
+        job = jobs.get(result.get("job") or "")
+        created = ((job.metadata.annotations or {}) if job else {}).get("krally.dev/created-at")
+        if created:
+            created_ms.append((epoch(created) - fired[value]) * 1000)
+        stamp = re.search(r"\b1\d{9}\.\d+", json.dumps(result.get("output")))
+        if stamp:  # the command's own `date +%s.%N`
+            command_ms.append((float(stamp.group(0)) - fired[value]) * 1000)
+    cores = os.cpu_count() or 1
+    cpu_share = (busy1 - busy0) / max(total1 - total0, 1)
+    cpu_seconds = (busy1 - busy0) / os.sysconf("SC_CLK_TCK")
+    print(f"\n{name}: {rate:g} firing(s)/s, {len(fired)} firings, phase {status['phase']}")
+    describe("  firedAt → hook Job create sent", created_ms, 100)
+    describe("  firedAt → hook command started in its container", command_ms)
+    print(
+        f"  machine CPU while it ran: {cpu_share * 100:.0f} % of {cores} cores"
+        f" over {elapsed:.0f} s;"
+        f" {cpu_seconds / max(len(fired), 1):.2f} CPU-s per firing (load and hooks together)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--firings-at-1", type=int, default=20)
+    parser.add_argument("--firings-at-5", type=int, default=10)
+    args = parser.parse_args()
+
+    from kubernetes import client
+
+    work = Path(tempfile.mkdtemp(prefix="krally-bench-"))
+    with start(node="real") as cluster:
+        timings = ", ".join(f"{k} {v:.1f}s" for k, v in cluster.timings.items())
+        print(f"real node ready: {timings}")
+        cluster.kubectl("apply", "-f", str(ROOT / "crds" / "benchmarktasks.krally.dev.yaml"))
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev", "--timeout=60s"
+        )
+        ns = cluster.create_namespace("bench-hook-start")
+        log = (work / "operator.log").open("wb")
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "KRALLY_IMAGE": images.KRALLY_REF,
+            "KRALLY_IMAGE_PULL_POLICY": "Never",
+        }
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "krally", "operator", "-n", ns, "--standalone"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        api_client = cluster.api_client()
+        custom, batch = client.CustomObjectsApi(api_client), client.BatchV1Api(api_client)
+        try:
+            time.sleep(5)  # operator start-up
+            print(f"operator log: {work / 'operator.log'}")
+            measure(custom, batch, ns, "one-per-second", 1, args.firings_at_1)
+            time.sleep(5)  # let the first task's pods go
+            measure(custom, batch, ns, "five-per-second", 5, args.firings_at_5)
+        finally:
+            operator.terminate()
+            operator.wait(15)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The e2e tests run on the real node: `cluster` here is the session's real-node cluster
+(kubelet + containerd, runner and hook pods from the image built from Dockerfile)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.cluster import Cluster
+from tests.e2e.support import CLUSTER_ROLE, CRD, OPERATOR_SA, Operator
+
+
+@pytest.fixture(scope="session")
+def cluster(real_cluster: Cluster) -> Iterator[Cluster]:
+    yield real_cluster
+
+
+@pytest.fixture(scope="session")
+def crd_installed(cluster: Any) -> None:
+    cluster.kubectl("apply", "-f", str(CRD))
+    cluster.kubectl("apply", "-f", str(CLUSTER_ROLE))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev", "--timeout=60s"
+    )
+
+
+@pytest.fixture
+def ns(cluster: Any, namespace: str, crd_installed: None) -> str:
+    # Every pod krally creates must be admitted under the `restricted` Pod Security level.
+    cluster.kubectl(
+        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    cluster.kubectl("create", "serviceaccount", OPERATOR_SA, "-n", namespace)
+    cluster.kubectl(
+        "create", "rolebinding", OPERATOR_SA, "-n", namespace,
+        "--clusterrole=krally-operator", f"--serviceaccount={namespace}:{OPERATOR_SA}",
+    )  # fmt: skip
+    return namespace
+
+
+@pytest.fixture
+def operator(cluster: Any, ns: str, tmp_path: Path) -> Iterator[Operator]:
+    op = Operator(cluster, ns, tmp_path).start()
+    yield op
+    # Delete the tasks while the operator runs (there is no finalizer, but be tidy), then stop.
+    cluster.kubectl("delete", "bt", "--all", "-n", ns, "--wait=false", check=False)
+    op.stop()
+    # Captured: pytest shows it with a failing test only.
+    print(f"--- operator log ({op.log}) ---\n{op.output(120)}")

@@ -1,0 +1,138 @@
+"""What the e2e tests share: the operator as a child process, and small task helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tests.cluster import images
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "benchmarktasks.krally.dev.yaml"
+CLUSTER_ROLE = ROOT / "manifests" / "clusterrole.yaml"
+RALLY_EXAMPLE = ROOT / "manifests" / "examples" / "rally-hooks.yaml"
+OPERATOR_SA = "krally-operator"
+
+
+class Operator:
+    """`krally operator` as a child process, acting as the operator ServiceAccount."""
+
+    def __init__(self, cluster: Any, namespace: str, workdir: Path) -> None:
+        self.cluster, self.namespace, self.workdir = cluster, namespace, workdir
+        self.kubeconfig = workdir / "operator.kubeconfig"
+        self.log = workdir / "operator.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        token = cluster.token_for(namespace, OPERATOR_SA)
+        cluster.write_kubeconfig(self.kubeconfig, token=token, namespace=namespace)
+
+    def start(self) -> Operator:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "KRALLY_HOOK_TIMEOUT": "60",
+            # Runner and hook pods run the image built from Dockerfile, imported, never pulled.
+            "KRALLY_IMAGE": images.KRALLY_REF,
+            "KRALLY_IMAGE_PULL_POLICY": "Never",
+            # The operator validates specs: it must know the alt image's test-only scenario.
+            "KRALLY_PLUGIN_PATH": str(images.HERE / "plugins"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "krally", "operator", "-n", self.namespace, "--standalone"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, like a crashed or evicted operator pod."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def output(self, lines: int = 60) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def task_yaml(name: str, spec: dict[str, Any]) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "krally.dev/v1alpha1",
+            "kind": "BenchmarkTask",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def get_task(cluster: Any, ns: str, name: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", "bt", name, "-n", ns, "-o", "json").stdout)
+
+
+def get_status(cluster: Any, ns: str, name: str) -> dict[str, Any]:
+    return get_task(cluster, ns, name).get("status") or {}
+
+
+def wait_phase(
+    cluster: Any,
+    ns: str,
+    name: str,
+    phases: set[str],
+    wait_for: Callable[..., Any],
+    timeout: float = 120,
+) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        status = get_status(cluster, ns, name)
+        return status if status.get("phase") in phases else None
+
+    return wait_for(reached, timeout=timeout, message=f"bt/{name} phase in {sorted(phases)}")
+
+
+def jobs(cluster: Any, ns: str, selector: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", "jobs", "-n", ns, "-l", selector, "-o", "json").stdout
+    return json.loads(out)["items"]
+
+
+def condition(status: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions") or [] if c["type"] == ctype)
+
+
+def triggered(results: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [(r["triggeredBy"]["eventType"], r["triggeredBy"]["value"]) for r in results]
+
+
+def dummy_spec(times: int, sleep: float, hooks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "scenario": {"name": "Dummy.dummy", "args": {"sleep": sleep}},
+        "runner": {"type": "constant", "times": times, "concurrency": 1},
+        "sla": {"failure_rate": {"max": 0}},
+        "hooks": hooks,
+    }
+
+
+def sys_call(command: str, trigger: str, **args: Any) -> dict[str, Any]:
+    return {"name": "sys_call", "args": command, "trigger": {"name": trigger, "args": args}}
