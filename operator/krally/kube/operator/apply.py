@@ -167,13 +167,16 @@ class Applier:
             raise
         if reply is not None and action.name in memory.created:
             memory.created[action.name] = reply
-        firing = action.firing or {}
+        if action.firing is None:
+            log.info("created %s Job %s/%s", action.role, namespace, action.name)
+            return
         log.info(
-            "%s Job %s/%s%s%s",
+            "%s Job %s/%s for %s %s%s",
             action.role,
             namespace,
             action.name,
-            f" for {firing.get('eventType')} {firing.get('value')}" if firing else "",
+            action.firing.get("eventType"),
+            action.firing.get("value"),
             "" if reply is not None else " (already existed)",
         )
 
