@@ -435,6 +435,12 @@ def test_status_patch_and_progress_throttling() -> None:
     assert set(patch) <= {"progress", "display", "message", "conditions"}
     assert not kstatus.urgent(patch, task["status"])  # progress alone may wait
     assert kstatus.urgent(first, {})  # a phase change may not
+    # A pending hook's newly known cause may not either (the pod showing it may soon be gone).
+    stuck = {"job": "t-h0-i5", "status": "pending", "error": {"etype": "NotStarted", "msg": "x"}}
+    waiting = {"job": "t-h0-i5", "status": "pending"}
+    assert kstatus.urgent({"hooks": [{"results": [stuck]}]}, {"hooks": [{"results": [waiting]}]})
+    assert not kstatus.urgent({"hooks": [{"results": [stuck]}]}, {"hooks": [{"results": [stuck]}]})
+    assert not kstatus.urgent({"hooks": [{"results": [waiting]}]}, {})
     # Removing a field is a null in the merge patch.
     assert kstatus.status_patch({"sla": [1]}, {"sla": None}) == {"sla": None}
 
