@@ -318,8 +318,17 @@ def _progress_display(args: argparse.Namespace) -> Any:
 
 # --- the text report ---------------------------------------------------------------------------
 
-_COLUMNS = ("Action", "Min (sec)", "Median (sec)", "90%ile (sec)", "95%ile (sec)", "Max (sec)")
-_COLUMNS += ("Avg (sec)", "Success", "Count")
+_COLUMNS: tuple[str, ...] = (
+    "Action",
+    "Min (sec)",
+    "Median (sec)",
+    "90%ile (sec)",
+    "95%ile (sec)",
+    "Max (sec)",
+    "Avg (sec)",
+    "Success",
+    "Count",
+)
 _KEYS = ("min", "median", "90%ile", "95%ile", "max", "avg")
 
 
@@ -388,7 +397,7 @@ def _output_summary(output: dict[str, Any] | None) -> str:
 
 
 def render_workload(w: dict[str, Any], show_warnings: bool = True) -> str:
-    out = []
+    out: list[str] = []
     ((scenario, _),) = w["scenario"].items()
     ((runner, runner_cfg),) = w["runner"].items()
     cfg = ", ".join(f"{k}={v}" for k, v in runner_cfg.items())
@@ -435,7 +444,7 @@ def render_workload(w: dict[str, Any], show_warnings: bool = True) -> str:
 
 def render_report(report: dict[str, Any], show_warnings: bool = True) -> str:
     """Rally-like text for a JSON report (``krally run`` and ``krally report``)."""
-    out = []
+    out: list[str] = []
     for task in report["tasks"]:
         out.extend(
             render_workload(w, show_warnings)

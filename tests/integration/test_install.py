@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from krally.kube import crd
+from krally.api import crd
 
 pytestmark = pytest.mark.cluster
 

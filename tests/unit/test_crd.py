@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from krally.kube import crd
-from krally.kube.status_schema import STATUS_SCHEMA, pruned_fields
+from krally.api import crd
+from krally.api.status_schema import STATUS_SCHEMA, pruned_fields
 from krally.task.schema import SPEC_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def _walk(schema: dict, path: str = ""):
 def test_committed_crd_matches_generator(relative):
     committed = (ROOT / relative).read_text()
     assert committed == crd.render_yaml(), (
-        f"{relative} is out of date: regenerate it with `python -m krally.kube.crd --write`"
+        f"{relative} is out of date: regenerate it with `python -m krally.api.crd --write`"
     )
 
 

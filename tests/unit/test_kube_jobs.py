@@ -7,8 +7,9 @@ import json
 import pytest
 
 from krally.kube import jobs as kjobs
+from krally.kube.operator.settings import Settings
 
-SETTINGS = kjobs.OperatorSettings(runner_image="img/runner:1", hook_image="img/hook:1")
+SETTINGS = Settings(runner_image="img/runner:1", hook_image="img/hook:1")
 
 
 def make_task(name: str = "rally-hooks", **spec: object) -> dict:
@@ -154,9 +155,7 @@ def test_hook_job_shape() -> None:
 
 
 def test_hook_job_defaults_from_operator_settings() -> None:
-    settings = kjobs.OperatorSettings.from_env(
-        {"KRALLY_IMAGE": "all:3", "KRALLY_HOOK_TIMEOUT": "42"}
-    )
+    settings = Settings.from_env({"KRALLY_IMAGE": "all:3", "KRALLY_HOOK_TIMEOUT": "42"})
     job = kjobs.hook_job(make_task(), 0, {"eventType": "time", "value": 0}, settings)
     assert job["spec"]["activeDeadlineSeconds"] == 42
     pod = job["spec"]["template"]["spec"]

@@ -6,10 +6,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from krally.kube import events as kevents
 from krally.kube import hookpod
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
+from krally.kube.operator import planner
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 LATER = datetime(2026, 1, 1, 12, 5, 0, tzinfo=UTC)
@@ -122,7 +125,7 @@ FINISHED_RUNNER = {
 
 
 def test_pending_before_the_runner_job_exists() -> None:
-    status = kstatus.derive_status(make_task(), [], [], NOW)
+    status = kstatus.derive_status(make_task(), [], [], NOW, created=())
     assert status["phase"] == "Pending"
     accepted = next(c for c in status["conditions"] if c["type"] == "Accepted")
     assert accepted["status"] == "True" and accepted["observedGeneration"] == 1
@@ -138,7 +141,7 @@ def test_running_with_pending_and_finished_hooks() -> None:
     }
     jobs = [runner_job(), hook_job(5), hook_job(50, "active")]
     pods = [hook_pod(5, success(5)), hook_pod(50, None)]
-    status = kstatus.derive_status(make_task(runner), jobs, pods, NOW)
+    status = kstatus.derive_status(make_task(runner), jobs, pods, NOW, created=())
     assert status["phase"] == "Running"
     assert status["runnerJob"] == "t-runner"
     assert status["display"]["progress"] == "750/1500"
@@ -157,13 +160,13 @@ def test_succeeded_only_after_every_fired_hook_finished() -> None:
     jobs = [runner_job("complete"), *(hook_job(v) for v in AT[:3]), hook_job(1000, "active")]
     pods = [*(hook_pod(v, success(v)) for v in AT[:3]), hook_pod(1000, None)]
     task = make_task(FINISHED_RUNNER)
-    status = kstatus.derive_status(task, jobs, pods, NOW)
+    status = kstatus.derive_status(task, jobs, pods, NOW, created=())
     assert status["phase"] == "Finishing"
     assert "1 hook(s) still running" in status["message"]
 
     jobs[-1] = hook_job(1000)
     pods[-1] = hook_pod(1000, success(1000))
-    status = kstatus.derive_status(task, jobs, pods, NOW)
+    status = kstatus.derive_status(task, jobs, pods, NOW, created=())
     assert status["phase"] == "Succeeded"
     hook = status["hooks"][0]
     assert hook["summary"] == {"success": 4}
@@ -181,25 +184,25 @@ def test_succeeded_only_after_the_runner_pod_exited() -> None:
     jobs = [runner_job("active"), *(hook_job(v) for v in AT)]
     pods = [hook_pod(v, success(v)) for v in AT]
     task = make_task(FINISHED_RUNNER)
-    status = kstatus.derive_status(task, jobs, pods, NOW)
+    status = kstatus.derive_status(task, jobs, pods, NOW, created=())
     assert status["phase"] == "Finishing"
     assert "runner pod exiting" in status["message"]
 
     jobs[0] = runner_job("complete")
-    assert kstatus.derive_status(task, jobs, pods, NOW)["phase"] == "Succeeded"
+    assert kstatus.derive_status(task, jobs, pods, NOW, created=())["phase"] == "Succeeded"
 
 
 def test_last_transition_time_kept_while_status_holds() -> None:
     task = make_task({"state": "Running", "progress": {"done": 1}})
-    first = kstatus.derive_status(task, [runner_job()], [], NOW)
+    first = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     task["status"].update(first)
-    second = kstatus.derive_status(task, [runner_job()], [], LATER)
+    second = kstatus.derive_status(task, [runner_job()], [], LATER, created=())
     times = {c["type"]: c["lastTransitionTime"] for c in second["conditions"]}
     assert times["Running"] == kstatus.rfc3339(NOW)
     assert kstatus.status_patch(task["status"], second) == {}
 
     task["status"]["runner"] = dict(FINISHED_RUNNER, firings=[])
-    third = kstatus.derive_status(task, [runner_job("complete")], [], LATER)
+    third = kstatus.derive_status(task, [runner_job("complete")], [], LATER, created=())
     changed = {c["type"]: c["lastTransitionTime"] for c in third["conditions"]}
     assert changed["Running"] == kstatus.rfc3339(LATER)  # True → False
     assert changed["Accepted"] == kstatus.rfc3339(NOW)
@@ -217,7 +220,7 @@ def test_failed_hook_records_exit_code_from_its_result() -> None:
     status = kstatus.derive_status(
         make_task(runner), [runner_job("complete"), hook_job(5, "failed")], [
             hook_pod(5, failed, exit_code=1)
-        ], NOW
+        ], NOW, created=()
     )  # fmt: skip
     assert status["phase"] == "Succeeded"  # a failed hook does not fail the task (Rally)
     result = status["hooks"][0]["results"][0]
@@ -236,7 +239,7 @@ def test_hook_without_result_fails_by_timeout_with_the_cause() -> None:
     }
     runner = dict(FINISHED_RUNNER, firings=firings([5]))
     status = kstatus.derive_status(
-        make_task(runner), [runner_job("complete"), hook_job(5, "deadline")], [pod], NOW
+        make_task(runner), [runner_job("complete"), hook_job(5, "deadline")], [pod], NOW, created=()
     )
     result = status["hooks"][0]["results"][0]
     assert result["status"] == "failed"
@@ -259,7 +262,7 @@ def test_unschedulable_hook_records_why_it_waits_and_fails_by_timeout_with_it() 
     runner = dict(FINISHED_RUNNER, firings=firings([5]))
     task = make_task(runner)
     active = hook_job(5, "active")
-    waiting = kstatus.derive_status(task, [runner_job("complete"), active], [pod], NOW)
+    waiting = kstatus.derive_status(task, [runner_job("complete"), active], [pod], NOW, created=())
     result = waiting["hooks"][0]["results"][0]
     assert result["status"] == "pending"  # not a failure yet, but it says why
     assert result["error"]["etype"] == "NotStarted"
@@ -270,7 +273,9 @@ def test_unschedulable_hook_records_why_it_waits_and_fails_by_timeout_with_it() 
     # The deadline: the Job controller fails the Job and removes the pod at once, so the
     # cause comes from the pending result recorded before.
     failed_job = hook_job(5, "deadline")
-    timed_out = kstatus.derive_status(task, [runner_job("complete"), failed_job], [], LATER)
+    timed_out = kstatus.derive_status(
+        task, [runner_job("complete"), failed_job], [], LATER, created=()
+    )
     result = timed_out["hooks"][0]["results"][0]
     assert result["status"] == "failed"
     assert result["error"]["etype"] == "Timeout"
@@ -279,10 +284,12 @@ def test_unschedulable_hook_records_why_it_waits_and_fails_by_timeout_with_it() 
     assert unschedulable in result["error"]["msg"]
     assert timed_out["phase"] == "Succeeded"  # a failed hook does not fail the task (Rally)
     # Seen together with the pod being deleted, the pod itself says it; the result then stays.
-    both = kstatus.derive_status(task, [runner_job("complete"), failed_job], [pod], LATER)
+    both = kstatus.derive_status(
+        task, [runner_job("complete"), failed_job], [pod], LATER, created=()
+    )
     assert both["hooks"][0]["results"][0]["error"] == result["error"]
     task["status"].update(timed_out)
-    again = kstatus.derive_status(task, [runner_job("complete"), failed_job], [], LATER)
+    again = kstatus.derive_status(task, [runner_job("complete"), failed_job], [], LATER, created=())
     assert again["hooks"] == timed_out["hooks"]
 
 
@@ -293,7 +300,7 @@ def test_hook_pod_exit_code_without_json() -> None:
     }
     runner = dict(FINISHED_RUNNER, firings=firings([5]))
     status = kstatus.derive_status(
-        make_task(runner), [runner_job("complete"), hook_job(5, "failed")], [pod], NOW
+        make_task(runner), [runner_job("complete"), hook_job(5, "failed")], [pod], NOW, created=()
     )
     error = status["hooks"][0]["results"][0]["error"]
     assert "code 127" in error["msg"] and "not found" in error["details"]
@@ -301,33 +308,35 @@ def test_hook_pod_exit_code_without_json() -> None:
 
 def test_runner_failures() -> None:
     running = {"state": "Running", "progress": {"done": 10, "total": 100}}
-    deleted = kstatus.derive_status(make_task(running, runnerJob="t-runner"), [], [], NOW)
+    deleted = kstatus.derive_status(
+        make_task(running, runnerJob="t-runner"), [], [], NOW, created=()
+    )
     assert deleted["phase"] == "Failed"
     failed = next(c for c in deleted["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "RunnerDeleted" and failed["status"] == "True"
     assert deleted["progress"] == {"done": 10, "total": 100}
 
-    timed = kstatus.derive_status(make_task(running), [runner_job("deadline")], [], NOW)
+    timed = kstatus.derive_status(make_task(running), [runner_job("deadline")], [], NOW, created=())
     assert timed["phase"] == "Failed" and "timeoutSeconds" in timed["message"]
 
     killed = dict(running, state="Aborted", error="stopped by SIGTERM")
-    timed = kstatus.derive_status(make_task(killed), [runner_job("deadline")], [], NOW)
+    timed = kstatus.derive_status(make_task(killed), [runner_job("deadline")], [], NOW, created=())
     assert next(c for c in timed["conditions"] if c["type"] == "Failed")["reason"] == (
         "RunnerTimedOut"
     )
 
-    crashed = kstatus.derive_status(make_task(running), [runner_job("failed")], [], NOW)
+    crashed = kstatus.derive_status(make_task(running), [runner_job("failed")], [], NOW, created=())
     assert crashed["phase"] == "Failed"
 
     terminated = dict(running, state="Aborted", error="stopped by SIGTERM")
-    gone = kstatus.derive_status(make_task(terminated), [runner_job("failed")], [], NOW)
+    gone = kstatus.derive_status(make_task(terminated), [runner_job("failed")], [], NOW, created=())
     assert gone["phase"] == "Failed" and "deleted" in gone["message"]
     assert next(c for c in gone["conditions"] if c["type"] == "Failed")["reason"] == (
         "RunnerTerminated"
     )
 
     error = dict(running, state="Error", error="ValueError: boom")
-    assert "boom" in kstatus.derive_status(make_task(error), [], [], NOW)["message"]
+    assert "boom" in kstatus.derive_status(make_task(error), [], [], NOW, created=())["message"]
 
 
 def test_runner_oom_killed_names_the_memory_limit_and_keeps_progress() -> None:
@@ -349,7 +358,7 @@ def test_runner_oom_killed_names_the_memory_limit_and_keeps_progress() -> None:
         runner = {"state": state, "error": "worker died", "progress": {"done": 7, "total": 100}}
         task = make_task(runner)
         task["spec"]["runnerPod"] = {"resources": {"limits": {"memory": "64Mi"}}}
-        status = kstatus.derive_status(task, [runner_job("failed")], [pod], NOW)
+        status = kstatus.derive_status(task, [runner_job("failed")], [pod], NOW, created=())
         failed = next(c for c in status["conditions"] if c["type"] == "Failed")
         assert (status["phase"], failed["reason"]) == ("Failed", "OOMKilled")
         assert "memory limit" in status["message"] and "64Mi" in status["message"]
@@ -359,38 +368,38 @@ def test_runner_oom_killed_names_the_memory_limit_and_keeps_progress() -> None:
 def test_abort() -> None:
     task = make_task({"state": "Running", "progress": {"done": 10}}, runnerJob="t-runner")
     task["spec"]["abort"] = True
-    aborting = kstatus.derive_status(task, [runner_job()], [], NOW)
+    aborting = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     assert aborting["phase"] == "Running" and aborting["conditions"][1]["reason"] == "Aborting"
-    assert kstatus.derive_status(task, [], [], NOW)["phase"] == "Aborted"
+    assert kstatus.derive_status(task, [], [], NOW, created=())["phase"] == "Aborted"
     task["status"]["runner"]["state"] = "Aborted"
-    assert kstatus.derive_status(task, [], [], NOW)["phase"] == "Aborted"
+    assert kstatus.derive_status(task, [], [], NOW, created=())["phase"] == "Aborted"
 
 
 def test_terminal_phase_is_sticky_and_finished_results_survive_job_cleanup() -> None:
     task = make_task(FINISHED_RUNNER)
     jobs = [runner_job("complete"), *(hook_job(v) for v in AT)]
     pods = [hook_pod(v, success(v)) for v in AT]
-    done = kstatus.derive_status(task, jobs, pods, NOW)
+    done = kstatus.derive_status(task, jobs, pods, NOW, created=())
     task["status"].update(done)
     # Every Job garbage-collected (e.g. TTL): nothing changes, nothing is re-created.
-    later = kstatus.derive_status(task, [], [], LATER)
+    later = kstatus.derive_status(task, [], [], LATER, created=())
     assert later["phase"] == "Succeeded"
     assert later["hooks"] == done["hooks"]
-    assert kstatus.firings_without_job(task, {}) == []
+    assert planner.firings_without_job(task, {}) == []
 
 
 def test_firings_without_job_are_each_created_once() -> None:
     runner = {"state": "Running", "firings": [*firings([5, 50]), *firings([5])]}
     task = make_task(runner)
-    todo = kstatus.firings_without_job(task, {})
+    todo = planner.firings_without_job(task, {})
     assert [(i, name) for i, _f, name in todo] == [(0, "t-h0-i5"), (0, "t-h0-i50")]
-    assert kstatus.firings_without_job(task, {"t-h0-i5": {}}, created={"t-h0-i50"}) == []
+    assert planner.firings_without_job(task, {"t-h0-i5": {}}, created={"t-h0-i50"}) == []
     # A created Job not yet seen by the watch counts as pending, not missing.
     status = kstatus.derive_status(task, [runner_job()], [], NOW, created={"t-h0-i5"})
     assert [r["status"] for r in status["hooks"][0]["results"]] == ["pending", "pending"]
     # Firings of hooks that do not exist are ignored.
     task["status"]["runner"]["firings"].append({"hook": 7, "eventType": "iteration", "value": 1})
-    assert len(kstatus.firings_without_job(task, {})) == 2
+    assert len(planner.firings_without_job(task, {})) == 2
 
 
 def test_unreached_values_are_reported() -> None:
@@ -400,7 +409,7 @@ def test_unreached_values_are_reported() -> None:
     )
     status = kstatus.derive_status(make_task(runner), [runner_job("complete"), hook_job(5)], [
         hook_pod(5, success(5))
-    ], NOW)  # fmt: skip
+    ], NOW, created=())  # fmt: skip
     assert status["hooks"][0]["unreached"] == [{"eventType": "iteration", "value": 50}]
 
 
@@ -416,16 +425,22 @@ def test_rejected_status_names_the_field() -> None:
 
 def test_status_patch_and_progress_throttling() -> None:
     task = make_task({"state": "Running", "progress": {"done": 1, "total": 10}})
-    first = kstatus.derive_status(task, [runner_job()], [], NOW)
+    first = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     patch = kstatus.status_patch(task["status"], first)
     assert patch["phase"] == "Running" and "runner" not in patch
     task["status"].update(first)
     task["status"]["runner"]["progress"] = {"done": 5, "total": 10}
-    second = kstatus.derive_status(task, [runner_job()], [], NOW)
+    second = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     patch = kstatus.status_patch(task["status"], second)
     assert set(patch) <= {"progress", "display", "message", "conditions"}
     assert not kstatus.urgent(patch, task["status"])  # progress alone may wait
     assert kstatus.urgent(first, {})  # a phase change may not
+    # A pending hook's newly known cause may not either (the pod showing it may soon be gone).
+    stuck = {"job": "t-h0-i5", "status": "pending", "error": {"etype": "NotStarted", "msg": "x"}}
+    waiting = {"job": "t-h0-i5", "status": "pending"}
+    assert kstatus.urgent({"hooks": [{"results": [stuck]}]}, {"hooks": [{"results": [waiting]}]})
+    assert not kstatus.urgent({"hooks": [{"results": [stuck]}]}, {"hooks": [{"results": [stuck]}]})
+    assert not kstatus.urgent({"hooks": [{"results": [waiting]}]}, {})
     # Removing a field is a null in the merge patch.
     assert kstatus.status_patch({"sla": [1]}, {"sla": None}) == {"sla": None}
 
@@ -435,13 +450,16 @@ def test_events_follow_transitions() -> None:
     before = kstatus.derive_status(task, [runner_job()], [], NOW, created={"t-h0-i5"})
     reasons = [e[1] for e in kevents.transitions({}, before)]
     assert reasons == ["Started", "HookFired"]
-    after = kstatus.derive_status(task, [runner_job(), hook_job(5)], [hook_pod(5, success(5))], NOW)
+    after = kstatus.derive_status(
+        task, [runner_job(), hook_job(5)], [hook_pod(5, success(5))], NOW, created=()
+    )
     assert [e[1] for e in kevents.transitions(before, after)] == ["HookSucceeded"]
     assert kevents.transitions(after, after) == []
 
 
 def test_spec_warnings_are_kept_and_posted_once() -> None:
-    from krally.kube import handlers
+    from krally.kube.operator import admission
+    from krally.kube.operator.settings import Settings
 
     spec = {
         "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0}},
@@ -455,12 +473,12 @@ def test_spec_warnings_are_kept_and_posted_once() -> None:
             }
         ],
     }
-    problems, warnings = handlers.validate(spec)
+    problems, warnings = admission.validate(spec, Settings())
     assert problems == []
     assert any("spec.contexts.users" in w and "OpenStack" in w for w in warnings)
     assert any("spec.hooks[0].trigger" in w and "50" in w for w in warnings)
 
-    derived = {**kstatus.derive_status(make_task(), [], [], NOW), "warnings": warnings}
+    derived = {**kstatus.derive_status(make_task(), [], [], NOW, created=()), "warnings": warnings}
     patch = kstatus.status_patch({}, derived)
     assert patch["warnings"] == warnings
     posted = [e for e in kevents.transitions({}, derived) if e[1] == "SpecWarning"]
@@ -503,3 +521,159 @@ def test_hook_pod_main_writes_result_and_exit_code(tmp_path: Any) -> None:
     payload["name"] = "no_such_hook"
     assert hookpod.main(str(path), payload) == 1
     assert "no_such_hook" in json.loads(path.read_text())["error"]["msg"]
+
+
+# -- the phase as a transition table -------------------------------------------------------------
+
+# One set of facts per row of PHASE_RULES, that row being the first to hold.
+PHASE_EXAMPLES = {
+    "runner-timed-out": (
+        kstatus.PhaseFacts(
+            state="Aborted", job="failed", job_reason="DeadlineExceeded", deadline=9
+        ),
+        "Failed",
+        "RunnerTimedOut",
+        "runner did not finish within spec.runnerPod.timeoutSeconds (9 s)",
+    ),
+    "oom-killed": (
+        kstatus.PhaseFacts(state="Error", killed_reason="OOMKilled", memory_limit="64Mi"),
+        "Failed",
+        "OOMKilled",
+        "killed by its memory limit (spec.runnerPod.resources.limits.memory: 64Mi)",
+    ),
+    "runner-error": (
+        kstatus.PhaseFacts(state="Error", error="boom"),
+        "Failed",
+        "RunnerError",
+        "boom",
+    ),
+    "aborted-by-spec": (
+        kstatus.PhaseFacts(state="Aborted", abort=True, at=" at 3/9 iterations"),
+        "Aborted",
+        "Aborted",
+        "aborted by spec.abort at 3/9 iterations; partial results kept",
+    ),
+    "runner-terminated": (
+        kstatus.PhaseFacts(state="Aborted", error="SIGTERM"),
+        "Failed",
+        "RunnerTerminated",
+        "(SIGTERM: pod deleted or evicted)",
+    ),
+    "waiting-for-runner-exit": (
+        kstatus.PhaseFacts(state="Finished", job="active", busy_hooks=2),
+        "Finishing",
+        "WaitingForRunnerExit",
+        "runner pod exiting",
+    ),
+    "waiting-for-hooks": (
+        kstatus.PhaseFacts(state="Finished", job="complete", busy_hooks=2),
+        "Finishing",
+        "WaitingForHooks",
+        "2 hook(s) still running",
+    ),
+    "completed": (
+        kstatus.PhaseFacts(state="Finished", job="complete"),
+        "Succeeded",
+        "Completed",
+        "every fired hook finished",
+    ),
+    "aborted-runner-gone": (
+        kstatus.PhaseFacts(state="Running", abort=True, job="failed"),
+        "Aborted",
+        "Aborted",
+        "aborted by spec.abort",
+    ),
+    "aborting": (
+        kstatus.PhaseFacts(state="Running", abort=True, job="active"),
+        "Running",
+        "Aborting",
+        "stopping the runner",
+    ),
+    "runner-deleted": (
+        kstatus.PhaseFacts(state="Running", recorded_job="t-runner"),
+        "Failed",
+        "RunnerDeleted",
+        "runner Job t-runner was deleted",
+    ),
+    "creating-runner": (kstatus.PhaseFacts(), "Pending", "CreatingRunner", "creating"),
+    "runner-pod-deleted": (
+        kstatus.PhaseFacts(state="Running", job="failed", pod_deleting=True),
+        "Failed",
+        "RunnerPodDeleted",
+        "runner pod was deleted",
+    ),
+    "runner-failed": (
+        kstatus.PhaseFacts(
+            job="failed", job_reason="BackoffLimitExceeded", exit_detail="exit code 2"
+        ),
+        "Failed",
+        "RunnerFailed",
+        "runner failed (BackoffLimitExceeded: exit code 2)",
+    ),
+    "runner-exited-silently": (
+        kstatus.PhaseFacts(state="Running", job="complete"),
+        "Failed",
+        "RunnerFailed",
+        "without reporting",
+    ),
+    "running": (
+        kstatus.PhaseFacts(state="Running", job="active", at=" at 5/9 iterations"),
+        "Running",
+        "Running",
+        "load running at 5/9 iterations",
+    ),
+    "runner-pod-deleting": (
+        kstatus.PhaseFacts(job="pending", pod_deleting=True),
+        "Running",
+        "RunnerPodDeleting",
+        "being deleted",
+    ),
+    "waiting-for-runner": (
+        kstatus.PhaseFacts(job="pending"),
+        "Pending",
+        "WaitingForRunner",
+        "waiting for the runner pod",
+    ),
+}
+
+
+def test_every_phase_rule_has_an_example() -> None:
+    assert list(PHASE_EXAMPLES) == [rule.id for rule in kstatus.PHASE_RULES]
+
+
+@pytest.mark.parametrize("rule_id", list(PHASE_EXAMPLES))
+def test_phase_rule(rule_id: str) -> None:
+    facts, phase, reason, message = PHASE_EXAMPLES[rule_id]
+    rule = kstatus.phase_rule(facts)
+    assert rule.id == rule_id
+    assert kstatus.next_phase({}, facts) == (phase, reason, rule.message(facts))
+    assert message in rule.message(facts)
+
+
+@pytest.mark.parametrize("previous", ["Pending", "Running", "Finishing"])
+@pytest.mark.parametrize("rule_id", list(PHASE_EXAMPLES))
+def test_a_non_terminal_phase_moves_to_the_rule(previous: str, rule_id: str) -> None:
+    facts, phase, reason, _ = PHASE_EXAMPLES[rule_id]
+    assert kstatus.next_phase({"phase": previous}, facts)[:2] == (phase, reason)
+
+
+@pytest.mark.parametrize(
+    ("previous", "condition"),
+    [("Succeeded", "Complete"), ("Failed", "Failed"), ("Aborted", "Failed")],
+)
+@pytest.mark.parametrize("rule_id", list(PHASE_EXAMPLES))
+def test_a_terminal_phase_is_absorbing(previous: str, condition: str, rule_id: str) -> None:
+    facts = PHASE_EXAMPLES[rule_id][0]
+    status = {
+        "phase": previous,
+        "message": "as it ended",
+        "conditions": [{"type": condition, "status": "True", "reason": "AsItEnded"}],
+    }
+    assert kstatus.next_phase(status, facts) == (previous, "AsItEnded", "as it ended")
+    # Without a recorded reason or message, the rule's stand in; the phase still holds.
+    rule = kstatus.phase_rule(facts)
+    assert kstatus.next_phase({"phase": previous}, facts) == (
+        previous,
+        rule.reason,
+        rule.message(facts),
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from krally.kube import crd
+from krally.api import crd
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"

@@ -26,16 +26,16 @@ def _plugin_paths(args: argparse.Namespace) -> None:
 def cmd_operator(args: argparse.Namespace) -> int:
     import kopf
 
+    from krally.kube.operator import handlers
+    from krally.kube.operator.settings import Settings
+
     _plugin_paths(args)
-    if args.hook_timeout:
-        os.environ["KRALLY_HOOK_TIMEOUT"] = str(args.hook_timeout)
-    if args.image:
-        os.environ["KRALLY_IMAGE"] = args.image
+    # The one read of the operator's settings: the environment, with the CLI flags over it.
+    settings = Settings.load(os.environ, image=args.image, hook_timeout=args.hook_timeout)
     kopf.configure(verbose=args.verbose, debug=args.debug, quiet=not args.verbose)
     # kopf's per-event lines stay quiet; krally's own (Jobs created, phases) are always logged.
     logging.getLogger("krally").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    # Imported after the environment is final: handlers read their settings at import.
-    import krally.kube.handlers  # noqa: F401  (registers the handlers)
+    handlers.register(settings)
 
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
@@ -73,7 +73,7 @@ def cmd_hook_run(args: argparse.Namespace) -> int:
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
-    from krally.kube.crd import render_yaml
+    from krally.api.crd import render_yaml
 
     # The very text committed under crds/: `krally crd > crds/...` never shows as drift.
     sys.stdout.write(render_yaml())

@@ -12,7 +12,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from krally.kube.status import ACTIVE, HOOK_FINAL, HOOK_SUCCESS, TERMINAL
+from krally.api.names import API_VERSION, KIND
+from krally.api.times import format_time
+from krally.api.types import ACTIVE, HOOK_FINAL, HOOK_SUCCESS, TERMINAL
 
 NORMAL, WARNING = "Normal", "Warning"
 COMPONENT = "krally-operator"
@@ -100,8 +102,7 @@ def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str
 def event_body(task: dict[str, Any], etype: str, reason: str, message: str) -> dict[str, Any]:
     """A core/v1 Event about ``task`` (what ``kubectl describe bt`` lists)."""
     meta = task["metadata"]
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = format_time(datetime.now(UTC), digits=0)
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -110,8 +111,8 @@ def event_body(task: dict[str, Any], etype: str, reason: str, message: str) -> d
             "namespace": meta["namespace"],
         },
         "involvedObject": {
-            "apiVersion": task.get("apiVersion", "krally.dev/v1alpha1"),
-            "kind": task.get("kind", "BenchmarkTask"),
+            "apiVersion": task.get("apiVersion", API_VERSION),
+            "kind": task.get("kind", KIND),
             "name": meta["name"],
             "namespace": meta["namespace"],
             "uid": meta.get("uid"),

@@ -18,9 +18,9 @@ import os
 import signal
 import sys
 import threading
-import time
 from typing import Any
 
+from krally.api.types import failed_now, hook_error
 from krally.kube import podsignals
 
 MAX_MESSAGE = 4096
@@ -62,11 +62,9 @@ def fit(result: dict[str, Any], limit: int = MAX_MESSAGE) -> str:
         minimal = {k: result.get(k) for k in ("status", "started_at", "finished_at")}
         minimal["truncated"] = True
         if isinstance(error, dict):
-            minimal["error"] = {
-                "etype": str(error.get("etype", ""))[:200],
-                "msg": str(error.get("msg", ""))[:1000],
-                "details": "",
-            }
+            minimal["error"] = hook_error(
+                str(error.get("etype", ""))[:200], str(error.get("msg", ""))[:1000]
+            )
         text = _dump(minimal)
     return text
 
@@ -80,14 +78,7 @@ def _write(text: str, path: str) -> None:
 
 
 def failed_result(triggered_by: dict[str, Any], etype: str, msg: str, details: str = "") -> dict:
-    now = time.time()
-    return {
-        "status": "failed",
-        "started_at": now,
-        "finished_at": now,
-        "triggered_by": triggered_by,
-        "error": {"etype": etype, "msg": msg, "details": details},
-    }
+    return failed_now(triggered_by, hook_error(etype, msg, details))
 
 
 def run_hook(payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:

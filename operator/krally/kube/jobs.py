@@ -8,64 +8,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-GROUP = "krally.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "BenchmarkTask"
-PLURAL = "benchmarktasks"
-
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "krally"
-LABEL_TASK = "krally.dev/task"
-LABEL_ROLE = "krally.dev/role"
-LABEL_HOOK_INDEX = "krally.dev/hook-index"
-LABEL_TRIGGER_UNIT = "krally.dev/trigger-unit"
-LABEL_TRIGGER_VALUE = "krally.dev/trigger-value"
-# The operator's own clock when it sent the create request (ms precision): creationTimestamp has
-# 1 s resolution, too coarse to measure the firing → Job lag.
-ANNOTATION_CREATED_AT = "krally.dev/created-at"
-ANNOTATION_FIRED_AT = "krally.dev/fired-at"
-
-ROLE_RUNNER = "runner"
-ROLE_HOOK = "hook"
+from krally.api.names import (
+    ANNOTATION_CREATED_AT,
+    ANNOTATION_FIRED_AT,
+    API_VERSION,
+    GROUP,
+    KIND,
+    LABEL_HOOK_INDEX,
+    LABEL_ROLE,
+    LABEL_TASK,
+    LABEL_TRIGGER_UNIT,
+    LABEL_TRIGGER_VALUE,
+    MANAGED_BY,
+    MANAGER,
+    PLURAL,
+    ROLE_HOOK,
+    ROLE_RUNNER,
+)
+from krally.kube.operator.settings import Settings
 
 MAX_NAME = 63
-DEFAULT_IMAGE = "krally:0.1.0"
-DEFAULT_HOOK_TIMEOUT = 600
 # The UID of the image's non-root user (distroless "nonroot" convention).
 RUN_AS_USER = 65532
 TERMINATION_LOG = "/dev/termination-log"
-
-
-@dataclass(frozen=True)
-class OperatorSettings:
-    """Defaults the operator applies where a task leaves a field out (env-configurable)."""
-
-    runner_image: str = DEFAULT_IMAGE
-    hook_image: str = DEFAULT_IMAGE
-    hook_timeout_seconds: int = DEFAULT_HOOK_TIMEOUT
-    image_pull_policy: str = "IfNotPresent"
-    # The command that starts krally in the images (console script of the package).
-    command: tuple[str, ...] = ("krally",)
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
-        env = dict(os.environ if env is None else env)
-        image = env.get("KRALLY_IMAGE") or DEFAULT_IMAGE
-        command = tuple((env.get("KRALLY_COMMAND") or "krally").split())
-        return cls(
-            runner_image=env.get("KRALLY_RUNNER_IMAGE") or image,
-            hook_image=env.get("KRALLY_HOOK_IMAGE") or image,
-            hook_timeout_seconds=int(env.get("KRALLY_HOOK_TIMEOUT") or DEFAULT_HOOK_TIMEOUT),
-            image_pull_policy=env.get("KRALLY_IMAGE_PULL_POLICY") or "IfNotPresent",
-            command=command,
-        )
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -175,23 +143,28 @@ def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
 # -- runner identity ---------------------------------------------------------------------------
 
 
-def runner_service_account(task: dict[str, Any]) -> dict[str, Any]:
+_RBAC = "rbac.authorization.k8s.io"
+
+
+def _runner_object(task: dict[str, Any], api_version: str, kind: str, **fields: Any) -> dict:
+    """A namespaced object named like the runner, labelled and owned like every child."""
     name = task["metadata"]["name"]
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": _metadata(task, runner_name(name), task_labels(name, ROLE_RUNNER)),
-    }
+    meta = _metadata(task, runner_name(name), task_labels(name, ROLE_RUNNER))
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta, **fields}
+
+
+def runner_service_account(task: dict[str, Any]) -> dict[str, Any]:
+    return _runner_object(task, "v1", "ServiceAccount")
 
 
 def runner_role(task: dict[str, Any]) -> dict[str, Any]:
     """get/patch of this one task's status (resourceNames), get of the task: nothing else."""
     name = task["metadata"]["name"]
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": _metadata(task, runner_name(name), task_labels(name, ROLE_RUNNER)),
-        "rules": [
+    return _runner_object(
+        task,
+        f"{_RBAC}/v1",
+        "Role",
+        rules=[
             {
                 "apiGroups": [GROUP],
                 "resources": [f"{PLURAL}/status"],
@@ -205,21 +178,20 @@ def runner_role(task: dict[str, Any]) -> dict[str, Any]:
                 "verbs": ["get"],
             },
         ],
-    }
+    )
 
 
 def runner_role_binding(task: dict[str, Any]) -> dict[str, Any]:
-    name = task["metadata"]["name"]
-    sa = runner_name(name)
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": _metadata(task, sa, task_labels(name, ROLE_RUNNER)),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
-        "subjects": [
+    sa = runner_name(task["metadata"]["name"])
+    return _runner_object(
+        task,
+        f"{_RBAC}/v1",
+        "RoleBinding",
+        roleRef={"apiGroup": _RBAC, "kind": "Role", "name": sa},
+        subjects=[
             {"kind": "ServiceAccount", "name": sa, "namespace": task["metadata"]["namespace"]}
         ],
-    }
+    )
 
 
 # -- Jobs --------------------------------------------------------------------------------------
@@ -267,7 +239,7 @@ def _job(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}
 
 
-def runner_job(task: dict[str, Any], settings: OperatorSettings) -> dict[str, Any]:
+def runner_job(task: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The Job running ``krally runner`` with the spec snapshot taken now (env KRALLY_SPEC)."""
     name = task["metadata"]["name"]
     spec = task.get("spec") or {}
@@ -306,7 +278,7 @@ def hook_labels(task_name: str, index: int, unit: str, value: Any) -> dict[str, 
     }
 
 
-def hook_timeout(hook: dict[str, Any], settings: OperatorSettings) -> int:
+def hook_timeout(hook: dict[str, Any], settings: Settings) -> int:
     job = hook.get("job") or {}
     return int(job.get("timeoutSeconds") or settings.hook_timeout_seconds)
 
@@ -315,7 +287,7 @@ def hook_job(
     task: dict[str, Any],
     index: int,
     firing: dict[str, Any],
-    settings: OperatorSettings,
+    settings: Settings,
     *,
     created_at: str | None = None,
 ) -> dict[str, Any]:

@@ -20,15 +20,18 @@ import threading
 import time
 from typing import Any
 
-from krally.kube import jobs as kjobs
+from krally.api import names
+from krally.api.times import rfc3339
+from krally.api.types import hook_error, rally_result
 from krally.kube import podsignals
-from krally.kube.status import rfc3339
+from krally.kube.throttle import write_delay
 
 log = logging.getLogger("krally.runner")
 
 # "About once a second": 1.5 s keeps runner + operator writes of a running task near the
 # 1.5 writes/s budget (firings are written at once regardless).
-PROGRESS_PERIOD = float(os.environ.get("KRALLY_PROGRESS_PERIOD", "1.5"))
+# KRALLY_PROGRESS_PERIOD overrides it (read by main(), not at import).
+PROGRESS_PERIOD = 1.5
 MAX_TIMELINE = 600
 # Each firing becomes a hook Job and a result in the task's status; past this many, firings are
 # counted in status.runner.droppedFirings instead, so the object stays far below etcd's limit.
@@ -102,8 +105,10 @@ class StatusWriter:
                 while True:
                     if self._stopping:
                         return
-                    wait = self._last_write + self._period - time.monotonic()
-                    if self._urgent or (self._dirty and wait <= 0):
+                    if self._urgent:
+                        break
+                    wait = write_delay(self._last_write, self._period, time.monotonic(), False)
+                    if self._dirty and wait <= 0:
                         break
                     self._cond.wait(wait if self._dirty else None)
                 state = json.loads(json.dumps(self._state))
@@ -164,19 +169,18 @@ class _Recorded:
     """Handle of a recorded firing: the result lives in the hook Job, not in this process."""
 
     def __init__(self, triggered_by: dict[str, Any], fired_at: float, recorded: bool) -> None:
-        self._result: dict[str, Any] = {
-            "status": "launched",
-            "started_at": fired_at,
-            "finished_at": fired_at,
-            "triggered_by": dict(triggered_by),
-        }
-        if not recorded:
-            self._result["status"] = "failed"
-            self._result["error"] = {
-                "etype": "FiringLimit",
-                "msg": f"not fired: the task already fired {MAX_FIRINGS} hooks",
-                "details": "",
-            }
+        error = (
+            None
+            if recorded
+            else hook_error("FiringLimit", f"not fired: the task already fired {MAX_FIRINGS} hooks")
+        )
+        self._result = rally_result(
+            "launched" if recorded else "failed",
+            started_at=fired_at,
+            finished_at=fired_at,
+            triggered_by=triggered_by,
+            error=error,
+        )
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         return dict(self._result)
@@ -269,10 +273,10 @@ def make_patcher(namespace: str, name: str) -> Any:
 
     def patch(state: dict[str, Any]) -> None:
         api.patch_namespaced_custom_object_status(
-            kjobs.GROUP,
-            kjobs.VERSION,
+            names.GROUP,
+            names.VERSION,
             namespace,
-            kjobs.PLURAL,
+            names.PLURAL,
             name,
             {"status": {"runner": state}},
         )
@@ -298,13 +302,15 @@ def main(
     namespace: str | None = None,
     name: str | None = None,
     patch_fn: Any = None,
-    period: float = PROGRESS_PERIOD,
+    period: float | None = None,
 ) -> int:
     """Run the task's workload; returns the exit code (0 finished, 1 aborted/error)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = spec if spec is not None else json.loads(os.environ["KRALLY_SPEC"])
     namespace = namespace or os.environ["KRALLY_TASK_NAMESPACE"]
     name = name or os.environ["KRALLY_TASK_NAME"]
+    if period is None:
+        period = float(os.environ.get("KRALLY_PROGRESS_PERIOD") or PROGRESS_PERIOD)
     writer = StatusWriter(patch_fn or _patcher_with_retry(namespace, name), period)
     abort = threading.Event()
     stop_reason: list[str] = []

@@ -1,29 +1,42 @@
 """Derive a BenchmarkTask's user-facing status from what the runner wrote and the child Jobs/pods.
 
-Pure functions only: ``derive_status(task, jobs, pods, now)`` is the whole of the operator's
-status logic, so unit tests drive it with plain dicts. The operator writes everything here;
-``status.runner`` belongs to the runner pod and is only read.
+Pure functions only: ``derive_status(task, jobs, pods, now, created=...)`` is the whole of the
+operator's status logic, so unit tests drive it with plain dicts. The operator writes everything
+here; ``status.runner`` belongs to the runner pod and is only read. The phase is a table of rules
+(:data:`PHASE_RULES`) and one transition (:func:`next_phase`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
 
+from krally.api.times import format_time, rfc3339
+from krally.api.types import (
+    ABORTED,
+    ACTIVE,
+    CONDITION_TYPES,
+    FAILED,
+    FINISHING,
+    HOOK_FAILED,
+    HOOK_FINAL,
+    HOOK_PENDING,
+    HOOK_RUNNING,
+    HOOK_SUCCESS,
+    NOT_STARTED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+    HookResult,
+    hook_error,
+    hook_result,
+)
 from krally.kube import jobs as kjobs
 
-PENDING, RUNNING, FINISHING = "Pending", "Running", "Finishing"
-SUCCEEDED, FAILED, ABORTED = "Succeeded", "Failed", "Aborted"
-TERMINAL = frozenset({SUCCEEDED, FAILED, ABORTED})
-ACTIVE = frozenset({RUNNING, FINISHING})
-
-HOOK_PENDING, HOOK_RUNNING = "pending", "running"
-HOOK_SUCCESS, HOOK_FAILED = "success", "failed"
-HOOK_FINAL = frozenset({HOOK_SUCCESS, HOOK_FAILED, "validation_failed"})
-
-CONDITION_TYPES = ("Accepted", "Running", "Complete", "Failed", "SLAPassed")
 # Status keys the operator owns (everything but `runner`); absent ones are removed (null).
 OPERATOR_KEYS = (
     "observedGeneration",
@@ -41,32 +54,6 @@ OPERATOR_KEYS = (
     "passSLA",
     "result",
 )
-
-
-# -- time --------------------------------------------------------------------------------------
-
-
-def rfc3339(value: float | datetime | None) -> str | None:
-    """Epoch seconds or datetime → RFC 3339 UTC with milliseconds (``...T11:02:03.456Z``)."""
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        if not value:
-            return None
-        value = datetime.fromtimestamp(float(value), UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_time(value: Any) -> float | None:
-    """RFC 3339 string or epoch number → epoch seconds."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 # -- Jobs and pods -----------------------------------------------------------------------------
@@ -166,7 +153,8 @@ def unique_firings(firings: Iterable[dict[str, Any]], n_hooks: int) -> list[dict
     return result
 
 
-def _previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The hook results the status recorded, by Job name (they outlive cleaned-up Jobs)."""
     found = {}
     for hook in status.get("hooks") or []:
         for item in hook.get("results") or []:
@@ -175,28 +163,24 @@ def _previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _hook_result_from_json(data: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {"status": data.get("status") or HOOK_FAILED}
-    started, finished = rfc3339(data.get("started_at")), rfc3339(data.get("finished_at"))
-    if started:
-        result["startedAt"] = started
-    if finished:
-        result["finishedAt"] = finished
-    if data.get("error"):
-        error = data["error"]
-        if isinstance(error, dict):
-            result["error"] = {k: str(error.get(k) or "") for k in ("etype", "msg", "details")}
-        else:
-            result["error"] = {"etype": "Error", "msg": str(error), "details": ""}
-    if data.get("output"):
-        result["output"] = data["output"]
-    return result
+def _hook_result_from_json(data: dict[str, Any]) -> HookResult:
+    """A hook pod's termination message (Rally's snake_case result) → a status result."""
+    error = data.get("error")
+    if isinstance(error, dict):
+        error = hook_error(*(error.get(k) or "" for k in ("etype", "msg", "details")))
+    elif error:
+        error = hook_error("Error", error)
+    return hook_result(
+        data.get("status") or HOOK_FAILED,
+        started_at=rfc3339(data.get("started_at")),
+        finished_at=rfc3339(data.get("finished_at")),
+        error=error or None,
+        output=data.get("output"),
+    )
 
 
 # Waiting reasons of a pod on its way to run, not stuck.
 _STARTING = frozenset({"ContainerCreating", "PodInitializing"})
-# etype of a pending result's error: why its pod has not started yet (not a failure).
-NOT_STARTED = "NotStarted"
 
 
 def _stuck_cause(pod: dict[str, Any]) -> str:
@@ -225,28 +209,27 @@ def _never_started_cause(pod: dict[str, Any] | None, remembered: str = "") -> st
     return f"pod phase {phase}" if phase else ""
 
 
-def hook_result(
+def firing_result(
     job_name: str,
     job: dict[str, Any] | None,
     pods: Sequence[dict[str, Any]],
     previous: dict[str, Any] | None,
     created: bool,
-) -> dict[str, Any]:
+) -> HookResult:
     """status, startedAt, finishedAt, error, output of one firing's Job (without triggeredBy)."""
     if previous and previous.get("status") in HOOK_FINAL and (job is None or not pods):
         # The Job (or its pod) was cleaned up after it finished: its recorded result stands.
-        return {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
+        kept = {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
+        return cast(HookResult, kept)
     if job is None:
         if previous and previous.get("status") == HOOK_RUNNING and not created:
-            return {
-                "status": HOOK_FAILED,
-                "error": {
-                    "etype": "JobDeleted",
-                    "msg": f"hook Job {job_name} was deleted before it finished",
-                    "details": "",
-                },
-            }
-        return {"status": HOOK_PENDING}
+            return hook_result(
+                HOOK_FAILED,
+                error=hook_error(
+                    "JobDeleted", f"hook Job {job_name} was deleted before it finished"
+                ),
+            )
+        return hook_result(HOOK_PENDING)
     pod = pods[-1] if pods else None
     for candidate in reversed(pods):
         data, _ = termination_message(candidate)
@@ -269,19 +252,16 @@ def hook_result(
             )
             msg = f"hook did not finish within its timeout of {deadline} s"
             msg += f" ({cause})" if cause else ""
-            error = {"etype": "Timeout", "msg": msg, "details": message}
+            error = hook_error("Timeout", msg, message)
         elif terminated:
             code = terminated.get("exitCode")
-            error = {
-                "etype": "ExitCode",
-                "msg": f"hook pod exited with code {code} ({terminated.get('reason', '')})",
-                "details": (terminated.get("message") or message or "")[-2000:],
-            }
+            error = hook_error(
+                "ExitCode",
+                f"hook pod exited with code {code} ({terminated.get('reason', '')})",
+                (terminated.get("message") or message or "")[-2000:],
+            )
         else:
-            error = {"etype": reason, "msg": message or "hook Job failed", "details": ""}
-        result: dict[str, Any] = {"status": HOOK_FAILED, "error": error}
-        if job_status.get("startTime"):
-            result["startedAt"] = job_status["startTime"]
+            error = hook_error(reason, message or "hook Job failed")
         fail_time = next(
             (
                 c.get("lastTransitionTime")
@@ -290,32 +270,26 @@ def hook_result(
             ),
             None,
         )
-        if fail_time:
-            result["finishedAt"] = fail_time
-        return result
+        return hook_result(
+            HOOK_FAILED,
+            started_at=job_status.get("startTime"),
+            finished_at=fail_time,
+            error=error,
+        )
     if state == "complete":
         # Succeeded but no readable result (e.g. the message was lost): trust the exit code.
-        result = {"status": HOOK_SUCCESS}
-        if job_status.get("startTime"):
-            result["startedAt"] = job_status["startTime"]
-        if job_status.get("completionTime"):
-            result["finishedAt"] = job_status["completionTime"]
-        return result
+        return hook_result(
+            HOOK_SUCCESS,
+            started_at=job_status.get("startTime"),
+            finished_at=job_status.get("completionTime"),
+        )
     running = container_state(pod).get("running") if pod else None
     if running or (pod and (pod.get("status") or {}).get("phase") == "Running"):
-        result = {"status": HOOK_RUNNING}
         started = (running or {}).get("startedAt") or job_status.get("startTime")
-        if started:
-            result["startedAt"] = started
-        return result
+        return hook_result(HOOK_RUNNING, started_at=started)
     cause = _stuck_cause(pod) if pod else ""
-    if cause:
-        # Not a failure (yet): why it waits, kept for the timeout's message once the pod is gone.
-        return {
-            "status": HOOK_PENDING,
-            "error": {"etype": NOT_STARTED, "msg": cause, "details": ""},
-        }
-    return {"status": HOOK_PENDING}
+    # Not a failure (yet): why it waits, kept for the timeout's message once the pod is gone.
+    return hook_result(HOOK_PENDING, error=hook_error(NOT_STARTED, cause) if cause else None)
 
 
 def derive_hooks(
@@ -329,7 +303,7 @@ def derive_hooks(
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
     status = task.get("status") or {}
     runner = status.get("runner") or {}
-    previous = _previous_results(status)
+    previous = previous_results(status)
     created = set(created)
     hooks: list[dict[str, Any]] = []
     for index, spec_hook in enumerate(spec_hooks):
@@ -352,7 +326,7 @@ def derive_hooks(
             item["firedAt"] = fired_at if isinstance(fired_at, str) else rfc3339(fired_at)
         item["job"] = job_name
         item.update(
-            hook_result(
+            firing_result(
                 job_name,
                 jobs_by_name.get(job_name),
                 pods_grouped.get(job_name, []),
@@ -376,32 +350,6 @@ def derive_hooks(
     return hooks
 
 
-def firings_without_job(
-    task: dict[str, Any], jobs_by_name: dict[str, Any], created: Iterable[str] = ()
-) -> list[tuple[int, dict[str, Any], str]]:
-    """(hook index, firing, job name) of every firing whose Job must still be created: no Job
-    seen, none created by this process, and no result recorded (a finished Job cleaned up
-    must not be re-run)."""
-    name = task["metadata"]["name"]
-    status = task.get("status") or {}
-    spec_hooks = (task.get("spec") or {}).get("hooks") or []
-    previous = _previous_results(status)
-    created = set(created)
-    todo = []
-    for firing in unique_firings(
-        (status.get("runner") or {}).get("firings") or [], len(spec_hooks)
-    ):
-        job_name = kjobs.hook_job_name(
-            name, firing["hook"], str(firing.get("eventType", "")), firing.get("value")
-        )
-        if job_name in jobs_by_name or job_name in created:
-            continue
-        if (previous.get(job_name) or {}).get("status") not in (None, HOOK_PENDING):
-            continue
-        todo.append((firing["hook"], firing, job_name))
-    return todo
-
-
 # -- phase -------------------------------------------------------------------------------------
 
 
@@ -413,98 +361,252 @@ def _progress_text(progress: dict[str, Any]) -> str:
     return f"{done}/{total}" if total is not None else str(done)
 
 
-def _runner_phase(
+@dataclass(frozen=True)
+class PhaseFacts:
+    """Everything the phase depends on, read from the runner's report and its Job and pod."""
+
+    state: str | None = None  # status.runner.state: Running, Finished, Aborted, Error
+    job: str | None = None  # the runner Job: None (absent), pending, active, complete, failed
+    job_reason: str = ""
+    job_message: str = ""
+    deadline: Any = None  # the runner Job's activeDeadlineSeconds
+    abort: bool = False  # spec.abort
+    recorded_job: str | None = None  # status.runnerJob: the runner Job was created once
+    pod_deleting: bool = False
+    killed_reason: str = ""  # the runner container's terminated reason, e.g. OOMKilled
+    memory_limit: str = "none"  # spec.runnerPod.resources.limits.memory
+    exit_detail: str = ""  # the runner container's exit code and last message line
+    busy_hooks: int = 0  # fired hooks not finished yet
+    error: str = ""  # status.runner.error
+    at: str = ""  # " at 750/1500 iterations", or ""
+
+    @property
+    def job_done(self) -> bool:
+        return self.job in ("failed", "complete")
+
+
+@dataclass(frozen=True)
+class PhaseRule:
+    """One row of the phase table: when ``when(facts)`` holds (first match wins), the task is
+    in ``phase`` for ``reason``, explained by ``message(facts)``."""
+
+    id: str
+    when: Callable[[PhaseFacts], bool]
+    phase: str
+    reason: str
+    message: Callable[[PhaseFacts], str]
+
+
+_KEPT = "; partial results kept"
+
+# The phase from the runner's report and its Job, in order of precedence.
+PHASE_RULES: tuple[PhaseRule, ...] = (
+    # Checked first: the deadline kills the pod, so the runner also reports "Aborted".
+    PhaseRule(
+        "runner-timed-out",
+        lambda f: (
+            f.state != "Finished" and f.job == "failed" and f.job_reason == "DeadlineExceeded"
+        ),
+        FAILED,
+        "RunnerTimedOut",
+        lambda f: (
+            f"runner did not finish within spec.runnerPod.timeoutSeconds ({f.deadline} s)"
+            f"{f.at}{_KEPT}"
+        ),
+    ),
+    # Checked before the runner's own report: a killed worker makes it report an error too.
+    PhaseRule(
+        "oom-killed",
+        lambda f: f.state != "Finished" and f.killed_reason == "OOMKilled",
+        FAILED,
+        "OOMKilled",
+        lambda f: (
+            "runner container was killed by its memory limit "
+            f"(spec.runnerPod.resources.limits.memory: {f.memory_limit}){f.at}{_KEPT}"
+        ),
+    ),
+    PhaseRule(
+        "runner-error",
+        lambda f: f.state == "Error",
+        FAILED,
+        "RunnerError",
+        lambda f: f"runner failed: {f.error or 'unknown error'}",
+    ),
+    PhaseRule(
+        "aborted-by-spec",
+        lambda f: f.state == "Aborted" and f.abort,
+        ABORTED,
+        "Aborted",
+        lambda f: f"aborted by spec.abort{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "runner-terminated",
+        lambda f: f.state == "Aborted",
+        FAILED,
+        "RunnerTerminated",
+        lambda f: (
+            "runner pod was stopped before the load finished "
+            f"({f.error or 'terminated'}: pod deleted or evicted){f.at}{_KEPT}"
+        ),
+    ),
+    # The load is recorded, but "Complete" should mean every child is done, so that
+    # `kubectl wait` users never find a runner pod still alive.
+    PhaseRule(
+        "waiting-for-runner-exit",
+        lambda f: f.state == "Finished" and f.job is not None and not f.job_done,
+        FINISHING,
+        "WaitingForRunnerExit",
+        lambda f: "load finished; runner pod exiting",
+    ),
+    PhaseRule(
+        "waiting-for-hooks",
+        lambda f: f.state == "Finished" and f.busy_hooks > 0,
+        FINISHING,
+        "WaitingForHooks",
+        lambda f: f"load finished; {f.busy_hooks} hook(s) still running",
+    ),
+    PhaseRule(
+        "completed",
+        lambda f: f.state == "Finished",
+        SUCCEEDED,
+        "Completed",
+        lambda f: "load and every fired hook finished",
+    ),
+    PhaseRule(
+        "aborted-runner-gone",
+        lambda f: f.abort and (f.job is None or f.job_done),
+        ABORTED,
+        "Aborted",
+        lambda f: f"aborted by spec.abort{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "aborting",
+        lambda f: f.abort,
+        RUNNING,
+        "Aborting",
+        lambda f: "abort requested; stopping the runner",
+    ),
+    PhaseRule(
+        "runner-deleted",
+        lambda f: f.job is None and bool(f.recorded_job),
+        FAILED,
+        "RunnerDeleted",
+        lambda f: f"runner Job {f.recorded_job} was deleted before the load finished{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "creating-runner",
+        lambda f: f.job is None,
+        PENDING,
+        "CreatingRunner",
+        lambda f: "creating the runner Job",
+    ),
+    PhaseRule(
+        "runner-pod-deleted",
+        lambda f: f.job == "failed" and f.pod_deleting,
+        FAILED,
+        "RunnerPodDeleted",
+        lambda f: f"runner pod was deleted{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "runner-failed",
+        lambda f: f.job == "failed",
+        FAILED,
+        "RunnerFailed",
+        lambda f: f"runner failed ({f.job_reason}: {f.exit_detail or f.job_message}){f.at}",
+    ),
+    PhaseRule(
+        "runner-exited-silently",
+        lambda f: f.job == "complete",
+        FAILED,
+        "RunnerFailed",
+        lambda f: "runner exited without reporting that the load finished",
+    ),
+    PhaseRule(
+        "running",
+        lambda f: f.state == "Running",
+        RUNNING,
+        "Running",
+        lambda f: f"load running{f.at}",
+    ),
+    PhaseRule(
+        "runner-pod-deleting",
+        lambda f: f.pod_deleting,
+        RUNNING,
+        "RunnerPodDeleting",
+        lambda f: "runner pod is being deleted",
+    ),
+    PhaseRule(
+        "waiting-for-runner",
+        lambda f: True,
+        PENDING,
+        "WaitingForRunner",
+        lambda f: "waiting for the runner pod to start",
+    ),
+)
+
+
+def phase_facts(
     task: dict[str, Any],
     runner_job: dict[str, Any] | None,
     runner_pods: Sequence[dict[str, Any]],
     hooks_busy: int,
-) -> tuple[str, str, str]:
-    """(phase, reason, message) from the runner's own report and its Job."""
+) -> PhaseFacts:
     spec = task.get("spec") or {}
     status = task.get("status") or {}
     runner = status.get("runner") or {}
-    state = runner.get("state")
     progress = _progress_text(runner.get("progress") or {})
-    at = f" at {progress} iterations" if progress else ""
-    if state != "Finished" and runner_job is not None:
-        jstate, jreason, _ = job_state(runner_job)
-        if jstate == "failed" and jreason == "DeadlineExceeded":
-            # Checked first: the deadline kills the pod, so the runner also reports "Aborted".
-            deadline = (runner_job.get("spec") or {}).get("activeDeadlineSeconds")
-            return (
-                FAILED,
-                "RunnerTimedOut",
-                f"runner did not finish within spec.runnerPod.timeoutSeconds ({deadline} s){at}; "
-                "partial results kept",
-            )
-    runner_pod = runner_pods[-1] if runner_pods else None
-    killed = (container_state(runner_pod).get("terminated") or {}) if runner_pod else {}
-    if state != "Finished" and killed.get("reason") == "OOMKilled":
-        # Checked before the runner's own report: a killed worker makes it report an error too.
-        limits = ((spec.get("runnerPod") or {}).get("resources") or {}).get("limits") or {}
-        return (
-            FAILED,
-            "OOMKilled",
-            "runner container was killed by its memory limit "
-            f"(spec.runnerPod.resources.limits.memory: {limits.get('memory', 'none')}){at}; "
-            "partial results kept",
-        )
-    if state == "Error":
-        return FAILED, "RunnerError", f"runner failed: {runner.get('error') or 'unknown error'}"
-    if state == "Aborted":
-        if spec.get("abort"):
-            return ABORTED, "Aborted", f"aborted by spec.abort{at}; partial results kept"
-        why = runner.get("error") or "terminated"
-        return (
-            FAILED,
-            "RunnerTerminated",
-            f"runner pod was stopped before the load finished ({why}: pod deleted or evicted)"
-            f"{at}; partial results kept",
-        )
-    if state == "Finished":
-        if runner_job is not None and job_state(runner_job)[0] not in ("failed", "complete"):
-            # The load is recorded, but "Complete" should mean every child is done, so that
-            # `kubectl wait` users never find a runner pod still alive.
-            return FINISHING, "WaitingForRunnerExit", "load finished; runner pod exiting"
-        if hooks_busy:
-            return (
-                FINISHING,
-                "WaitingForHooks",
-                f"load finished; {hooks_busy} hook(s) still running",
-            )
-        return SUCCEEDED, "Completed", "load and every fired hook finished"
-    if spec.get("abort"):
-        if runner_job is None or job_state(runner_job)[0] in ("failed", "complete"):
-            return ABORTED, "Aborted", f"aborted by spec.abort{at}; partial results kept"
-        return RUNNING, "Aborting", "abort requested; stopping the runner"
-    if runner_job is None:
-        if status.get("runnerJob"):
-            return (
-                FAILED,
-                "RunnerDeleted",
-                f"runner Job {status['runnerJob']} was deleted before the load finished{at}; "
-                "partial results kept",
-            )
-        return PENDING, "CreatingRunner", "creating the runner Job"
-    jstate, jreason, jmessage = job_state(runner_job)
     pod = runner_pods[-1] if runner_pods else None
-    if jstate == "failed":
-        if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
-            return FAILED, "RunnerPodDeleted", f"runner pod was deleted{at}; partial results kept"
-        terminated = container_state(pod).get("terminated") if pod else None
-        detail = jmessage
-        if terminated:
-            detail = f"exit code {terminated.get('exitCode')}"
-            if terminated.get("message"):
-                detail += f": {terminated['message'].strip().splitlines()[-1][:300]}"
-        return FAILED, "RunnerFailed", f"runner failed ({jreason}: {detail}){at}"
-    if jstate == "complete":
-        return FAILED, "RunnerFailed", "runner exited without reporting that the load finished"
-    if state == "Running":
-        return RUNNING, "Running", f"load running{at}"
-    if pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return RUNNING, "RunnerPodDeleting", "runner pod is being deleted"
-    return PENDING, "WaitingForRunner", "waiting for the runner pod to start"
+    jstate = jreason = jmessage = ""
+    if runner_job is not None:
+        jstate, jreason, jmessage = job_state(runner_job)
+    terminated = container_state(pod).get("terminated") if pod else None
+    detail = ""
+    if terminated:
+        detail = f"exit code {terminated.get('exitCode')}"
+        if terminated.get("message"):
+            detail += f": {terminated['message'].strip().splitlines()[-1][:300]}"
+    limits = ((spec.get("runnerPod") or {}).get("resources") or {}).get("limits") or {}
+    return PhaseFacts(
+        state=runner.get("state"),
+        job=jstate or None,
+        job_reason=jreason,
+        job_message=jmessage,
+        deadline=((runner_job or {}).get("spec") or {}).get("activeDeadlineSeconds"),
+        abort=bool(spec.get("abort")),
+        recorded_job=status.get("runnerJob"),
+        killed_reason=str((terminated or {}).get("reason") or ""),
+        memory_limit=str(limits.get("memory", "none")),
+        pod_deleting=bool(pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp")),
+        exit_detail=detail,
+        busy_hooks=hooks_busy,
+        error=str(runner.get("error") or ""),
+        at=f" at {progress} iterations" if progress else "",
+    )
+
+
+def phase_rule(facts: PhaseFacts) -> PhaseRule:
+    """The first row of PHASE_RULES that holds (the last one always does)."""
+    return next(rule for rule in PHASE_RULES if rule.when(facts))
+
+
+def next_phase(previous: dict[str, Any], facts: PhaseFacts) -> tuple[str, str, str]:
+    """(phase, reason, message) after ``previous`` (the status last written) given ``facts``.
+
+    The transition: a terminal phase (Succeeded, Failed, Aborted) is absorbing, keeping its
+    reason and message (its Jobs may be cleaned up later; hook results still update, e.g. hooks
+    fired before a runner failure that finish afterwards); any other phase moves to the phase
+    of the first PHASE_RULES row that holds.
+    """
+    rule = phase_rule(facts)
+    phase, reason, message = rule.phase, rule.reason, rule.message(facts)
+    kept = previous.get("phase")
+    if kept not in TERMINAL:
+        return phase, reason, message
+    condition = "Complete" if kept == SUCCEEDED else "Failed"
+    reasons = (
+        c.get("reason") for c in previous.get("conditions") or [] if c.get("type") == condition
+    )
+    return str(kept), next(reasons, reason) or reason, previous.get("message") or message
 
 
 def _conditions(
@@ -541,21 +643,27 @@ def derive_status(
     pods: Iterable[dict[str, Any]],
     now: datetime | str,
     *,
-    created: Iterable[str] = (),
+    created: Iterable[str],
 ) -> dict[str, Any]:
     """The operator-owned part of ``status`` (every key of OPERATOR_KEYS, None = remove).
 
-    ``jobs``/``pods``: this task's children (any order). ``created``: hook Job names this
-    operator created that the watch has not shown yet (counted as pending, not missing).
+    Every input is a parameter: ``task`` (its spec, ``status.runner``, and the status last
+    written, which is what the status remembers: recorded hook results outlive their cleaned-up
+    Jobs, a terminal phase is absorbing, conditions keep their transition times); ``jobs`` and
+    ``pods``, this task's children (any order); ``now``; ``created``, what the operator process
+    remembers: hook Job names it created that the watch has not shown yet (counted as pending,
+    not missing).
     """
-    now_text = now if isinstance(now, str) else rfc3339(now)
+    now_text = now if isinstance(now, str) else format_time(now)
     meta = task.get("metadata") or {}
     name = meta["name"]
     generation = meta.get("generation")
     status = task.get("status") or {}
     runner = status.get("runner") or {}
     jobs = list(jobs)
-    by_name = {(j.get("metadata") or {}).get("name"): j for j in jobs}
+    by_name: dict[str, dict[str, Any]] = {
+        (j.get("metadata") or {}).get("name") or "": j for j in jobs
+    }
     grouped = pods_by_job(pods)
     runner_job_name = kjobs.runner_name(name)
     runner_job = by_name.get(runner_job_name)
@@ -565,24 +673,8 @@ def derive_status(
     succeeded = sum(h["summary"].get(HOOK_SUCCESS, 0) for h in hooks)
     busy = sum(1 for h in hooks for r in h["results"] if r["status"] not in HOOK_FINAL)
 
-    phase, reason, message = _runner_phase(task, runner_job, grouped.get(runner_job_name, []), busy)
-    previous_phase = status.get("phase")
-    if previous_phase in TERMINAL:
-        # A finished task stays finished (its Jobs may be cleaned up later); hook results
-        # still update, e.g. hooks fired before a runner failure that finish afterwards.
-        phase = previous_phase
-        reason = (
-            next(
-                (
-                    c.get("reason")
-                    for c in status.get("conditions") or []
-                    if c.get("type") == ("Complete" if phase == SUCCEEDED else "Failed")
-                ),
-                reason,
-            )
-            or reason
-        )
-        message = status.get("message") or message
+    facts = phase_facts(task, runner_job, grouped.get(runner_job_name, []), busy)
+    phase, reason, message = next_phase(status, facts)
 
     summary = runner.get("summary") or {}
     sla = summary.get("sla")
@@ -685,7 +777,7 @@ def rejected_status(
     task: dict[str, Any], problems: Sequence[str], now: datetime | str
 ) -> dict[str, Any]:
     """Status of a task whose spec is invalid: Failed, Accepted=False naming the field."""
-    now_text = now if isinstance(now, str) else rfc3339(now)
+    now_text = now if isinstance(now, str) else format_time(now)
     meta = task.get("metadata") or {}
     generation = meta.get("generation")
     status = task.get("status") or {}
@@ -716,7 +808,7 @@ def rejected_status(
 
 def status_patch(current: dict[str, Any], derived: dict[str, Any]) -> dict[str, Any]:
     """The merge patch turning ``current`` into ``derived`` (operator keys only); {} = no write."""
-    patch = {}
+    patch: dict[str, Any] = {}
     for key in OPERATOR_KEYS:
         new = derived.get(key)
         old = current.get(key)
@@ -730,12 +822,28 @@ def status_patch(current: dict[str, Any], derived: dict[str, Any]) -> dict[str, 
 
 def urgent(patch: dict[str, Any], current: dict[str, Any]) -> bool:
     """True when a status patch must be written at once: the phase or a condition's status
-    changes (kubectl wait and Events must not lag). Anything else (progress, a hook going
-    pending → running → success) may wait for the operator's write period."""
+    changes (kubectl wait and Events must not lag), or a pending hook learns why its pod does not
+    start (the cause must be recorded before the Job's timeout removes the pod that shows it).
+    Anything else (progress, a hook going pending → running → success) may wait for the
+    operator's write period."""
     if "phase" in patch:
+        return True
+    if _new_not_started(patch.get("hooks"), current.get("hooks")):
         return True
     if "conditions" not in patch:
         return False
     old = {c.get("type"): c.get("status") for c in current.get("conditions") or []}
     new = {c.get("type"): c.get("status") for c in patch["conditions"] or []}
     return old != new
+
+
+def _new_not_started(new_hooks: Any, old_hooks: Any) -> bool:
+    def causes(hooks: Any) -> set[str]:
+        return {
+            item.get("job", "")
+            for hook in hooks or []
+            for item in hook.get("results") or []
+            if (item.get("error") or {}).get("etype") == NOT_STARTED
+        }
+
+    return bool(causes(new_hooks) - causes(old_hooks))

@@ -42,7 +42,7 @@ class InvalidOutput(KrallyError):
 
 
 def _type_names(types: tuple[type, ...]) -> str:
-    names = {list: "list", dict: "dict", str: "str"}
+    names: dict[type, str] = {list: "list", dict: "dict", str: "str"}
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 

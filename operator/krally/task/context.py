@@ -89,10 +89,6 @@ class Context(plugin.Plugin, kind="context"):
         self.config = config if config is not None else dict(self.DEFAULT_CONFIG)
 
     @classmethod
-    def get_order(cls) -> int:
-        return cls._order
-
-    @classmethod
     def is_hidden(cls) -> bool:
         return cls._hidden
 
@@ -101,6 +97,11 @@ class Context(plugin.Plugin, kind="context"):
 
     def cleanup(self) -> None:
         raise NotImplementedError
+
+    # Contexts set up in ascending order (Rally's ``order``), cleaned up in reverse.
+    @classmethod
+    def get_order(cls) -> int:
+        return cls._order
 
     def __lt__(self, other: Context) -> bool:
         return self.get_order() < other.get_order()

@@ -18,7 +18,6 @@ buckets) and ``warnings``.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 import traceback
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import krally
+from krally.api.times import format_time
 from krally.task import plugin
 from krally.task.context import ContextManager
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
@@ -56,11 +56,15 @@ ProgressCallback = Callable[[Progress], None]
 
 
 def expected_iterations(workload: WorkloadSpec) -> int | None:
-    """How many iterations the runner will run, when its config says so (else None)."""
-    if workload.runner_type in ("constant", "serial", "rps"):
-        times = workload.runner_args.get("times", 1)
-        return times if isinstance(times, int) and not isinstance(times, bool) else None
-    return None
+    """How many iterations the runner will run, as its plugin declares (None: unknown)."""
+    from krally.errors import PluginNotFound
+    from krally.task.runner import ScenarioRunner
+
+    try:
+        runner_cls = ScenarioRunner.get(workload.runner_type)
+    except PluginNotFound:
+        return None
+    return runner_cls.expected_iterations(dict(workload.runner_args))
 
 
 class _CountingLauncher:
@@ -316,7 +320,7 @@ def _safe_progress(callback: ProgressCallback, progress: Progress) -> None:
 
 
 def _iso(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return format_time(epoch, digits=0, zone=False)
 
 
 def run_task(

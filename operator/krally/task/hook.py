@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from krally import consts
+from krally.api.types import hook_error, rally_result
 from krally.errors import KrallyError
 from krally.task import charts, plugin
 
@@ -74,12 +75,12 @@ class Hook(plugin.Plugin, kind="hook"):
         self._started = False
         self._launched_at: float | None = None  # epoch seconds of run_async()
         self._frozen = False  # set on timeout: later set_error/add_output are ignored
-        self._result: dict[str, Any] = {
-            "status": consts.HookStatus.SUCCESS,
-            "started_at": 0.0,
-            "finished_at": 0.0,
-            "triggered_by": jsonable(triggered_by),
-        }
+        self._result: dict[str, Any] = rally_result(
+            consts.HookStatus.SUCCESS,
+            started_at=0.0,
+            finished_at=0.0,
+            triggered_by=jsonable(triggered_by),
+        )
         self._thread = threading.Thread(
             target=self._thread_main, name=f"hook-{self.get_name()}", daemon=True
         )
@@ -95,11 +96,11 @@ class Hook(plugin.Plugin, kind="hook"):
             if self._frozen:
                 return
             self._result["status"] = consts.HookStatus.FAILED
-            self._result["error"] = {
-                "etype": str(jsonable(exception_name)),
-                "msg": str(jsonable(description)),
-                "details": str(jsonable(details)) if details is not None else "",
-            }
+            self._result["error"] = hook_error(
+                jsonable(exception_name),
+                jsonable(description),
+                jsonable(details) if details is not None else "",
+            )
 
     def set_status(self, status: str) -> None:
         with self._lock:
@@ -205,12 +206,12 @@ class Hook(plugin.Plugin, kind="hook"):
             self._frozen = True
             self._result["status"] = consts.HookStatus.FAILED
             self._result["finished_at"] = time.time()
-            self._result["error"] = {
-                "etype": "Timeout",
-                "msg": f"hook {self.get_name()!r} did not finish within {self.timeout:g} s "
+            self._result["error"] = hook_error(
+                "Timeout",
+                f"hook {self.get_name()!r} did not finish within {self.timeout:g} s "
                 "and was stopped",
-                "details": f"timeout_seconds: {self.timeout:g}",
-            }
+                f"timeout_seconds: {self.timeout:g}",
+            )
         self.stop()
         # Give run() a moment to return; then hand out the frozen result regardless.
         self._done.wait(STOP_GRACE_SECONDS)

@@ -27,8 +27,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from krally import consts
+from krally.api.types import failed_now, hook_error
 from krally.task import spec as spec_mod
 from krally.task.hook import Hook
+from krally.task.spec import HookSpec
 from krally.task.trigger import HookHandle, LaunchFn, Trigger
 
 LOG = logging.getLogger(__name__)
@@ -38,15 +40,10 @@ MAX_UNREACHED_LISTED = 100
 
 
 class HookLauncher(Protocol):
-    """Runs (or hands off) one fired hook; must return promptly: it is on the runner's path."""
+    """Runs (or hands off) one fired hook; must return promptly: it is on the runner's path.
+    ``launch(index, hook, hook_cls, triggered_by)``, as :meth:`LocalLauncher.launch`."""
 
-    def launch(
-        self,
-        index: int,
-        hook: spec_mod.HookSpec,
-        hook_cls: type[Hook],
-        triggered_by: dict[str, Any],
-    ) -> HookHandle: ...
+    def launch(self, i: int, h: HookSpec, cls: type[Hook], by: dict[str, Any], /) -> HookHandle: ...
 
 
 class LocalLauncher:
@@ -73,18 +70,10 @@ class _FailedLaunch:
     """Handle for a launch that raised: recorded as a failed run rather than breaking the load."""
 
     def __init__(self, triggered_by: dict[str, Any], exc: Exception) -> None:
-        now = time.time()
-        self._result = {
-            "status": consts.HookStatus.FAILED,
-            "started_at": now,
-            "finished_at": now,
-            "triggered_by": dict(triggered_by),
-            "error": {
-                "etype": type(exc).__name__,
-                "msg": f"the hook could not be launched: {exc}",
-                "details": "",
-            },
-        }
+        self._result = failed_now(
+            triggered_by,
+            hook_error(type(exc).__name__, f"the hook could not be launched: {exc}"),
+        )
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         return copy.deepcopy(self._result)

@@ -24,14 +24,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+from krally.api.names import API_VERSION, KIND
 from krally.errors import InvalidConfig, KrallyError, TaskFileError
 from krally.task.plugin import explain, join_path
 from krally.task.schema import schema_errors
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
 from krally.task.validation import Style, validate_workload
 
-API_VERSION = "krally.dev/v1alpha1"
-KIND = "BenchmarkTask"
 V1_TITLE = "Task (adopted from task format v1)"
 
 
@@ -156,23 +155,26 @@ def _finish(
 # --- Rally v1 ----------------------------------------------------------------------------------
 
 _ANY: dict[str, Any] = {}
-_PLUGIN_REF = {
-    "type": "object",
-    "properties": {"name": {"type": "string", "minLength": 1}, "args": _ANY},
-    "required": ["name", "args"],
-    "additionalProperties": False,
-}
-_HOOK_V1 = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "minLength": 1},
-        "args": _ANY,
-        "description": {"type": "string"},
-        "trigger": _PLUGIN_REF,
-    },
-    "required": ["name", "args", "trigger"],
-    "additionalProperties": False,
-}
+
+
+def _closed(properties: dict[str, Any], *required: str) -> dict[str, Any]:
+    """An object with exactly these properties (Rally's task schemas allow nothing else)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+_NAME = {"type": "string", "minLength": 1}
+_PLUGIN_REF = _closed({"name": _NAME, "args": _ANY}, "name", "args")
+_HOOK_V1 = _closed(
+    {"name": _NAME, "args": _ANY, "description": {"type": "string"}, "trigger": _PLUGIN_REF},
+    "name",
+    "args",
+    "trigger",
+)
 _WORKLOAD_V1 = {
     "type": "object",
     "properties": {
@@ -281,31 +283,20 @@ _SUBTASK_FIELDS = {
     "tags": {"type": "array", "items": {"type": "string"}},
     "group": {"type": "string"},
 }
-_SIMPLE_SUBTASK = {
-    "type": "object",
-    "properties": {**_SUBTASK_FIELDS, **_WORKLOAD_FIELDS},
-    "required": ["title", "scenario"],
-    "additionalProperties": False,
-}
-_COMPLEX_SUBTASK = {
-    "type": "object",
-    "properties": {
+_SIMPLE_SUBTASK = _closed({**_SUBTASK_FIELDS, **_WORKLOAD_FIELDS}, "title", "scenario")
+_COMPLEX_SUBTASK = _closed(
+    {
         **_SUBTASK_FIELDS,
         "run_in_parallel": {"type": "boolean"},
         "workloads": {
             "type": "array",
             "minItems": 1,
-            "items": {
-                "type": "object",
-                "properties": _WORKLOAD_FIELDS,
-                "required": ["scenario"],
-                "additionalProperties": False,
-            },
+            "items": _closed(_WORKLOAD_FIELDS, "scenario"),
         },
     },
-    "required": ["title", "workloads"],
-    "additionalProperties": False,
-}
+    "title",
+    "workloads",
+)
 V2_SCHEMA = {
     "type": "object",
     "properties": {

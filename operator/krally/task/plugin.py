@@ -14,12 +14,13 @@ import importlib.metadata
 import importlib.util
 import pkgutil
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import jsonschema
 
+from krally.api.schema import join_path as join_path  # plugin API (re-exported)
 from krally.errors import InvalidConfig, KrallyError, PluginNotFound
 
 P = TypeVar("P", bound=type)
@@ -130,16 +131,6 @@ def configure(kind_base: type[Plugin], name: str, platform: str = "default") -> 
 def _same_class(a: type, b: type) -> bool:
     # A module imported twice (e.g. re-loaded from --plugin-path) re-registers the same class.
     return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
-
-
-def join_path(prefix: str, parts: Iterable[Any]) -> str:
-    path = prefix
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path = f"{path}.{part}" if path else str(part)
-    return path
 
 
 def closest_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError:

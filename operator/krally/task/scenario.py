@@ -95,7 +95,7 @@ class Scenario(plugin.Plugin, kind="scenario"):
         self._atomic_actions: list[dict[str, Any]] = []
         self._atomic_stack: list[dict[str, Any]] = []
 
-    def run(self, **kwargs: Any) -> None:
+    def run(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError(f"scenario {self.get_name()!r} does not implement run()")
 
     def sleep_between(

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
+from krally.consts import JSON_SCHEMA
 from krally.errors import InvalidConfig
 from krally.task import plugin
 
 S = TypeVar("S", bound=type)
+
+# A number of seconds > 0 (Rally's schema of every duration limit).
+POSITIVE_NUMBER = {"type": "number", "minimum": 0.0, "exclusiveMinimum": True}
 
 
 class SLA(plugin.Plugin, kind="sla"):
@@ -40,6 +44,25 @@ class SLA(plugin.Plugin, kind="sla"):
 
     def result(self) -> dict[str, Any]:
         return {"criterion": self.get_name(), "success": self.success, "detail": self.details()}
+
+
+class SecondsLimit(SLA):
+    """Base of criteria whose config is one limit in seconds: ``measured`` must stay at most
+    ``criterion_value``; ``details()`` says so in Rally's words (``LABEL``)."""
+
+    CONFIG_SCHEMA: ClassVar[dict[str, Any]] = {"$schema": JSON_SCHEMA, **POSITIVE_NUMBER}
+    LABEL: ClassVar[str] = ""
+
+    @property
+    def measured(self) -> float:
+        raise NotImplementedError
+
+    def check(self) -> bool:
+        self.success = self.measured <= self.criterion_value
+        return self.success
+
+    def details(self) -> str:
+        return f"{self.LABEL} {self.measured:.2f}s <= {self.criterion_value:.2f}s - {self.status()}"
 
 
 def configure(name: str, platform: str = "default") -> Callable[[S], S]:

@@ -295,7 +295,7 @@ class WorkloadStats:
         return [self._node(node) for node in self._atomics.values()]
 
     def _node(self, node: _AtomicNode) -> dict[str, Any]:
-        data = node.hist.summary()
+        data: dict[str, Any] = dict(node.hist.summary())
         data["iteration_count"] = node.iterations
         data["success"] = _percent(node.count - node.failed, node.count)
         return {
@@ -310,7 +310,7 @@ class WorkloadStats:
         """Rally's ``statistics.durations``: ``{total, atomics}``."""
 
         def data(hist: LogHistogram) -> dict[str, Any]:
-            values = hist.summary()
+            values: dict[str, Any] = dict(hist.summary())
             values["iteration_count"] = self.iterations
             values["success"] = _percent(self.iterations - self.failures, self.iterations)
             return values

@@ -14,6 +14,7 @@ import collections
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from krally import consts
 from krally.task import plugin
 
 T = TypeVar("T", bound=type)
@@ -27,6 +28,19 @@ class HookHandle(Protocol):
 
 # (event_type, value) -> handle, or None when this (event_type, value) already fired.
 LaunchFn = Callable[[str, Any], HookHandle | None]
+
+
+def per_unit_schema(unit_schema: Callable[[str, int], dict[str, Any]]) -> dict[str, Any]:
+    """A CONFIG_SCHEMA with one branch per event unit: ``unit_schema(unit, minimum)`` where the
+    minimum value is 0 for time (seconds) and 1 for iterations (numbered from 1)."""
+    return {
+        "type": "object",
+        "$schema": consts.JSON_SCHEMA,
+        "oneOf": [
+            unit_schema(consts.EventUnit.TIME, 0),
+            unit_schema(consts.EventUnit.ITERATION, 1),
+        ],
+    }
 
 
 class Trigger(plugin.Plugin, kind="trigger"):
@@ -64,6 +78,13 @@ class Trigger(plugin.Plugin, kind="trigger"):
         """Every value this trigger would fire at, if finite and known (for "never reached"
         reporting); None when unbounded or unknown. krally addition, not Rally API."""
         return None
+
+    @classmethod
+    def unreachable(cls, config: Any, iterations: int, path: str) -> list[str]:
+        """Warnings, each naming its field under ``path``, for what this (valid) trigger config
+        plans beyond a load of ``iterations`` iterations: values it never fires at. Default:
+        none. krally addition, not Rally API."""
+        return []
 
     def get_results(self) -> dict[str, Any]:
         """Rally's per-hook results: config, one HookResult per run (waits), summary counts."""

@@ -17,9 +17,6 @@ from krally.task.spec import WorkloadSpec
 
 Style = Literal["rally_v1", "rally_v2", "benchmarktask"]
 
-# Runners whose `times` bounds the iteration numbers (Rally's defaults when absent).
-_TIMES_DEFAULT = {"constant": 1, "serial": 1, "rps": None}
-
 
 def _paths(w: WorkloadSpec, style: Style) -> dict[str, str]:
     p = w.path
@@ -115,7 +112,9 @@ def _validate_scenario(
     except PluginNotFound as exc:
         return [InvalidConfig(paths["scenario"], str(exc))]
     own_schema = any("CONFIG_SCHEMA" in vars(k) for k in cls.__mro__ if k is not Plugin)
-    own_validate = cls.validate_config.__func__ is not Plugin.validate_config.__func__
+    own_validate = getattr(cls.validate_config, "__func__", None) is not getattr(
+        Plugin.validate_config, "__func__", None
+    )
     if own_schema or own_validate:
         return cls.validate_config(args, paths["scenario_args"])
     where = paths["scenario_args"]
@@ -161,26 +160,13 @@ def _at_name(problems: list[InvalidConfig], args_path: str, name_path: str) -> l
 
 
 def _unreachable(w: WorkloadSpec, hook: Any, trigger_path: str) -> list[str]:
-    """Warnings for trigger values the runner can never reach (Rally fires them silently never)."""
-    args = hook.trigger_args if isinstance(hook.trigger_args, dict) else {}
-    if args.get("unit") != "iteration" or w.runner_type not in _TIMES_DEFAULT:
+    """Warnings for trigger values the runner can never reach (Rally fires them silently never):
+    the runner plugin declares its iteration count, the trigger plugin what it plans beyond."""
+    from krally.task.engine import expected_iterations
+    from krally.task.trigger import Trigger
+
+    iterations = expected_iterations(w)
+    if iterations is None:
         return []
-    times = w.runner_args.get("times", _TIMES_DEFAULT[w.runner_type])
-    if not isinstance(times, int) or isinstance(times, bool):
-        return []
-    out = []
-    if hook.trigger_name == "event" and isinstance(args.get("at"), list):
-        beyond = [v for v in args["at"] if isinstance(v, int) and v > times]
-        if beyond:
-            out.append(
-                f"{trigger_path}.at: {beyond} beyond the runner's times ({times}); "
-                "never fired, reported as unreached"
-            )
-    elif hook.trigger_name == "periodic":
-        start = args.get("start", 1)
-        if isinstance(start, int) and start > times:
-            out.append(
-                f"{trigger_path}.start: {start} beyond the runner's times ({times}); "
-                "the hook never fires"
-            )
-    return out
+    trigger_cls = Trigger.get(hook.trigger_name)
+    return trigger_cls.unreachable(hook.trigger_args, iterations, trigger_path)

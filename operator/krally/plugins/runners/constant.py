@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from krally import consts
 from krally.errors import InvalidConfig
 from krally.task import runner
 
@@ -13,21 +12,10 @@ from krally.task import runner
 class ConstantScenarioRunner(runner.ScenarioRunner):
     """Run ``times`` iterations with a fixed ``concurrency``; optional per-iteration ``timeout``."""
 
-    CONFIG_SCHEMA = {
-        "$schema": consts.JSON_SCHEMA,
-        "type": "object",
-        "properties": {
-            "type": {"type": "string"},
-            "concurrency": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Iterations running at any moment (default 1).",
-            },
-            "times": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Total number of iterations (default 1).",
-            },
+    CONFIG_SCHEMA = runner.config_schema(
+        {
+            "concurrency": runner.CONCURRENCY,
+            "times": runner.TIMES,
             "timeout": {
                 "type": "number",
                 "description": "Seconds after which an iteration is interrupted (0: never).",
@@ -38,13 +26,17 @@ class ConstantScenarioRunner(runner.ScenarioRunner):
                 "description": "At most this many worker processes (default: CPU count).",
             },
         },
-        "additionalProperties": False,
-    }
+        additionalProperties=False,
+    )
 
     @classmethod
     def validate_config(cls, config: Any, path: str = "") -> list[InvalidConfig]:
         problems = super().validate_config(config, path)
         return problems or runner.check_concurrency_vs_times(config, path)
+
+    @classmethod
+    def expected_iterations(cls, config: dict[str, Any]) -> int | None:
+        return runner.times_of(config)
 
     def _plan(self) -> tuple[list[int], int | None]:
         times = self.config.get("times", 1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from krally import consts
 from krally.task import runner
 
 
@@ -13,16 +12,9 @@ class ConstantForDurationScenarioRunner(runner.ScenarioRunner):
     """Start iterations while less than ``duration`` seconds have passed (per worker process,
     as in Rally); ``duration: 0`` runs one iteration per process."""
 
-    CONFIG_SCHEMA = {
-        "$schema": consts.JSON_SCHEMA,
-        "type": "object",
-        "properties": {
-            "type": {"type": "string"},
-            "concurrency": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Iterations running at any moment (default 1).",
-            },
+    CONFIG_SCHEMA = runner.config_schema(
+        {
+            "concurrency": runner.CONCURRENCY,
             "duration": {
                 "type": "number",
                 "minimum": 0.0,
@@ -34,9 +26,9 @@ class ConstantForDurationScenarioRunner(runner.ScenarioRunner):
                 "description": "Seconds after which an iteration is interrupted (default 600).",
             },
         },
-        "required": ["duration"],
-        "additionalProperties": False,
-    }
+        required=["duration"],
+        additionalProperties=False,
+    )
 
     @property
     def timeout(self) -> float:

@@ -72,6 +72,10 @@ class RPSScenarioRunner(runner.ScenarioRunner):
             ]
         return []
 
+    @classmethod
+    def expected_iterations(cls, config: dict[str, Any]) -> int | None:
+        return runner.times_of(config, default=None)
+
     def _rate(self, elapsed: float) -> float:
         """Total target rate ``elapsed`` seconds into the load."""
         rps = self.config["rps"]

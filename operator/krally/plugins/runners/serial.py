@@ -6,7 +6,6 @@ import threading
 import time
 from typing import Any
 
-from krally import consts
 from krally.task import runner
 
 
@@ -15,19 +14,11 @@ class SerialScenarioRunner(runner.ScenarioRunner):
     """Rally's default runner. Extra keys are allowed so the runner type can be swapped
     without editing the other keys."""
 
-    CONFIG_SCHEMA = {
-        "$schema": consts.JSON_SCHEMA,
-        "type": "object",
-        "properties": {
-            "type": {"type": "string"},
-            "times": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Total number of iterations (default 1).",
-            },
-        },
-        "additionalProperties": True,
-    }
+    CONFIG_SCHEMA = runner.config_schema({"times": runner.TIMES}, additionalProperties=True)
+
+    @classmethod
+    def expected_iterations(cls, config: dict[str, Any]) -> int | None:
+        return runner.times_of(config)
 
     @property
     def timeout(self) -> float:

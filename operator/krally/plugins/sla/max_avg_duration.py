@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from krally import consts
 from krally.task import sla
 
 
 @sla.configure(name="max_avg_duration")
-class MaxAverageDuration(sla.SLA):
+class MaxAverageDuration(sla.SecondsLimit):
     """Maximum average duration of one (successful) iteration, in seconds."""
 
-    CONFIG_SCHEMA = {
-        "$schema": consts.JSON_SCHEMA,
-        "type": "number",
-        "minimum": 0.0,
-        "exclusiveMinimum": True,
-    }
+    LABEL = "Average duration of one iteration"
 
     def __init__(self, criterion_value: float):
         super().__init__(criterion_value)
@@ -25,24 +19,20 @@ class MaxAverageDuration(sla.SLA):
         self.total = 0.0
         self.avg = 0.0
 
+    @property
+    def measured(self) -> float:
+        return self.avg
+
     def add_iteration(self, iteration: dict[str, Any]) -> bool:
         if not iteration["error"]:
             self.count += 1
             self.total += iteration["duration"]
             self.avg = self.total / self.count
-        self.success = self.avg <= self.criterion_value
-        return self.success
+        return self.check()
 
     def merge(self, other: sla.SLA) -> bool:
         assert isinstance(other, MaxAverageDuration)
         self.count += other.count
         self.total += other.total
         self.avg = self.total / self.count if self.count else 0.0
-        self.success = self.avg <= self.criterion_value
-        return self.success
-
-    def details(self) -> str:
-        return (
-            f"Average duration of one iteration {self.avg:.2f}s <= "
-            f"{self.criterion_value:.2f}s - {self.status()}"
-        )
+        return self.check()

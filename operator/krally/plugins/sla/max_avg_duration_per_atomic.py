@@ -18,7 +18,7 @@ class MaxAverageDurationPerAtomic(sla.SLA):
         "$schema": consts.JSON_SCHEMA,
         "type": "object",
         "patternProperties": {
-            ".*": {"type": "number", "minimum": 0.0, "exclusiveMinimum": True},
+            ".*": sla.POSITIVE_NUMBER,
         },
         "minProperties": 1,
     }

@@ -20,7 +20,7 @@ class Outliers(sla.SLA):
         "properties": {
             "max": {"type": "integer", "minimum": 0},
             "min_iterations": {"type": "integer", "minimum": 3},
-            "sigmas": {"type": "number", "minimum": 0.0, "exclusiveMinimum": True},
+            "sigmas": sla.POSITIVE_NUMBER,
         },
         "additionalProperties": False,
     }

@@ -30,14 +30,7 @@ class EventTrigger(trigger.Trigger):
     """Triggers the hook on the listed values of an event: iterations (from 1) or seconds
     since iteration 1 started (from 0)."""
 
-    CONFIG_SCHEMA = {
-        "type": "object",
-        "$schema": consts.JSON_SCHEMA,
-        "oneOf": [
-            _unit_schema(consts.EventUnit.TIME, 0),
-            _unit_schema(consts.EventUnit.ITERATION, 1),
-        ],
-    }
+    CONFIG_SCHEMA = trigger.per_unit_schema(_unit_schema)
 
     def __init__(self, context: dict[str, Any], task: Any, hook_cls: type[Any]) -> None:
         super().__init__(context, task, hook_cls)
@@ -51,6 +44,18 @@ class EventTrigger(trigger.Trigger):
         if event_type != self.config["unit"] or value not in self._at:
             return False
         return super().on_event(event_type, value)
+
+    @classmethod
+    def unreachable(cls, config: Any, iterations: int, path: str) -> list[str]:
+        if config.get("unit") != consts.EventUnit.ITERATION:
+            return []
+        beyond = [v for v in config.get("at") or [] if isinstance(v, int) and v > iterations]
+        if not beyond:
+            return []
+        return [
+            f"{path}.at: {beyond} beyond the runner's times ({iterations}); "
+            "never fired, reported as unreached"
+        ]
 
     def planned_values(self) -> Sequence[int]:
         return sorted(self._at)

@@ -27,14 +27,7 @@ class PeriodicTrigger(trigger.Trigger):
     """Triggers the hook every ``step`` iterations or seconds, from ``start`` (default: iteration
     1 or second 0) to ``end`` (inclusive; default: no end)."""
 
-    CONFIG_SCHEMA = {
-        "type": "object",
-        "$schema": consts.JSON_SCHEMA,
-        "oneOf": [
-            _unit_schema(consts.EventUnit.TIME, 0),
-            _unit_schema(consts.EventUnit.ITERATION, 1),
-        ],
-    }
+    CONFIG_SCHEMA = trigger.per_unit_schema(_unit_schema)
 
     def __init__(self, context: dict[str, Any], task: Any, hook_cls: type[Any]) -> None:
         super().__init__(context, task, hook_cls)
@@ -58,6 +51,17 @@ class PeriodicTrigger(trigger.Trigger):
         ):
             return False
         return super().on_event(event_type, value)
+
+    @classmethod
+    def unreachable(cls, config: Any, iterations: int, path: str) -> list[str]:
+        start = config.get("start", 1)
+        if config.get("unit") != consts.EventUnit.ITERATION or not isinstance(start, int):
+            return []
+        if start <= iterations:
+            return []
+        return [
+            f"{path}.start: {start} beyond the runner's times ({iterations}); the hook never fires"
+        ]
 
     def planned_values(self) -> Sequence[int] | None:
         if self.end is None:

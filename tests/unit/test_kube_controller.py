@@ -1,7 +1,9 @@
-"""The operator's reconcile against in-memory indices and a recording fake API (no cluster).
+"""The operator's controller (queue, planner, applier) against a watched store of plain data
+and a recording fake API, injected (no cluster, no patched module globals).
 
 What matters here is idempotency: the same state reconciled again, or kicked twice at once,
-creates nothing twice; a bad spec creates nothing at all.
+creates nothing twice; a bad spec creates nothing at all. The planner's own decisions are
+tested in test_kube_planner.py.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from krally.kube import handlers
 from krally.kube import jobs as kjobs
+from krally.kube.operator import admission
+from krally.kube.operator.controller import Controller
+from krally.kube.operator.settings import Settings, parse_allowed
+from krally.kube.operator.store import Store
 
 
 class FakeApi:
@@ -38,7 +43,7 @@ class FakeApi:
 
         return create
 
-    # The attributes handlers.Clients exposes.
+    # The attributes apply.Clients exposes.
     @property
     def batch(self) -> Any:
         return self
@@ -99,26 +104,18 @@ def make_task(hooks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
-    fake = FakeApi()
-    monkeypatch.setattr(handlers, "_CLIENTS", fake)
-    monkeypatch.setattr(handlers, "_STATES", {})
-    monkeypatch.setattr(handlers, "_INDICES", {})
-    return fake
+def api() -> FakeApi:
+    return FakeApi()
 
 
-def set_world(task: dict[str, Any], jobs: list[dict[str, Any]] | None = None) -> None:
-    key = ("ns", "t")
-    handlers._INDICES["task_index"] = {key: [task]}
-    handlers._INDICES["job_index"] = {key: jobs or []}
-    handlers._INDICES["pod_index"] = {key: []}
+KEY = ("ns", "t")
 
 
-async def settle() -> None:
-    for _ in range(50):
-        await asyncio.sleep(0.01)
-        if not handlers._BACKGROUND:
-            return
+def controller(
+    api: FakeApi, task: dict[str, Any], jobs: list[dict[str, Any]] | None = None
+) -> Controller:
+    store = Store({"task_index": {KEY: [task]}, "job_index": {KEY: jobs or []}, "pod_index": {}})
+    return Controller(Settings(), api, store=store)
 
 
 def run(coro_fn: Any) -> None:
@@ -129,12 +126,12 @@ def test_new_task_gets_identity_and_runner_job_once(api: FakeApi) -> None:
     task = make_task()
 
     async def scenario() -> None:
-        set_world(task)
-        handlers.kick(("ns", "t"))
-        handlers.kick(("ns", "t"))  # a burst of events coalesces
-        await settle()
-        handlers.kick(("ns", "t"))
-        await settle()
+        op = controller(api, task)
+        op.kick(KEY)
+        op.kick(KEY)  # a burst of events coalesces
+        await op.queue.idle()
+        op.kick(KEY)
+        await op.queue.idle()
 
     run(scenario)
     assert api.created == [
@@ -170,12 +167,12 @@ def test_each_firing_creates_one_job_even_when_kicked_repeatedly(api: FakeApi) -
     }
 
     async def scenario() -> None:
-        set_world(task, [runner])
+        op = controller(api, task, [runner])
         for _ in range(5):
-            handlers.kick(("ns", "t"))
-        await settle()
-        handlers.kick(("ns", "t"))
-        await settle()
+            op.kick(KEY)
+        await op.queue.idle()
+        op.kick(KEY)
+        await op.queue.idle()
 
     run(scenario)
     assert api.created == [("Job", "t-h0-i5")]
@@ -198,9 +195,9 @@ def test_operator_restart_after_job_exists_creates_nothing(api: FakeApi) -> None
     ]
 
     async def scenario() -> None:
-        set_world(task, jobs)
-        handlers.kick(("ns", "t"))
-        await settle()
+        op = controller(api, task, jobs)
+        op.kick(KEY)
+        await op.queue.idle()
 
     run(scenario)
     assert api.created == []
@@ -218,9 +215,9 @@ def test_bad_spec_creates_nothing_and_says_which_field(api: FakeApi) -> None:
     )
 
     async def scenario() -> None:
-        set_world(bad)
-        handlers.kick(("ns", "t"))
-        await settle()
+        op = controller(api, bad)
+        op.kick(KEY)
+        await op.queue.idle()
 
     run(scenario)
     assert api.created == []
@@ -244,9 +241,9 @@ def test_abort_deletes_the_runner_job(api: FakeApi) -> None:
     }
 
     async def scenario() -> None:
-        set_world(task, [runner])
-        handlers.kick(("ns", "t"))
-        await settle()
+        op = controller(api, task, [runner])
+        op.kick(KEY)
+        await op.queue.idle()
 
     run(scenario)
     assert api.deleted == ["t-runner"]
@@ -255,7 +252,25 @@ def test_abort_deletes_the_runner_job(api: FakeApi) -> None:
 
 def test_hook_service_accounts_can_be_restricted() -> None:
     spec = {"hooks": [{"job": {"serviceAccountName": "cluster-admin-ish"}}]}
-    (problem,) = handlers.service_account_problems(spec, "chaos")
+    (problem,) = admission.service_account_problems(spec, parse_allowed("chaos"))
     assert problem.startswith("spec.hooks[0].job.serviceAccountName")
-    assert handlers.service_account_problems(spec, None) == []
+    assert admission.service_account_problems(spec, parse_allowed(None)) == []
+    assert admission.service_account_problems(spec, parse_allowed("*")) == []
+    # The policy comes from the settings object, read once from the environment.
+    restricted = Settings.from_env({"KRALLY_HOOK_SERVICE_ACCOUNTS": "chaos, other"})
+    assert restricted.hook_service_accounts == {"chaos", "other"}
     assert kjobs.runner_name("t") == "t-runner"
+
+
+def test_the_kopf_wiring_names_the_indices_the_store_reads() -> None:
+    """kopf hands each index to the handlers as a keyword named by the index's id."""
+    import kopf
+
+    from krally.kube.operator import handlers, store
+
+    registry = kopf.OperatorRegistry()
+    handlers.register(Settings(), registry)
+    indices = [h.id for h in registry._indexing.get_all_handlers()]
+    assert tuple(indices) == store.INDEX_NAMES
+    watchers = {h.id for h in registry._watching.get_all_handlers()}
+    assert watchers == {"task_event", "job_event", "pod_event"}

@@ -1,4 +1,4 @@
-"""The BenchmarkTask ``status`` schema, declared in the CRD (``krally.kube.crd``).
+"""The BenchmarkTask ``status`` schema, declared in the CRD (:mod:`krally.api.crd`).
 
 It follows the status shape agreed in the project's contract: the operator writes everything but
 ``runner``, the runner pod writes only ``runner``. Every field is declared, because the API server
@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-PRESERVE = "x-kubernetes-preserve-unknown-fields"
+from krally.api.schema import PRESERVE, Schema, pruned
+from krally.api.types import HOOK_STATUSES, PHASES, RUNNER_STATES
 
-Schema = dict[str, Any]
 
-
-def _obj(description: str, properties: dict[str, Schema], required: list[str] | None = None):
+def _obj(
+    description: str, properties: dict[str, Schema], required: list[str] | None = None
+) -> Schema:
     node: Schema = {"type": "object", "description": description, "properties": properties}
     if required:
         node["required"] = required
@@ -93,7 +94,7 @@ _HOOK_RESULT = _obj(
         ),
         "status": _str(
             "State of this firing: pending, running, success, failed or validation_failed.",
-            enum=["pending", "running", "success", "failed", "validation_failed"],
+            enum=list(HOOK_STATUSES),
         ),
         "firedAt": _time("When the runner recorded the firing."),
         "startedAt": _time("When the hook started running in its pod."),
@@ -201,7 +202,7 @@ _RUNNER = _obj(
         "finishedAt": _time("When the runner finished."),
         "state": _str(
             "Runner state: Running, Finished, Aborted or Error.",
-            enum=["Running", "Finished", "Aborted", "Error"],
+            enum=list(RUNNER_STATES),
         ),
         "progress": _obj(
             "The runner's own progress counters.",
@@ -244,7 +245,7 @@ STATUS_SCHEMA: Schema = _obj(
         "phase": _str(
             "Lifecycle phase: Pending, Running, Finishing (load done, hooks still running), "
             "Succeeded, Failed or Aborted.",
-            enum=["Pending", "Running", "Finishing", "Succeeded", "Failed", "Aborted"],
+            enum=list(PHASES),
         ),
         "conditions": _CONDITION_LIST,
         "message": _str("One line: why the phase is what it is."),
@@ -294,20 +295,4 @@ def pruned_fields(value: Any, schema: Schema = STATUS_SCHEMA, path: str = "statu
     For the status writers' unit tests: ``assert pruned_fields(derive_status(...)) == []``
     catches a field added in code but not here, which a merge patch would lose without error.
     """
-    if schema.get(PRESERVE):
-        return []
-    found: list[str] = []
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if props is not None and key in props:
-                found += pruned_fields(item, props[key], f"{path}.{key}")
-            elif isinstance(extra, dict):
-                found += pruned_fields(item, extra, f"{path}.{key}")
-            else:
-                found.append(f"{path}.{key}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            found += pruned_fields(item, schema["items"], f"{path}[{index}]")
-    return found
+    return [where for where, _, _ in pruned(schema, value, path)]

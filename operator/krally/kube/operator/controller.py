@@ -1,0 +1,119 @@
+"""The controller: one level-based, idempotent reconcile per task, from the parts.
+
+Watch events on a task, its Jobs and pods call :meth:`Controller.kick`: the firing fast path
+creates the hook Job of every new firing at once (one API call after the runner's status patch),
+then the work queue runs a reconcile: admission once per object, then the planner's actions,
+applied in order. Everything a pass reads comes from the watched store, so a restarted operator
+rebuilds the same plan from the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from krally.kube.operator import admission, planner
+from krally.kube.operator.apply import Applier, RetryPolicy
+from krally.kube.operator.planner import CreateJob, Key, Memory
+from krally.kube.operator.queue import WorkQueue
+from krally.kube.operator.settings import Settings
+from krally.kube.operator.store import Store
+
+log = logging.getLogger("krally.operator")
+
+
+class Controller:
+    """The operator's parts for every task it watches. ``api`` is the official client's APIs
+    (:class:`.apply.Clients`) or, in tests, a fake with the same methods."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        api: Any,
+        *,
+        store: Store | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store()
+        self.policy = policy or RetryPolicy()
+        self.queue = WorkQueue(self.reconcile, self.policy)
+        self.applier = Applier(
+            api,
+            self.policy,
+            later=self.queue.later,
+            cancel_later=self.queue.cancel_later,
+            spawn=self.queue.spawn,
+        )
+        self.memory: dict[Key, Memory] = {}
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def kick(self, key: Key) -> None:
+        """Something about ``key`` changed: fire new hooks now, then reconcile (coalesced)."""
+        memory = self.memory.setdefault(key, Memory())
+        self._fire_hooks(key, memory)
+        self.queue.kick(key)
+
+    def forget(self, key: Key) -> None:
+        """The task was deleted (its children go with it: they are owned)."""
+        self.memory.pop(key, None)
+        self.queue.forget(key)
+
+    def _fire_hooks(self, key: Key, memory: Memory) -> None:
+        task = self.store.task(key)
+        if task is None:
+            return
+        observed = self.store.observe(key, task["metadata"]["uid"])
+        for action in planner.plan_firings(task, observed, memory, self.settings, now=time.time()):
+            # Marked in flight now, so the next event (or the reconcile) does not plan it again.
+            memory.created[action.name] = {"metadata": {"name": action.name}}
+            self.queue.spawn(self._create_hook_job(key, task, memory, action))
+
+    async def _create_hook_job(
+        self, key: Key, task: dict[str, Any], memory: Memory, action: CreateJob
+    ) -> None:
+        try:
+            await self.applier.create_job(task["metadata"]["namespace"], memory, action)
+        except Exception as exc:
+            log.error("creating hook Job %s failed: %s", action.name, exc)
+            await asyncio.sleep(self.policy.backoff(1))
+            self.kick(key)  # level-based: the next pass tries again
+
+    # -- reconcile ------------------------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> None:
+        task = self.store.task(key)
+        if task is None or task["metadata"].get("deletionTimestamp"):
+            return
+        uid = task["metadata"]["uid"]
+        memory = self.memory.setdefault(key, Memory())
+        if memory.uid != uid:  # a new object under an old name: forget everything
+            memory = self.memory[key] = Memory(uid=uid)
+        task = planner.newest(task, memory.snapshot)
+        # Admission, once per object (the spec is immutable).
+        if memory.problems is None:
+            if planner.accepted(task):
+                memory.problems = []
+            else:
+                memory.problems, memory.warnings = await asyncio.to_thread(
+                    admission.validate, task.get("spec") or {}, self.settings
+                )
+        observed = self.store.observe(key, uid)
+        seen = {j["metadata"]["name"] for j in observed.jobs}
+        for name in [n for n in memory.created if n in seen]:
+            del memory.created[name]  # the watch caught up: the index is the truth again
+        actions = planner.plan(
+            task,
+            observed,
+            memory,
+            self.settings,
+            now=datetime.now(UTC),
+            clock=time.monotonic(),
+        )
+        for action in actions:
+            log.debug("%s/%s: %s", *key, planner.describe(action))
+        await self.applier.apply(key, task, memory, actions)

@@ -1,0 +1,89 @@
+"""The kopf wiring of the krally operator, and nothing else.
+
+Three indices (the watched store) and three raw event handlers (``@kopf.on.event``: no state,
+no finalizer, no timer) that kick the controller. Why no on.create/on.update/timers: those store
+progress in annotations, and timers/daemons add a finalizer that wedges deletion while the
+operator is down; a task's children are owned (ownerReferences) and the garbage collector
+deletes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from krally.api import names
+from krally.kube.operator import store
+from krally.kube.operator.apply import Clients
+from krally.kube.operator.controller import Controller
+from krally.kube.operator.settings import Settings
+
+MANAGED = {names.MANAGED_BY: names.MANAGER}
+TASKS = (names.GROUP, names.VERSION, names.PLURAL)
+
+
+def register(krally_settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
+    """Register krally's handlers (into kopf's default registry unless given one); the
+    controller is created at startup, when the API client can be configured."""
+    registry = registry or kopf.get_default_registry()
+    # Explicit ids: kopf passes each index to the handlers as a keyword named by its id
+    # (store.INDEX_NAMES), and the ids stay stable across refactors.
+    holder: dict[str, Controller] = {}
+
+    def controller() -> Controller:
+        return holder["controller"]
+
+    @kopf.on.startup(id="configure", registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # Events are posted by krally itself (events.py), not from kopf's log lines.
+        settings.posting.enabled = False
+        # Retry quickly: a failed API call in the firing path must not wait a minute.
+        settings.execution.default_backoff = 1
+        settings.networking.error_backoffs = [0.5, 1, 2, 5]
+        settings.execution.max_workers = krally_settings.max_workers
+        # Re-establish watches every few minutes; inactivity_timeout catches silent freezes.
+        settings.watching.server_timeout = 300
+        settings.watching.inactivity_timeout = 70
+        # No cluster-wide CRD/namespace listing unless asked: the CRD is installed beforehand.
+        settings.scanning.disabled = not krally_settings.scanning
+        holder["controller"] = Controller(krally_settings, Clients())
+
+    @kopf.index(*TASKS, id="task_index", registry=registry)
+    def task_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return {(namespace or "", store.task_key(body)): store.project_task(body)}
+
+    @kopf.index("batch", "v1", "jobs", id="job_index", labels=MANAGED, registry=registry)
+    def job_index(
+        namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any
+    ) -> dict[Any, Any]:
+        return {(namespace or "", store.child_key(labels)): store.project_job(body)}
+
+    @kopf.index("v1", "pods", id="pod_index", labels=MANAGED, registry=registry)
+    def pod_index(
+        namespace: str | None, body: kopf.Body, labels: kopf.Labels, **_: Any
+    ) -> dict[Any, Any]:
+        return {(namespace or "", store.child_key(labels)): store.project_pod(body)}
+
+    @kopf.on.event(*TASKS, id="task_event", registry=registry)
+    async def task_event(type: str, namespace: str | None, body: kopf.Body, **kwargs: Any) -> None:
+        controller().store.remember(kwargs)
+        key = (namespace or "", store.task_key(body))
+        if type == "DELETED":
+            controller().forget(key)
+        else:
+            controller().kick(key)
+
+    @kopf.on.event("batch", "v1", "jobs", id="job_event", labels=MANAGED, registry=registry)
+    async def job_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+        controller().store.remember(kwargs)
+        controller().kick((namespace or "", store.child_key(labels)))
+
+    @kopf.on.event("v1", "pods", id="pod_event", labels=MANAGED, registry=registry)
+    async def pod_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+        controller().store.remember(kwargs)
+        controller().kick((namespace or "", store.child_key(labels)))
+
+    @kopf.on.probe(id="tasks", registry=registry)
+    def probe_tasks(**_: Any) -> int:
+        return len(holder["controller"].memory) if holder else 0

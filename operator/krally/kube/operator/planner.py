@@ -1,0 +1,280 @@
+"""The planner: what to do about one task, as a pure function of what is known.
+
+``plan(task, observed, memory, settings, now=..., clock=...)`` returns the actions that bring the
+cluster and the task's status in line: create the runner's identity and Job, create the hook Job
+of every new firing, delete the runner Job on abort, write (or hold back) a status patch. It
+performs no I/O, so unit tests drive it with plain data; :mod:`.apply` carries the actions out
+in order (a failed action stops the pass, and the pass is planned again).
+
+Every input is explicit: ``task`` (spec and the status last seen, which holds what the status
+itself remembers: recorded hook results, the terminal phase, conditions' transition times),
+``observed`` (the owned Jobs and their pods), and ``memory`` (what this operator process
+remembers: validation, Jobs created that the watch has not shown yet, the last write).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from krally.api.names import ROLE_HOOK, ROLE_RUNNER
+from krally.api.times import rfc3339
+from krally.api.types import HOOK_PENDING, TERMINAL
+from krally.kube import events as kevents
+from krally.kube import jobs as kjobs
+from krally.kube import status as kstatus
+from krally.kube.operator.settings import Settings
+from krally.kube.throttle import write_delay
+
+Key = tuple[str, str]  # (namespace, task name as a label value)
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The task's children as the watch shows them: owned Jobs and the pods of those Jobs."""
+
+    jobs: tuple[Obj, ...] = ()
+    pods: tuple[Obj, ...] = ()
+
+
+@dataclass
+class Memory:
+    """What this operator process remembers about one task (rebuilt from the cluster after a
+    restart: validation is redone, nothing else is needed for correctness)."""
+
+    uid: str = ""
+    problems: list[str] | None = None  # None: not validated yet
+    warnings: list[str] | None = None  # found by that validation (None after a restart)
+    created: dict[str, Obj] = field(default_factory=dict)  # Job name → create reply
+    snapshot: Obj | None = None  # the task as returned by our last status patch
+    last_write: float = 0.0  # monotonic time of our last status write (0: none yet)
+    abort_sent: bool = False
+    identity_done: bool = False
+
+
+# -- actions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateIdentity:
+    """The runner's ServiceAccount, Role and RoleBinding (409 counts as created)."""
+
+    bodies: tuple[tuple[str, Obj], ...]
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    name: str
+    body: Obj
+    role: str  # ROLE_RUNNER or ROLE_HOOK
+    firing: Obj | None = None
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Stop the load: delete the runner Job (its pod gets SIGTERM), if there is one."""
+
+    job: str | None
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    patch: Obj
+    message: str
+    events: tuple[tuple[str, str, str], ...] = ()  # (type, reason, message) to post
+
+
+@dataclass(frozen=True)
+class FlushLater:
+    """A status change that may wait: plan again after ``delay`` seconds."""
+
+    delay: float
+
+
+Action = CreateIdentity | CreateJob | Abort | WriteStatus | FlushLater
+
+
+# -- firings -----------------------------------------------------------------------------------
+
+
+def firings_without_job(
+    task: Obj, jobs_by_name: Mapping[str, Any], created: Iterable[str] = ()
+) -> list[tuple[int, Obj, str]]:
+    """(hook index, firing, job name) of every firing whose Job must still be created: no Job
+    seen, none created by this process, and no result recorded (a finished Job cleaned up
+    must not be re-run)."""
+    name = task["metadata"]["name"]
+    status = task.get("status") or {}
+    spec_hooks = (task.get("spec") or {}).get("hooks") or []
+    previous = kstatus.previous_results(status)
+    done = set(created)
+    todo = []
+    firings = (status.get("runner") or {}).get("firings") or []
+    for firing in kstatus.unique_firings(firings, len(spec_hooks)):
+        unit = str(firing.get("eventType", ""))
+        job_name = kjobs.hook_job_name(name, firing["hook"], unit, firing.get("value"))
+        if job_name in jobs_by_name or job_name in done:
+            continue
+        if (previous.get(job_name) or {}).get("status") not in (None, HOOK_PENDING):
+            continue
+        todo.append((int(firing["hook"]), firing, job_name))
+    return todo
+
+
+def accepted(task: Obj) -> bool:
+    """The status says the spec was accepted (validated by an earlier pass or process)."""
+    conditions = (task.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Accepted" and c.get("status") == "True" for c in conditions)
+
+
+def _by_name(jobs: Iterable[Obj]) -> dict[str, Obj]:
+    return {j["metadata"]["name"]: j for j in jobs}
+
+
+def plan_firings(
+    task: Obj, observed: Observed, memory: Memory, settings: Settings, *, now: float
+) -> list[CreateJob]:
+    """The firing fast path: a hook Job for every new firing of an accepted task, now.
+    ``now`` (epoch seconds) stamps the Jobs' created-at annotation."""
+    meta = task["metadata"]
+    if memory.problems is None or memory.problems or memory.uid != meta["uid"]:
+        return []  # not accepted (yet): the full plan validates first
+    if meta.get("deletionTimestamp"):
+        return []
+    created_at = rfc3339(now)
+    return [
+        CreateJob(
+            name,
+            kjobs.hook_job(task, index, firing, settings, created_at=created_at),
+            ROLE_HOOK,
+            firing,
+        )
+        for index, firing, name in firings_without_job(
+            task, _by_name(observed.jobs), memory.created
+        )
+    ]
+
+
+# -- the plan ----------------------------------------------------------------------------------
+
+
+def _status_actions(
+    task: Obj, derived: Obj, memory: Memory, settings: Settings, clock: float
+) -> list[Action]:
+    status = task.get("status") or {}
+    patch = kstatus.status_patch(status, derived)
+    if not patch:
+        return []
+    delay = write_delay(
+        memory.last_write, settings.status_write_period, clock, kstatus.urgent(patch, status)
+    )
+    if delay > 0:
+        return [FlushLater(delay)]
+    new_status = {**status, **{k: v for k, v in patch.items() if v is not None}}
+    events = tuple(kevents.transitions(status, new_status))
+    return [WriteStatus(patch, str(derived.get("message") or ""), events)]
+
+
+def plan(
+    task: Obj,
+    observed: Observed,
+    memory: Memory,
+    settings: Settings,
+    *,
+    now: datetime,
+    clock: float,
+) -> list[Action]:
+    """Every action for ``task`` in order. ``memory.problems`` must be known (the controller
+    validates first); ``now`` is the wall clock (status times), ``clock`` the monotonic one
+    (write throttling)."""
+    meta = task["metadata"]
+    if meta.get("deletionTimestamp"):
+        return []  # the garbage collector removes the children
+    if memory.problems is None:
+        raise ValueError("plan() needs the validation result in memory.problems")
+    if memory.problems:
+        rejected = kstatus.rejected_status(task, memory.problems, now)
+        return _status_actions(task, rejected, memory, settings, clock)
+
+    status = task.get("status") or {}
+    spec = task.get("spec") or {}
+    by_name = _by_name(observed.jobs)
+    terminal = status.get("phase") in TERMINAL
+    actions: list[Action] = []
+
+    # 1. Hook Jobs (normally already created by the fast path).
+    hooks = plan_firings(task, observed, memory, settings, now=now.timestamp())
+    actions.extend(hooks)
+
+    # 2. The runner: identity then Job, once.
+    runner_name = kjobs.runner_name(meta["name"])
+    runner_job = by_name.get(runner_name)
+    planned_runner: Obj | None = None
+    if (
+        runner_job is None
+        and runner_name not in memory.created
+        and not status.get("runnerJob")
+        and not spec.get("abort")
+        and not terminal
+    ):
+        if not memory.identity_done:
+            actions.append(
+                CreateIdentity(
+                    (
+                        ("ServiceAccount", kjobs.runner_service_account(task)),
+                        ("Role", kjobs.runner_role(task)),
+                        ("RoleBinding", kjobs.runner_role_binding(task)),
+                    )
+                )
+            )
+        body = kjobs.runner_job(task, settings)
+        actions.append(CreateJob(runner_name, body, ROLE_RUNNER))
+        # The status below assumes it is created (a failed create stops the pass first).
+        planned_runner = {"metadata": {"name": runner_name}, "status": {}}
+
+    # 3. Abort: deleting the Job makes the pod get SIGTERM; the runner records what it has.
+    if spec.get("abort") and not memory.abort_sent and not terminal:
+        exists = runner_job is not None or runner_name in memory.created
+        actions.append(Abort(runner_name if exists else None))
+
+    # 4. Status: from the runner's report and the children, counting what this pass creates.
+    seen = set(by_name)
+    pending = {n: j for n, j in memory.created.items() if n not in seen}
+    jobs_view = [*observed.jobs, *(j for j in pending.values() if j.get("status") is not None)]
+    if planned_runner is not None:
+        jobs_view.append(planned_runner)
+    created = [*pending, *(h.name for h in hooks)]
+    derived = kstatus.derive_status(task, jobs_view, observed.pods, now, created=created)
+    # Found once, at acceptance; afterwards (even after a restart) the status keeps them.
+    derived["warnings"] = memory.warnings or status.get("warnings") or None
+    actions.extend(_status_actions(task, derived, memory, settings, clock))
+    return actions
+
+
+def newest(task: Obj, snapshot: Obj | None) -> Obj:
+    """The task as the watch delivered it, or our own last status write when that is newer."""
+
+    def rv(obj: Obj | None) -> int:
+        try:
+            return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
+        except ValueError:
+            return 0
+
+    return snapshot if snapshot is not None and rv(snapshot) > rv(task) else task
+
+
+def describe(action: Action) -> str:
+    """One line per action, for logs and test failure messages."""
+    if isinstance(action, CreateJob):
+        return f"create {action.role} Job {action.name}"
+    if isinstance(action, CreateIdentity):
+        return "create " + ", ".join(f"{kind} {b['metadata']['name']}" for kind, b in action.bodies)
+    if isinstance(action, Abort):
+        return f"abort (delete {action.job})" if action.job else "abort (no runner Job)"
+    if isinstance(action, WriteStatus):
+        return "write status " + json.dumps(sorted(action.patch))
+    return f"flush status in {action.delay:.1f} s"

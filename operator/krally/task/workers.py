@@ -1,0 +1,559 @@
+"""The process machinery under the runner plugins: fork, pipes, shared counters, ctypes
+timeouts. Plugins never import this module; their API is :mod:`krally.task.runner`.
+
+Execution model, and why:
+
+* Like Rally, the load is split over ``processes = min(cpu_count, max_cpu_count, times,
+  concurrency)`` worker processes, each running its share of the concurrency in threads, so a
+  CPU-bound scenario is not capped by one GIL. When that is one process (concurrency 1, or
+  ``max_cpu_count: 1``) the threads run in the calling process instead: no IPC at all, and
+  ``on_iteration_start`` is called synchronously by the iteration's own thread (hook lag is a
+  few microseconds).
+* Worker processes are forked (plugins loaded from ``--plugin-path`` are inherited). Iteration
+  numbers come from one counter shared by all processes under one lock; the worker that takes
+  number N writes it to a single shared event pipe while still holding the lock, so start events
+  reach the parent immediately and in order (an 8-byte write is atomic on a pipe).
+* Records travel in pickled batches over one pipe per worker (flushed every 10 ms or every
+  1024 records), so the per-iteration IPC cost is a fraction of a microsecond. A full pipe
+  blocks the worker: memory stays bounded when the consumer is slower than the load.
+* The parent dispatches events before results (every 32 records it drains the event pipe
+  again), so ``on_iteration_start(n)`` always precedes ``on_result`` of iteration n and is never
+  stuck behind a long batch.
+* ``abort`` (a ``threading.Event``) is checked before each new iteration starts; running
+  iterations finish. Worker processes see it through a shared flag set by the parent.
+* A per-iteration ``timeout`` raises ``ThreadTimeoutException`` inside the iteration's thread
+  (as Rally does, via ``PyThreadState_SetAsyncExc``), so the iteration records that error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ctypes
+import fcntl
+import multiprocessing
+import os
+import pickle
+import selectors
+import signal
+import struct
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from krally.errors import KrallyError
+from krally.task.scenario import iteration_deadline
+
+OnStart = Callable[[int], None]
+OnResult = Callable[[dict[str, Any]], None]
+
+_EVENT = struct.Struct("<q")
+FLUSH_INTERVAL = 0.01  # seconds a finished record may wait in a worker before being sent
+FLUSH_RECORDS = 1024  # ... or this many records, whichever comes first
+_EVENT_CHECK_EVERY = 32
+EVENT_PIPE_BYTES = 4096
+WORKER_NICENESS = 5  # records dispatched between two looks at the event pipe
+
+
+class ThreadTimeoutException(Exception):  # Rally's name, shown in results
+    """Raised inside an iteration's thread when its ``timeout`` expires."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*(args or ("Iteration interrupted due to timeout.",)))
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (the affinity mask, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# --------------------------------------------------------------------------------------------
+# Per-iteration timeouts
+
+
+class _TimeoutMonitor:
+    """One thread per process raising ThreadTimeoutException in iterations past their deadline.
+
+    One slot per running iteration thread (not per iteration), so memory does not grow with the
+    iteration rate times the timeout.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._slots: dict[int, tuple[float, int]] = {}  # thread ident -> (deadline, token)
+        self._token = 0
+        self._idle = True
+        threading.Thread(target=self._loop, name="krally-timeouts", daemon=True).start()
+
+    def register(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        iteration_deadline.value = deadline
+        with self._cond:
+            self._token += 1
+            self._slots[threading.get_ident()] = (deadline, self._token)
+            if self._idle:
+                self._cond.notify()
+            return self._token
+
+    def unregister(self, token: int) -> None:
+        iteration_deadline.value = None
+        with self._cond:
+            ident = threading.get_ident()
+            slot = self._slots.get(ident)
+            if slot is not None and slot[1] == token:
+                del self._slots[ident]
+
+    def _loop(self) -> None:
+        with self._cond:
+            while True:
+                if not self._slots:
+                    self._idle = True
+                    self._cond.wait()
+                    self._idle = False
+                    continue
+                now = time.monotonic()
+                expired = [i for i, (deadline, _) in self._slots.items() if deadline <= now]
+                for ident in expired:
+                    del self._slots[ident]
+                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                        ctypes.c_ulong(ident), ctypes.py_object(ThreadTimeoutException)
+                    )
+                if self._slots:
+                    # New registrations always have later deadlines: no wake-up is needed
+                    # for them, only for the earliest existing one.
+                    self._cond.wait(min(d for d, _ in self._slots.values()) - now)
+
+
+_monitor: tuple[int, _TimeoutMonitor] | None = None
+_monitor_lock = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    global _monitor_lock
+    _monitor_lock = threading.Lock()  # another thread may have held it at fork time
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _timeout_monitor() -> _TimeoutMonitor:
+    """This process's monitor (a forked child gets its own: threads do not survive fork)."""
+    global _monitor
+    with _monitor_lock:
+        if _monitor is None or _monitor[0] != os.getpid():
+            _monitor = (os.getpid(), _TimeoutMonitor())
+        return _monitor[1]
+
+
+# --------------------------------------------------------------------------------------------
+# One iteration
+
+
+def _is_immutable(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bytes, int, float, bool, frozenset)):
+        return True
+    if isinstance(value, tuple):
+        return all(_is_immutable(v) for v in value)
+    return False
+
+
+class IterationExecutor:
+    """Runs one iteration of a scenario and returns Rally's per-iteration record."""
+
+    def __init__(
+        self,
+        scenario_cls: type[Any],
+        scenario_args: dict[str, Any] | None,
+        context: dict[str, Any] | None,
+        timeout: float = 0,
+    ):
+        self._cls = scenario_cls
+        self._args = dict(scenario_args or {})
+        self._context = dict(context or {})
+        self._timeout = float(timeout or 0)
+        # Rally deep-copies the context for every iteration so one iteration's changes never
+        # leak into another. When every value is immutable a shallow copy is exactly as safe
+        # and ~50x cheaper; otherwise unpickling a snapshot taken once is ~6x cheaper than
+        # deepcopy (deepcopy remains the fallback for unpicklable contexts).
+        self._shallow = all(_is_immutable(v) for v in self._context.values())
+        self._snapshot: bytes | None = None
+        if not self._shallow:
+            try:
+                self._snapshot = pickle.dumps(self._context, pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                try:
+                    copy.deepcopy(self._context)
+                except Exception:
+                    # Neither picklable nor deep-copyable (e.g. holds a lock): Rally would fail
+                    # every iteration; a shallow copy at least isolates the top level.
+                    self._shallow = True
+
+    def _copy_context(self) -> dict[str, Any]:
+        if self._shallow:
+            return dict(self._context)
+        if self._snapshot is not None:
+            return pickle.loads(self._snapshot)
+        return copy.deepcopy(self._context)
+
+    def __call__(self, number: int) -> dict[str, Any]:
+        context = self._copy_context()
+        context["iteration"] = number
+        monitor = _timeout_monitor() if self._timeout > 0 else None
+        scenario = None
+        error: list[str] = []
+        timestamp = time.time()
+        started = time.perf_counter()
+        try:
+            try:
+                token = monitor.register(self._timeout) if monitor else 0
+                try:
+                    # Built inside the timer, like Rally 5.x.
+                    scenario = self._cls(context=context)
+                    scenario.run(**self._args)
+                finally:
+                    if monitor:
+                        monitor.unregister(token)
+            except Exception as exc:
+                error = [type(exc).__name__, str(exc), traceback.format_exc()]
+            finished = time.perf_counter()
+        except ThreadTimeoutException as exc:
+            # Delivered a hair after the scenario returned: still a timeout.
+            finished = time.perf_counter()
+            error = [type(exc).__name__, str(exc), traceback.format_exc()]
+        output: dict[str, Any]
+        atomics: list[Any]
+        if scenario is None:
+            idle, output, atomics = 0.0, {"additive": [], "complete": []}, []
+        else:
+            idle = scenario._idle_duration
+            output, atomics = scenario._output, scenario._atomic_actions
+        return {
+            "iteration": number,
+            "timestamp": timestamp,
+            "duration": finished - started - idle,
+            "idle_duration": idle,
+            "error": error,
+            "output": output,
+            "atomic_actions": atomics,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Where iteration numbers come from, and where records go
+
+
+class _Value:
+    """A plain counter/flag with the ``.value`` of multiprocessing's RawValue."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int = 0):
+        self.value = value
+
+
+class Gate:
+    """Hands out iteration numbers 1, 2, ... in start order and announces each start."""
+
+    def __init__(
+        self,
+        limit: int | None,
+        lock: Any,
+        counter: Any,
+        stop: Any,
+        announce: OnStart,
+        abort: threading.Event | None = None,
+    ):
+        self.limit = limit
+        self._lock, self._counter, self._stop = lock, counter, stop
+        self._announce = announce
+        self._abort = abort
+
+    def halt(self) -> None:
+        """Start no more iterations (running ones finish)."""
+        self._stop.value = 1
+
+    def stopped(self) -> bool:
+        return bool(self._stop.value) or (self._abort is not None and self._abort.is_set())
+
+    def claim(self) -> int | None:
+        """The next iteration number, or None when the load is over or aborted."""
+        with self._lock:
+            if self._stop.value or (self._abort is not None and self._abort.is_set()):
+                return None
+            number = self._counter.value
+            if self.limit is not None and number >= self.limit:
+                return None
+            number += 1
+            self._counter.value = number
+            # Announced under the lock so start events are emitted in number order.
+            self._announce(number)
+            return number
+
+
+class _DirectSink:
+    """In-process delivery: callbacks are serialised by a lock."""
+
+    def __init__(self, on_result: OnResult):
+        self._on_result = on_result
+        self._lock = threading.Lock()
+
+    def put(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._on_result(record)
+
+    def close(self) -> None:
+        pass
+
+
+class _BatchSink:
+    """Worker-process delivery: records are pickled in batches by a flusher thread."""
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._batch: list[dict[str, Any]] = []
+        self._closed = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="krally-flush", daemon=True)
+        self._flusher.start()
+
+    def put(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._batch.append(record)
+            full = len(self._batch) >= FLUSH_RECORDS
+        if full:
+            self.flush()  # inline: a slow consumer slows the load instead of growing memory
+
+    def flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                batch, self._batch = self._batch, []
+            if batch:
+                self._conn.send_bytes(pickle.dumps(("records", batch), pickle.HIGHEST_PROTOCOL))
+
+    def _flush_loop(self) -> None:
+        try:
+            while not self._closed.wait(FLUSH_INTERVAL):
+                self.flush()
+        except OSError:
+            self._closed.set()  # the parent is gone; the next inline flush raises for the caller
+
+    def close(self) -> None:
+        self._closed.set()
+        self._flusher.join()
+        self.flush()
+
+
+class Sink(Protocol):
+    """Where a worker's records go (in process: the callback; in a worker process: a pipe)."""
+
+    def put(self, record: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# What a worker runs: its share of the load, given its gate, sink, index and concurrency share.
+WorkerBody = Callable[[Gate, Sink, int, int], None]
+
+
+@dataclass
+class WorkerSpec:
+    """Everything one forked worker process needs (all inherited through fork, never pickled)."""
+
+    body: WorkerBody
+    index: int  # this worker's position among the processes
+    share: int  # its share of the concurrency
+    limit: int | None  # the iteration limit of the whole load
+    lock: Any  # guards the shared counter and the event pipe
+    counter: Any  # the last iteration number handed out (shared)
+    stop: Any  # set: start no more iterations (shared)
+    event_r: int  # the shared start-event pipe (the worker closes its read end)
+    event_w: int
+    conn: Any  # this worker's result pipe
+    siblings: list[Any] = field(default_factory=list)  # earlier workers' pipe ends, to close
+
+
+def run_in_process(
+    body: WorkerBody,
+    concurrency: int,
+    limit: int | None,
+    on_iteration_start: OnStart,
+    on_result: OnResult,
+    abort: threading.Event,
+) -> None:
+    """The whole load in this process's threads: no IPC at all."""
+    gate = Gate(limit, threading.Lock(), _Value(), _Value(), on_iteration_start, abort)
+    body(gate, _DirectSink(on_result), 0, concurrency)
+
+
+def run_in_processes(
+    body: WorkerBody,
+    shares: list[int],
+    limit: int | None,
+    on_iteration_start: OnStart,
+    on_result: OnResult,
+    abort: threading.Event,
+) -> None:
+    """The load over one forked worker process per share; events and records come back over
+    pipes and are dispatched here, start events first."""
+    mp = multiprocessing.get_context("fork")
+    lock = mp.Lock()
+    counter = mp.RawValue("q", 0)
+    stop = mp.RawValue("b", 1 if abort.is_set() else 0)
+    event_r, event_w = os.pipe()
+    # A small pipe bounds how far start events can queue up behind a saturated parent
+    # (512 events): workers then wait, instead of hooks firing late.
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(event_w, fcntl.F_SETPIPE_SZ, EVENT_PIPE_BYTES)
+    processes: list[Any] = []
+    conns: list[Any] = []
+    try:
+        for index, share in enumerate(shares):
+            recv, send = mp.Pipe(duplex=False)
+            spec = WorkerSpec(
+                body, index, share, limit, lock, counter, stop, event_r, event_w, send, list(conns)
+            )
+            proc = mp.Process(
+                target=_child_main, args=(spec,), name=f"krally-runner-{index}", daemon=True
+            )
+            proc.start()
+            send.close()
+            processes.append(proc)
+            conns.append(recv)
+    finally:
+        os.close(event_w)
+    try:
+        failures = _dispatch(event_r, conns, on_iteration_start, on_result, abort, stop)
+    except BaseException:
+        stop.value = 1
+        raise
+    finally:
+        os.close(event_r)
+        for conn in conns:
+            conn.close()
+        for proc in processes:
+            proc.join(5)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    if failures:
+        raise KrallyError(f"runner worker process failed: {failures[0]}")
+
+
+def _child_main(spec: WorkerSpec) -> None:
+    os.close(spec.event_r)
+    # Fork copies the parent's ends of the earlier workers' result pipes: close them, or a
+    # worker blocked on a full pipe would never see the parent stop reading (no EPIPE).
+    for sibling in spec.siblings:
+        sibling.close()
+    # Fork also copies the parent's Python-level SIGTERM handler (the runner pod installs one);
+    # terminate() must end a worker for real.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Ctrl-C reaches the whole process group: the parent decides (it stops the load and the
+    # workers exit after their running iterations), so the workers ignore it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Slightly lower CPU priority than the parent: when the load saturates the CPUs the
+    # parent still dispatches start events (hooks) and results promptly.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
+    pack, event_w, conn = _EVENT.pack, spec.event_w, spec.conn
+
+    def announce(number: int) -> None:
+        os.write(event_w, pack(number))
+
+    sink = _BatchSink(conn)
+    try:
+        gate = Gate(spec.limit, spec.lock, spec.counter, spec.stop, announce)
+        spec.body(gate, sink, spec.index, spec.share)
+        sink.close()
+        conn.send_bytes(pickle.dumps(("done", None)))
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the parent stopped listening (it failed or was interrupted): just end
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            sink.close()
+        with contextlib.suppress(Exception):
+            conn.send_bytes(
+                pickle.dumps(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+            )
+        raise SystemExit(1) from None  # the parent reports it; no second traceback here
+
+
+def _dispatch(
+    event_r: int,
+    conns: list[Any],
+    on_iteration_start: OnStart,
+    on_result: OnResult,
+    abort: threading.Event,
+    stop: Any,
+) -> list[str]:
+    """The parent's loop: start events first, then result batches, until every worker ends."""
+    os.set_blocking(event_r, False)
+    pending = b""
+    events_open = True
+
+    def drain_events() -> None:
+        nonlocal pending, events_open
+        while events_open:
+            try:
+                chunk = os.read(event_r, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                events_open = False
+                selector.unregister(event_r)
+                return
+            data = pending + chunk if pending else chunk
+            whole = len(data) - len(data) % 8
+            for (number,) in _EVENT.iter_unpack(data[:whole] if whole != len(data) else data):
+                on_iteration_start(number)
+            pending = data[whole:]
+            if len(chunk) < 65536:
+                return
+
+    selector = selectors.DefaultSelector()
+    selector.register(event_r, selectors.EVENT_READ)
+    open_conns = {conn.fileno(): conn for conn in conns}
+    for fd in open_conns:
+        selector.register(fd, selectors.EVENT_READ)
+    failures: list[str] = []
+    try:
+        while open_conns or events_open:
+            if abort.is_set():
+                stop.value = 1
+            ready = selector.select(timeout=0.05)
+            drain_events()
+            for key, _ in ready:
+                conn = open_conns.get(key.fd)
+                if conn is None:
+                    continue
+                try:
+                    kind, payload = pickle.loads(conn.recv_bytes())
+                except (EOFError, OSError):
+                    kind, payload = "error", "exited without reporting"
+                if kind == "records":
+                    for i, record in enumerate(payload, 1):
+                        on_result(record)
+                        if i % _EVENT_CHECK_EVERY == 0:
+                            drain_events()
+                    if abort.is_set():
+                        stop.value = 1
+                    continue
+                if kind == "error":
+                    failures.append(payload)
+                    stop.value = 1
+                selector.unregister(key.fd)
+                del open_conns[key.fd]
+        drain_events()
+    finally:
+        selector.close()
+    return failures
