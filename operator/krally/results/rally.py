@@ -294,7 +294,8 @@ def inline_extras(document: dict[str, Any]) -> dict[str, Any]:
     ``action``/``trigger`` as ``{name: cfg}``). ``data`` is dropped (the report never needs it).
     """
     report = copy.deepcopy({k: v for k, v in document.items() if k != SECTION})
-    section = document.get(SECTION) if isinstance(document.get(SECTION), dict) else {}
+    found = document.get(SECTION)
+    section: dict[str, Any] = found if isinstance(found, dict) else {}
     task_extras = section.get("tasks") or {}
     workload_extras = section.get("workloads") or {}
     for task in report.get("tasks") or []:
