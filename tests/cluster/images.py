@@ -15,7 +15,7 @@ Four images, each an archive cached under ``~/.cache/krally/images`` and keyed o
 
 Every step writes its own log; a failure raises ImageError naming the step and that log.
 
-    python -m tests.cluster.images        # build what is missing, print the archives
+    scripts/build-images        # build what is missing, print the archives
 """
 
 from __future__ import annotations
