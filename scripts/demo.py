@@ -42,8 +42,8 @@ def main() -> int:
         print(f"kube-apiserver {cluster.version} at {cluster.server}")
         print(kubectl("get", "nodes", "-o", "wide").stdout, end="")
 
-        say("kubectl apply -k manifests  (CRD, RBAC, operator Deployment)")
-        print(kubectl("apply", "-k", str(ROOT / "manifests")).stdout, end="")
+        say("kubectl apply -k manifests  (CRD, RBAC, operator Deployment; the local image)")
+        print(kubectl("apply", "-k", str(cluster.install_overlay())).stdout, end="")
         kubectl("wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev")
         kubectl(
             "-n",

@@ -455,7 +455,7 @@ class Cluster:
         mark = time.monotonic()
         try:
             for archive in self.images:
-                node.import_image(archive.path, archive.ref, archive.extra_refs)
+                node.import_image(archive.path, archive.ref)
         except realnode.NodeError as exc:
             raise ClusterError(f"image import: {exc}") from exc
         self.timings["image-import"] = time.monotonic() - mark
@@ -487,6 +487,21 @@ class Cluster:
         if self._own_workdir and not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._http = None
+
+    def install_overlay(self) -> Path:
+        """A kustomization of the shipped `manifests/` with the image set to the one built
+        here, as a user does (`kustomize edit set image`): `kubectl apply -k` it."""
+        overlay = self.workdir / "install"
+        overlay.mkdir(parents=True, exist_ok=True)
+        repo, tag = images.KRALLY_REF.rsplit(":", 1)
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [os.path.relpath(REPO_ROOT / "manifests", overlay)],
+            "images": [{"name": "krally", "newName": repo, "newTag": tag}],
+        }
+        (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        return overlay
 
     def _admin_component_argv(self, binary: str) -> list[str]:
         """A control-plane component acting as admin, serving nothing, one instance."""

@@ -37,8 +37,8 @@ HERE = Path(__file__).resolve().parent / "images"
 RECIPE_VERSION = "2"
 BASE_PACKAGES = ("python3", "python3-venv")
 BASE_SUITE = "bookworm"
-# The names pods use. `krally:0.1.0` resolves to krally:0.1.0 in containerd,
-# which is what `kubectl apply -k manifests` deploys (manifests/kustomization.yaml's newTag).
+# The names pods use (the shipped manifests are pointed at KRALLY_REF by an overlay:
+# Cluster.install_overlay()).
 PAUSE_REF = "localhost/krally-pause:local"
 BASE_REF = "localhost/krally-base:bookworm"
 KRALLY_REF = "localhost/krally:test"
@@ -53,7 +53,6 @@ class ImageError(RuntimeError):
 class Archive:
     ref: str  # the image's name inside the archive (and in containerd after import)
     path: Path
-    extra_refs: tuple[str, ...] = ()
 
 
 def cache_dir() -> Path:
@@ -85,7 +84,7 @@ class Builder:
         alt = self.alt(krally_key, krally)
         return [
             pause,
-            Archive(KRALLY_REF, krally.path, ("krally:0.1.0",)),
+            krally,
             alt,
         ]
 

@@ -474,18 +474,15 @@ class RealNode:
     def ctr(self, *args: str) -> list[str]:
         return ["ctr", f"--address={self.socket}", "--namespace=k8s.io", *args]
 
-    def import_image(self, archive: Path, ref: str, extra_refs: Sequence[str] = ()) -> bool:
+    def import_image(self, archive: Path, ref: str) -> bool:
         """Import an archive unless this very archive is already in; True if it imported."""
         try:
             imported = json.loads(self._imported.read_text())
         except (OSError, ValueError):
             imported = {}
-        present = set(self.images())
-        if imported.get(ref) == archive.name and {ref, *extra_refs} <= present:
+        if imported.get(ref) == archive.name and ref in self.images():
             return False
         run(self.ctr("images", "import", str(archive)), f"import {ref}", self.log)
-        for extra in extra_refs:
-            run(self.ctr("images", "tag", "--force", ref, extra), f"tag {extra}", self.log)
         imported[ref] = archive.name
         self._imported.write_text(json.dumps(imported, indent=1, sort_keys=True))
         return True

@@ -18,7 +18,6 @@ from tests.e2e.support import Operator, dummy_spec, sys_call, task_yaml, wait_ph
 
 pytestmark = pytest.mark.cluster
 
-ROOT = Path(__file__).resolve().parents[2]
 RESTRICTED = {
     "runAsNonRoot": True,
     "seccompProfile": {"type": "RuntimeDefault"},
@@ -267,7 +266,8 @@ def test_runner_oom_killed_by_its_memory_limit_fails_keeping_progress(
 def test_shipped_install_runs_a_task_from_its_deployment(
     cluster: Cluster, crd_installed: None, namespace: str, wait_for: Any
 ) -> None:
-    cluster.kubectl("apply", "-k", str(ROOT / "manifests"))
+    # The shipped manifests, with the image set to the one built here (kustomize images).
+    cluster.kubectl("apply", "-k", str(cluster.install_overlay()))
     try:
         cluster.kubectl(
             "rollout", "status", "-n", "krally-system", "deployment/krally-operator",
@@ -296,7 +296,10 @@ def test_shipped_install_runs_a_task_from_its_deployment(
         )["items"][0]
         container = operator_pod["status"]["containerStatuses"][0]
         assert container["ready"] and container["restartCount"] == 0, container
-        assert container["image"].endswith("krally:0.1.0")
+        assert container["image"] == images.KRALLY_REF
+        env = {e["name"]: e.get("value") for e in operator_pod["spec"]["containers"][0]["env"]}
+        # kustomize's replacements carry the set image into the runner and hook defaults.
+        assert env["KRALLY_RUNNER_IMAGE"] == env["KRALLY_HOOK_IMAGE"] == images.KRALLY_REF
     finally:
         # The all-namespaces operator must not outlive this test (others run their own).
         cluster.kubectl("delete", "bt", "--all", "-n", namespace, "--wait=false", check=False)
