@@ -494,11 +494,15 @@ class Cluster:
         overlay = self.workdir / "install"
         overlay.mkdir(parents=True, exist_ok=True)
         repo, tag = images.KRALLY_REF.rsplit(":", 1)
+        base = yaml.safe_load((REPO_ROOT / "manifests" / "kustomization.yaml").read_text())
         kustomization = {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "resources": [os.path.relpath(REPO_ROOT / "manifests", overlay)],
             "images": [{"name": "krally", "newName": repo, "newTag": tag}],
+            # A base's replacements ran before this overlay's image: repeat them, so that the
+            # runner and hook defaults follow the image here too (README, Install).
+            "replacements": base["replacements"],
         }
         (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
         return overlay

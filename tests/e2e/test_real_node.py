@@ -296,8 +296,9 @@ def test_shipped_install_runs_a_task_from_its_deployment(
         )["items"][0]
         container = operator_pod["status"]["containerStatuses"][0]
         assert container["ready"] and container["restartCount"] == 0, container
-        assert container["image"] == images.KRALLY_REF
-        env = {e["name"]: e.get("value") for e in operator_pod["spec"]["containers"][0]["env"]}
+        spec = operator_pod["spec"]["containers"][0]
+        assert spec["image"] == images.KRALLY_REF
+        env = {e["name"]: e.get("value") for e in spec["env"]}
         # kustomize's replacements carry the set image into the runner and hook defaults.
         assert env["KRALLY_RUNNER_IMAGE"] == env["KRALLY_HOOK_IMAGE"] == images.KRALLY_REF
     finally:
