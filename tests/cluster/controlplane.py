@@ -81,10 +81,7 @@ def kubernetes_version() -> str:
 
 
 def binary_dir(version: str | None = None) -> Path:
-    cache = os.environ.get("KRALLY_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "krally"
-    )
-    return Path(cache) / f"kubernetes-{version or kubernetes_version()}" / "bin"
+    return images.cache_dir() / f"kubernetes-{version or kubernetes_version()}" / "bin"
 
 
 def ensure_binaries(build: bool = True) -> Path:

@@ -11,24 +11,19 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.cli import krally as run_krally
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def krally(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "krally", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    # Rally-sized runs take longer than the CLI's own tests.
+    return run_krally(*args, timeout=timeout)
 
 
 def run_json(tmp_path: Path, task: Any, *extra: str, name: str = "task.json") -> dict[str, Any]:
