@@ -305,9 +305,13 @@ class Cluster:
         tokens.write_text(f'{self.admin_token},admin,admin,"system:masters"\n')
         tokens.chmod(0o600)
         self.server = f"https://{bind_ip}:{api_port}"
+        # Setting blockOwnerDeletion needs `update` on the owner's finalizers subresource, as in
+        # production clusters that enable it: the operator's RBAC is proven against it.
+        owner_refs = "OwnerReferencesPermissionEnforcement"
         apiserver_extra = [
             # `kubectl logs` reaches the process node by its InternalIP (127.0.0.1).
             "--kubelet-preferred-address-types=InternalIP",
+            f"--enable-admission-plugins={owner_refs}",
         ]
         if self.real:
             kubelet_crt, kubelet_key = certs.client(
@@ -321,7 +325,7 @@ class Cluster:
                 # Without Hostname last it tries DNS for the node name and `kubectl logs` fails.
                 "--kubelet-preferred-address-types=InternalIP,Hostname",
                 # The kubelet acts as system:node:NAME: it may touch only its own node and pods.
-                "--enable-admission-plugins=NodeRestriction",
+                f"--enable-admission-plugins=NodeRestriction,{owner_refs}",
             ]
         apiserver = self._add(
             "kube-apiserver",

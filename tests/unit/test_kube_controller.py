@@ -135,10 +135,11 @@ def test_new_task_gets_identity_and_runner_job_once(api: FakeApi) -> None:
 
     run(scenario)
     assert api.created == [
-        ("ServiceAccount", "t-runner"),
-        ("Role", "t-runner"),
-        ("RoleBinding", "t-runner"),
-        ("Job", "t-runner"),
+        ("ServiceAccount", "krally-t-runner"),
+        ("Role", "krally-t-runner"),
+        ("RoleBinding", "krally-t-runner"),
+        ("ServiceAccount", "krally-t-hooks"),
+        ("Job", "krally-t-runner"),
     ]
     assert api.patches and api.patches[0]["phase"] == "Pending"
     assert any(c["type"] == "Accepted" and c["status"] == "True" for c in api.patches[0][
@@ -149,7 +150,7 @@ def test_new_task_gets_identity_and_runner_job_once(api: FakeApi) -> None:
 def test_each_firing_creates_one_job_even_when_kicked_repeatedly(api: FakeApi) -> None:
     task = make_task()
     task["status"] = {
-        "runnerJob": "t-runner",
+        "runnerJob": "krally-t-runner",
         "runner": {
             "state": "Running",
             "firings": [{"hook": 0, "eventType": "iteration", "value": 5, "firedAt": "x"}],
@@ -158,7 +159,7 @@ def test_each_firing_creates_one_job_even_when_kicked_repeatedly(api: FakeApi) -
     }
     runner = {
         "metadata": {
-            "name": "t-runner",
+            "name": "krally-t-runner",
             "uid": "j1",
             "ownerReferences": [{"uid": "uid-1"}],
             "labels": {},
@@ -181,7 +182,7 @@ def test_each_firing_creates_one_job_even_when_kicked_repeatedly(api: FakeApi) -
 def test_operator_restart_after_job_exists_creates_nothing(api: FakeApi) -> None:
     task = make_task()
     task["status"] = {
-        "runnerJob": "t-runner",
+        "runnerJob": "krally-t-runner",
         "runner": {
             "state": "Running",
             "firings": [{"hook": 0, "eventType": "iteration", "value": 5}],
@@ -190,7 +191,7 @@ def test_operator_restart_after_job_exists_creates_nothing(api: FakeApi) -> None
     }
     owned = {"ownerReferences": [{"uid": "uid-1"}], "labels": {}}
     jobs = [
-        {"metadata": {"name": "t-runner", "uid": "j1", **owned}, "status": {"active": 1}},
+        {"metadata": {"name": "krally-t-runner", "uid": "j1", **owned}, "status": {"active": 1}},
         {"metadata": {"name": "t-h0-i5", "uid": "j2", **owned}, "status": {"active": 1}},
     ]
 
@@ -231,12 +232,12 @@ def test_abort_deletes_the_runner_job(api: FakeApi) -> None:
     task = make_task([])
     task["spec"]["abort"] = True
     task["status"] = {
-        "runnerJob": "t-runner",
+        "runnerJob": "krally-t-runner",
         "runner": {"state": "Running"},
         "conditions": [{"type": "Accepted", "status": "True"}],
     }
     runner = {
-        "metadata": {"name": "t-runner", "uid": "j1", "ownerReferences": [{"uid": "uid-1"}]},
+        "metadata": {"name": "krally-t-runner", "uid": "j1", "ownerReferences": [{"uid": "uid-1"}]},
         "status": {"active": 1},
     }
 
@@ -246,20 +247,23 @@ def test_abort_deletes_the_runner_job(api: FakeApi) -> None:
         await op.queue.idle()
 
     run(scenario)
-    assert api.deleted == ["t-runner"]
+    assert api.deleted == ["krally-t-runner"]
     assert api.created == []
 
 
 def test_hook_service_accounts_can_be_restricted() -> None:
     spec = {"hooks": [{"job": {"serviceAccountName": "cluster-admin-ish"}}]}
-    (problem,) = admission.service_account_problems(spec, parse_allowed("chaos"))
+    opted_in = {"metadata": {"annotations": {"krally.dev/hooks": "allowed"}}}
+    accounts = {"cluster-admin-ish": opted_in}
+    (problem,) = admission.service_account_problems(spec, parse_allowed("chaos"), accounts)
     assert problem.startswith("spec.hooks[0].job.serviceAccountName")
-    assert admission.service_account_problems(spec, parse_allowed(None)) == []
-    assert admission.service_account_problems(spec, parse_allowed("*")) == []
+    assert "KRALLY_HOOK_SERVICE_ACCOUNTS" in problem
+    assert admission.service_account_problems(spec, parse_allowed(None), accounts) == []
+    assert admission.service_account_problems(spec, parse_allowed("*"), accounts) == []
     # The policy comes from the settings object, read once from the environment.
     restricted = Settings.from_env({"KRALLY_HOOK_SERVICE_ACCOUNTS": "chaos, other"})
     assert restricted.hook_service_accounts == {"chaos", "other"}
-    assert kjobs.runner_name("t") == "t-runner"
+    assert kjobs.runner_name("t") == "krally-t-runner"
 
 
 def test_the_kopf_wiring_names_the_indices_the_store_reads() -> None:

@@ -39,7 +39,7 @@ def env_of(job: dict) -> dict[str, str]:
 
 
 def test_names_are_deterministic_and_short() -> None:
-    assert kjobs.runner_name("t") == "t-runner"
+    assert kjobs.runner_name("t") == "krally-t-runner"
     assert kjobs.hook_job_name("t", 0, "iteration", 1000) == "t-h0-i1000"
     assert kjobs.hook_job_name("t", 2, "time", 30) == "t-h2-t30"
     assert kjobs.hook_job_name("t", 0, "iteration", 5) == kjobs.hook_job_name(
@@ -63,7 +63,7 @@ def test_runner_job_shape() -> None:
     task = make_task(runnerPod={"image": "custom:2", "timeoutSeconds": 900})
     job = kjobs.runner_job(task, SETTINGS)
     meta = job["metadata"]
-    assert meta["name"] == "rally-hooks-runner" and meta["namespace"] == "ns"
+    assert meta["name"] == "krally-rally-hooks-runner" and meta["namespace"] == "ns"
     assert meta["labels"] == {
         "app.kubernetes.io/managed-by": "krally",
         "krally.dev/task": "rally-hooks",
@@ -83,7 +83,7 @@ def test_runner_job_shape() -> None:
     assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 900
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
-    assert pod["serviceAccountName"] == "rally-hooks-runner"
+    assert pod["serviceAccountName"] == "krally-rally-hooks-runner"
     container = pod["containers"][0]
     assert container["image"] == "custom:2"
     assert container["command"] == ["krally", "runner"]
@@ -160,7 +160,9 @@ def test_hook_job_defaults_from_operator_settings() -> None:
     assert job["spec"]["activeDeadlineSeconds"] == 42
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "all:3"
-    assert "serviceAccountName" not in pod  # the namespace's default SA, no rights
+    # Not the namespace's default SA: the task's own, with no RoleBinding and no token.
+    assert pod["serviceAccountName"] == "krally-rally-hooks-hooks"
+    assert pod["automountServiceAccountToken"] is False
 
 
 def test_runner_rbac_is_limited_to_its_own_task() -> None:
@@ -183,10 +185,10 @@ def test_runner_rbac_is_limited_to_its_own_task() -> None:
     binding = kjobs.runner_role_binding(task)
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "rally-hooks-runner", "namespace": "ns"}
+        {"kind": "ServiceAccount", "name": "krally-rally-hooks-runner", "namespace": "ns"}
     ]
     sa = kjobs.runner_service_account(task)
-    assert sa["metadata"]["name"] == "rally-hooks-runner"
+    assert sa["metadata"]["name"] == "krally-rally-hooks-runner"
     for obj in (role, binding, sa):
         assert obj["metadata"]["ownerReferences"][0]["controller"] is True
 

@@ -68,7 +68,7 @@ def job(name: str, state: str = "active") -> dict[str, Any]:
 def running(*values: int) -> dict[str, Any]:
     firings = [{"hook": 0, "eventType": "iteration", "value": v, "firedAt": "x"} for v in values]
     return {
-        "runnerJob": "t-runner",
+        "runnerJob": "krally-t-runner",
         "phase": "Running",
         "conditions": ACCEPTED,
         "runner": {"state": "Running", "firings": firings},
@@ -88,15 +88,17 @@ def test_a_new_task_gets_identity_runner_and_a_first_status() -> None:
     identity, runner, write = actions
     assert isinstance(identity, CreateIdentity)
     assert [(kind, body["metadata"]["name"]) for kind, body in identity.bodies] == [
-        ("ServiceAccount", "t-runner"),
-        ("Role", "t-runner"),
-        ("RoleBinding", "t-runner"),
+        ("ServiceAccount", "krally-t-runner"),
+        ("Role", "krally-t-runner"),
+        ("RoleBinding", "krally-t-runner"),
+        # The hook names no ServiceAccount: it runs as the task's own, rightless one.
+        ("ServiceAccount", "krally-t-hooks"),
     ]
-    assert isinstance(runner, CreateJob) and runner.name == "t-runner"
+    assert isinstance(runner, CreateJob) and runner.name == "krally-t-runner"
     assert runner.body["spec"]["template"]["spec"]["containers"][0]["image"] == "img/runner:1"
     assert isinstance(write, WriteStatus)
     # The status counts the runner Job this very pass creates.
-    assert write.patch["phase"] == "Pending" and write.patch["runnerJob"] == "t-runner"
+    assert write.patch["phase"] == "Pending" and write.patch["runnerJob"] == "krally-t-runner"
     assert write.events == ()  # Pending is no Event; Started comes with Running
 
 
@@ -104,11 +106,11 @@ def test_identity_and_runner_are_created_once() -> None:
     memory = accepted_memory(identity_done=True)
     actions = plan(make_task(), Observed(), memory, SETTINGS, now=NOW, clock=100.0)
     assert [type(a) for a in actions][:1] == [CreateJob]
-    memory.created["t-runner"] = {"metadata": {"name": "t-runner"}}
+    memory.created["krally-t-runner"] = {"metadata": {"name": "krally-t-runner"}}
     again = plan(make_task(), Observed(), memory, SETTINGS, now=NOW, clock=100.0)
     assert not [a for a in again if isinstance(a, CreateJob | CreateIdentity)]
     # Nor when the status already names it (its Job deleted: the phase says so instead).
-    recorded = make_task({"runnerJob": "t-runner", "conditions": ACCEPTED})
+    recorded = make_task({"runnerJob": "krally-t-runner", "conditions": ACCEPTED})
     actions = plan(recorded, Observed(), accepted_memory(), SETTINGS, now=NOW, clock=100.0)
     assert not [a for a in actions if isinstance(a, CreateJob | CreateIdentity)]
     (write,) = actions
@@ -117,7 +119,7 @@ def test_identity_and_runner_are_created_once() -> None:
 
 def test_every_new_firing_gets_one_hook_job() -> None:
     task = make_task(running(5, 50, 5))
-    observed = Observed(jobs=(job("t-runner"),))
+    observed = Observed(jobs=(job("krally-t-runner"),))
     actions = plan(task, observed, accepted_memory(), SETTINGS, now=NOW, clock=100.0)
     hooks = [a for a in actions if isinstance(a, CreateJob)]
     assert [(h.name, h.role, h.firing["value"]) for h in hooks] == [
@@ -129,7 +131,7 @@ def test_every_new_firing_gets_one_hook_job() -> None:
     )
     # In flight (created, not yet seen) or seen: not again.
     memory = accepted_memory(created={"t-h0-i5": {"metadata": {"name": "t-h0-i5"}}})
-    observed = Observed(jobs=(job("t-runner"), job("t-h0-i50")))
+    observed = Observed(jobs=(job("krally-t-runner"), job("t-h0-i50")))
     assert plan_firings(task, observed, memory, SETTINGS, now=0) == []
 
 
@@ -138,11 +140,11 @@ def test_a_finished_firing_whose_job_was_cleaned_up_is_not_run_again() -> None:
     status["hooks"] = [{"index": 0, "results": [{"job": "t-h0-i5", "status": "success"}]}]
     task = make_task(status)
     assert (
-        plan_firings(task, Observed((job("t-runner"),)), accepted_memory(), SETTINGS, now=0) == []
+        plan_firings(task, Observed((job("krally-t-runner"),)), accepted_memory(), SETTINGS, now=0) == []
     )
     # A pending one (its Job never appeared) is created.
     status["hooks"][0]["results"][0]["status"] = "pending"
-    (again,) = plan_firings(task, Observed((job("t-runner"),)), accepted_memory(), SETTINGS, now=0)
+    (again,) = plan_firings(task, Observed((job("krally-t-runner"),)), accepted_memory(), SETTINGS, now=0)
     assert again.name == "t-h0-i5"
 
 
@@ -168,9 +170,10 @@ def test_a_rejected_spec_only_writes_why() -> None:
 
 def test_abort_deletes_the_runner_job_once() -> None:
     task = make_task(running(), abort=True)
-    observed = Observed(jobs=(job("t-runner"),))
+    observed = Observed(jobs=(job("krally-t-runner"),))
     actions = plan(task, observed, accepted_memory(), SETTINGS, now=NOW, clock=100.0)
-    assert Abort("t-runner") in actions
+    # Only the object this task owns: the uid is the delete's precondition.
+    assert Abort("krally-t-runner", "uid-krally-t-runner") in actions
     assert not [a for a in actions if isinstance(a, CreateJob | CreateIdentity)]
     done = plan(task, observed, accepted_memory(abort_sent=True), SETTINGS, now=NOW, clock=100.0)
     assert not [a for a in done if isinstance(a, Abort)]
@@ -183,7 +186,7 @@ def test_abort_deletes_the_runner_job_once() -> None:
 def test_status_writes_are_throttled_unless_urgent() -> None:
     task = make_task(running())
     task["status"]["runner"]["progress"] = {"done": 1, "total": 100}
-    observed = Observed(jobs=(job("t-runner"),))
+    observed = Observed(jobs=(job("krally-t-runner"),))
     first = plan(task, observed, accepted_memory(), SETTINGS, now=NOW, clock=100.0)
     (write,) = [a for a in first if isinstance(a, WriteStatus)]
     # Apply it, as the applier would, then progress moves on 1 s later: held back 3 s.
@@ -204,7 +207,7 @@ def test_status_writes_are_throttled_unless_urgent() -> None:
 
 def test_nothing_to_do_when_the_status_is_current() -> None:
     task = make_task(running())
-    observed = Observed(jobs=(job("t-runner"),))
+    observed = Observed(jobs=(job("krally-t-runner"),))
     (write,) = plan(task, observed, accepted_memory(), SETTINGS, now=NOW, clock=100.0)
     assert isinstance(write, WriteStatus)
     task["status"].update({k: v for k, v in write.patch.items() if v is not None})
@@ -245,8 +248,9 @@ def test_our_own_newer_status_write_wins_over_a_stale_watch() -> None:
 def test_describe_names_every_action() -> None:
     actions = plan(make_task(), Observed(), accepted_memory(), SETTINGS, now=NOW, clock=1.0)
     assert kinds(actions)[:2] == [
-        "create ServiceAccount t-runner, Role t-runner, RoleBinding t-runner",
-        "create runner Job t-runner",
+        "create ServiceAccount krally-t-runner, Role krally-t-runner, RoleBinding krally-t-runner, "
+        "ServiceAccount krally-t-hooks",
+        "create runner Job krally-t-runner",
     ]
     assert describe(FlushLater(2.0)) == "flush status in 2.0 s"
     assert describe(Abort(None)) == "abort (no runner Job)"

@@ -52,7 +52,7 @@ def runner_job(state: str = "active") -> dict[str, Any]:
         "active": [],
     }[state]
     return {
-        "metadata": {"name": "t-runner", "labels": {"krally.dev/role": "runner"}},
+        "metadata": {"name": "krally-t-runner", "labels": {"krally.dev/role": "runner"}},
         "spec": {"activeDeadlineSeconds": 60},
         "status": {"active": 1 if state == "active" else 0, "conditions": conditions},
     }
@@ -143,7 +143,7 @@ def test_running_with_pending_and_finished_hooks() -> None:
     pods = [hook_pod(5, success(5)), hook_pod(50, None)]
     status = kstatus.derive_status(make_task(runner), jobs, pods, NOW, created=())
     assert status["phase"] == "Running"
-    assert status["runnerJob"] == "t-runner"
+    assert status["runnerJob"] == "krally-t-runner"
     assert status["display"]["progress"] == "750/1500"
     assert status["display"]["hooks"] == "1/2"
     results = status["hooks"][0]["results"]
@@ -309,7 +309,7 @@ def test_hook_pod_exit_code_without_json() -> None:
 def test_runner_failures() -> None:
     running = {"state": "Running", "progress": {"done": 10, "total": 100}}
     deleted = kstatus.derive_status(
-        make_task(running, runnerJob="t-runner"), [], [], NOW, created=()
+        make_task(running, runnerJob="krally-t-runner"), [], [], NOW, created=()
     )
     assert deleted["phase"] == "Failed"
     failed = next(c for c in deleted["conditions"] if c["type"] == "Failed")
@@ -342,8 +342,8 @@ def test_runner_failures() -> None:
 def test_runner_oom_killed_names_the_memory_limit_and_keeps_progress() -> None:
     pod = {
         "metadata": {
-            "name": "t-runner-abcde",
-            "labels": {"batch.kubernetes.io/job-name": "t-runner"},
+            "name": "krally-t-runner-abcde",
+            "labels": {"batch.kubernetes.io/job-name": "krally-t-runner"},
             "creationTimestamp": "2026-01-01T11:59:00Z",
         },
         "status": {
@@ -366,7 +366,7 @@ def test_runner_oom_killed_names_the_memory_limit_and_keeps_progress() -> None:
 
 
 def test_abort() -> None:
-    task = make_task({"state": "Running", "progress": {"done": 10}}, runnerJob="t-runner")
+    task = make_task({"state": "Running", "progress": {"done": 10}}, runnerJob="krally-t-runner")
     task["spec"]["abort"] = True
     aborting = kstatus.derive_status(task, [runner_job()], [], NOW, created=())
     assert aborting["phase"] == "Running" and aborting["conditions"][1]["reason"] == "Aborting"
@@ -590,10 +590,10 @@ PHASE_EXAMPLES = {
         "stopping the runner",
     ),
     "runner-deleted": (
-        kstatus.PhaseFacts(state="Running", recorded_job="t-runner"),
+        kstatus.PhaseFacts(state="Running", recorded_job="krally-t-runner"),
         "Failed",
         "RunnerDeleted",
-        "runner Job t-runner was deleted",
+        "runner Job krally-t-runner was deleted",
     ),
     "creating-runner": (kstatus.PhaseFacts(), "Pending", "CreatingRunner", "creating"),
     "runner-pod-deleted": (

@@ -29,3 +29,13 @@ ROLE_HOOK: Final = "hook"
 # 1 s resolution, too coarse to measure the firing → Job lag.
 ANNOTATION_CREATED_AT: Final = "krally.dev/created-at"
 ANNOTATION_FIRED_AT: Final = "krally.dev/fired-at"
+# On a ServiceAccount: its namespace's admin lets tasks run hooks as it (spec.hooks[].job.
+# serviceAccountName); any other value, or none, refuses it.
+ANNOTATION_HOOKS: Final = "krally.dev/hooks"
+HOOKS_ALLOWED: Final = "allowed"
+# Every child named after its task and created once for it (the runner's Job and identity, the
+# hooks' ServiceAccount) starts with this: `<task>-runner` alone collides with ordinary names
+# (a task `gitlab` and the ServiceAccount `gitlab-runner`).
+CHILD_PREFIX: Final = "krally-"
+# Reason of a task Failed because a name it needs is taken by an object it does not own.
+REASON_NAME_CONFLICT: Final = "NameConflict"

@@ -15,6 +15,7 @@ from krally.api.names import (
     ANNOTATION_CREATED_AT,
     ANNOTATION_FIRED_AT,
     API_VERSION,
+    CHILD_PREFIX,
     GROUP,
     KIND,
     LABEL_HOOK_INDEX,
@@ -43,19 +44,27 @@ def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def child_name(task: str, suffix: str) -> str:
-    """``<task><suffix>``, at most 63 characters: a long task name is cut and made unique again
-    with a hash of the full name (two long names sharing a prefix must not collide)."""
-    name = f"{task}{suffix}"
+def child_name(task: str, suffix: str, prefix: str = "") -> str:
+    """``<prefix><task><suffix>``, at most 63 characters: a long task name is cut and made
+    unique again with a hash of the full name (two long names sharing a prefix must not
+    collide)."""
+    name = f"{prefix}{task}{suffix}"
     if len(name) <= MAX_NAME:
         return name
-    keep = MAX_NAME - len(suffix) - 9
-    return f"{task[:keep].rstrip('-.')}-{_short_hash(task)}{suffix}"
+    keep = MAX_NAME - len(prefix) - len(suffix) - 9
+    return f"{prefix}{task[:keep].rstrip('-.')}-{_short_hash(task)}{suffix}"
 
 
 def runner_name(task: str) -> str:
-    """Name of the runner Job and of its ServiceAccount, Role and RoleBinding."""
-    return child_name(task, "-runner")
+    """Name of the runner Job and of its ServiceAccount, Role and RoleBinding:
+    ``krally-<task>-runner`` (the prefix keeps it clear of ordinary names such as a
+    ``gitlab-runner`` ServiceAccount next to a task ``gitlab``)."""
+    return child_name(task, "-runner", CHILD_PREFIX)
+
+
+def hook_service_account_name(task: str) -> str:
+    """The per-task ServiceAccount hooks run as when they name none: ``krally-<task>-hooks``."""
+    return child_name(task, "-hooks", CHILD_PREFIX)
 
 
 def _value_token(value: Any) -> str:
@@ -70,6 +79,16 @@ def hook_job_name(task: str, index: int, unit: str, value: Any) -> str:
     return child_name(task, f"-h{index}-{(unit or 'x')[0]}{_value_token(value)}")
 
 
+def task_label(task: str) -> str:
+    """The ``krally.dev/task`` label of a task's children, also the key the operator's store
+    keeps the task under: the name itself up to 63 characters, else cut and suffixed with a
+    hash of the full name, so two long names sharing 63 characters never share state."""
+    if len(task) <= MAX_NAME:
+        return task
+    keep = MAX_NAME - 9
+    return f"{task[:keep].rstrip('-.')}-{_short_hash(task)}"
+
+
 def label_value(value: Any) -> str:
     """A value usable as a label value (≤ 63 chars of [A-Za-z0-9._-])."""
     text = value if isinstance(value, str) else json.dumps(value)
@@ -81,7 +100,7 @@ def label_value(value: Any) -> str:
 
 
 def task_labels(task_name: str, role: str) -> dict[str, str]:
-    return {MANAGED_BY: MANAGER, LABEL_TASK: label_value(task_name), LABEL_ROLE: role}
+    return {MANAGED_BY: MANAGER, LABEL_TASK: task_label(task_name), LABEL_ROLE: role}
 
 
 def owner_reference(task: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +176,27 @@ def runner_service_account(task: dict[str, Any]) -> dict[str, Any]:
     return _runner_object(task, "v1", "ServiceAccount")
 
 
+def needs_hook_service_account(task: dict[str, Any]) -> bool:
+    """Some hook names no ServiceAccount of its own: it runs as the per-task one."""
+    hooks = (task.get("spec") or {}).get("hooks") or []
+    return any(not (h.get("job") or {}).get("serviceAccountName") for h in hooks)
+
+
+def hook_service_account(task: dict[str, Any]) -> dict[str, Any]:
+    """The hooks' own identity when a hook names none: no RoleBinding (no rights at all), and no
+    token in its pods (``krally hook run`` reports through the termination message; a token
+    with no rights would only be something to steal). A hook that needs rights names a
+    ServiceAccount its namespace's admin opted in."""
+    name = task["metadata"]["name"]
+    meta = _metadata(task, hook_service_account_name(name), task_labels(name, ROLE_HOOK))
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta,
+        "automountServiceAccountToken": False,
+    }
+
+
 def runner_role(task: dict[str, Any]) -> dict[str, Any]:
     """get/patch of this one task's status (resourceNames), get of the task: nothing else."""
     name = task["metadata"]["name"]
@@ -207,6 +247,7 @@ def _job(
     deadline: int | None,
     pod_extra: dict[str, Any],
     annotations: dict[str, str] | None = None,
+    mount_token: bool = True,
 ) -> dict[str, Any]:
     volume, mount = _tmp_volume()
     container = {
@@ -227,6 +268,8 @@ def _job(
     }
     if service_account:
         pod_spec["serviceAccountName"] = service_account
+    if not mount_token:
+        pod_spec["automountServiceAccountToken"] = False
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
@@ -323,13 +366,16 @@ def hook_job(
         annotations[ANNOTATION_CREATED_AT] = created_at
     if firing.get("firedAt"):
         annotations[ANNOTATION_FIRED_AT] = str(firing["firedAt"])
+    # A named ServiceAccount was opted in by the namespace's admin (admission checks it) and
+    # keeps its token (kubectl in a sys_call hook needs it); else the per-task one, no token.
+    account = job.get("serviceAccountName")
     return _job(
         task,
         hook_job_name(name, index, unit, value),
         hook_labels(name, index, unit, value),
         container,
-        # Absent: the namespace's default SA (no right unless the user grants one).
-        service_account=job.get("serviceAccountName"),
+        service_account=account or hook_service_account_name(name),
+        mount_token=bool(account),
         deadline=hook_timeout(hook, settings),
         pod_extra={"nodeSelector": job.get("nodeSelector"), "tolerations": job.get("tolerations")},
         annotations=annotations,

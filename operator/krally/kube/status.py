@@ -774,19 +774,27 @@ def drop_none(value: Any) -> Any:
 
 
 def rejected_status(
-    task: dict[str, Any], problems: Sequence[str], now: datetime | str
+    task: dict[str, Any],
+    problems: Sequence[str],
+    now: datetime | str,
+    *,
+    reason: str = "InvalidSpec",
+    accepted: bool = False,
 ) -> dict[str, Any]:
-    """Status of a task whose spec is invalid: Failed, Accepted=False naming the field."""
+    """Status of a task that cannot run: Failed for ``reason``. InvalidSpec (Accepted=False
+    naming the field), or with ``accepted`` a valid spec that cannot start (e.g. NameConflict)."""
     now_text = now if isinstance(now, str) else format_time(now)
     meta = task.get("metadata") or {}
     generation = meta.get("generation")
     status = task.get("status") or {}
-    message = "invalid spec: " + "; ".join(problems)
+    message = "; ".join(problems) if accepted else "invalid spec: " + "; ".join(problems)
     wanted = {
-        "Accepted": ("False", "InvalidSpec", message),
+        "Accepted": ("True", "Accepted", "spec and every plugin config are valid")
+        if accepted
+        else ("False", "InvalidSpec", message),
         "Running": ("False", FAILED, ""),
         "Complete": ("False", FAILED, ""),
-        "Failed": ("True", "InvalidSpec", message),
+        "Failed": ("True", reason, message),
         "SLAPassed": ("Unknown", "NotChecked", "the task never ran"),
     }
     return {

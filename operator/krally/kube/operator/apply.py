@@ -1,10 +1,13 @@
 """The one place that carries the planner's actions out against the API, with one retry policy.
 
-Creates treat 409 AlreadyExists as success (child names are deterministic, so a retried or
-restarted create never makes a second Job); deletes treat 404 as success. A transient failure
-(429, 5xx, a broken connection) is retried in place after the policy's delays; anything else, or
-a transient failure that lasts, fails the pass, and the work queue plans it again after the same
-policy's back-off. The official client blocks, so every call runs off the event loop.
+Child names are deterministic, so a retried or restarted create never makes a second Job: a 409
+AlreadyExists is answered by reading the object, which is adopted only when its controller
+ownerReference is this task (anything else raises :class:`NameConflict`). Deletes treat 404 as
+success and carry the uid as a precondition (never someone else's object under the name).
+A transient failure (429, 5xx, a broken connection) is retried in place after the policy's
+delays; anything else, or a transient failure that lasts, fails the pass, and the work queue
+plans it again after the same policy's back-off. The official client blocks, so every call
+runs off the event loop.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from krally.api import names
+from krally.api.times import rfc3339
 from krally.kube import events as kevents
 from krally.kube.operator.planner import (
     Abort,
@@ -28,11 +32,37 @@ from krally.kube.operator.planner import (
     Memory,
     Obj,
     WriteStatus,
+    conflict_stand_in,
 )
 
 log = logging.getLogger("krally.operator")
 
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class NameConflict(Exception):
+    """A child's name is taken by an object this task does not control."""
+
+    def __init__(self, kind: str, name: str, owner: str) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(
+            f"{kind} {name} already exists and is not this task's ({owner}); "
+            "krally adopts only objects whose controller ownerReference is the task"
+        )
+
+
+def controller_uid(obj: Obj) -> str | None:
+    """The uid of the object's controller ownerReference (None: no controller)."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((r.get("uid") for r in refs if r.get("controller")), None)
+
+
+def _owner_text(obj: Obj) -> str:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    ref = next((r for r in refs if r.get("controller")), None)
+    if ref is None:
+        return "it has no controller"
+    return f"its controller is {ref.get('kind')} {ref.get('name')} uid {ref.get('uid')}"
 
 
 @dataclass(frozen=True)
@@ -107,69 +137,120 @@ class Applier:
         self._cancel_later = cancel_later
         self._spawn = spawn
 
-    async def create(self, kind: str, namespace: str, body: Obj) -> Obj | None:
-        """Create a child; None when it already existed (409)."""
-        fn = {
-            "Job": self.api.batch.create_namespaced_job,
-            "ServiceAccount": self.api.core.create_namespaced_service_account,
-            "Role": self.api.rbac.create_namespaced_role,
-            "RoleBinding": self.api.rbac.create_namespaced_role_binding,
+    def _verb(self, verb: str, kind: str) -> Callable[..., Any]:
+        api, resource = {
+            "Job": (self.api.batch, "job"),
+            "ServiceAccount": (self.api.core, "service_account"),
+            "Role": (self.api.rbac, "role"),
+            "RoleBinding": (self.api.rbac, "role_binding"),
         }[kind]
+        fn: Callable[..., Any] = getattr(api, f"{verb}_namespaced_{resource}")
+        return fn
+
+    async def create(self, kind: str, namespace: str, body: Obj) -> tuple[Obj, bool]:
+        """Create a child: (the object, True), or (the existing one, False) when the name was
+        taken by an object this task controls (a retried or restarted create). Raises
+        :class:`NameConflict` when the name is taken by anything else."""
         try:
-            reply = await self.policy.run(fn, namespace, body)
+            reply = await self.policy.run(self._verb("create", kind), namespace, body)
         except Exception as exc:
-            if _status_code(exc) == 409:
+            if _status_code(exc) != 409:
+                raise
+            name = body["metadata"]["name"]
+            existing: Obj = self.api.to_dict(
+                await self.policy.run(self._verb("read", kind), name, namespace)
+            )
+            if controller_uid(existing) != controller_uid(body):
+                raise NameConflict(kind, name, _owner_text(existing)) from None
+            return existing, False
+        result: Obj = self.api.to_dict(reply)
+        return result, True
+
+    async def read_service_account(self, namespace: str, name: str) -> Obj | None:
+        """The ServiceAccount ``name`` (for admission), None when there is none."""
+        try:
+            reply = await self.policy.run(
+                self.api.core.read_namespaced_service_account, name, namespace
+            )
+        except Exception as exc:
+            if _status_code(exc) == 404:
                 return None
             raise
         result: Obj = self.api.to_dict(reply)
         return result
 
-    async def delete_job(self, namespace: str, name: str) -> None:
+    async def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
+        """Delete the Job ``name`` only if it is still the object ``uid`` (a precondition the
+        API server checks): a namesake created meanwhile is not ours to delete."""
+        from kubernetes.client import V1DeleteOptions, V1Preconditions
+
+        options = V1DeleteOptions(
+            propagation_policy="Background",
+            preconditions=V1Preconditions(uid=uid) if uid else None,
+        )
         try:
             await self.policy.run(
-                self.api.batch.delete_namespaced_job,
-                name,
-                namespace,
-                propagation_policy="Background",
+                self.api.batch.delete_namespaced_job, name, namespace, body=options
             )
         except Exception as exc:
-            if _status_code(exc) != 404:
+            code = _status_code(exc)
+            if code == 409:  # the precondition failed: the name is someone else's now
+                log.warning("not deleting Job %s/%s: it is no longer uid %s", namespace, name, uid)
+            elif code != 404:
                 raise
 
     async def apply(self, key: Key, task: Obj, memory: Memory, actions: list[Action]) -> None:
         """Every action in order; the first failure stops the pass (it raises)."""
         namespace = task["metadata"]["namespace"]
+        replan = False
         for action in actions:
             if isinstance(action, CreateIdentity):
                 for kind, body in action.bodies:
                     await self.create(kind, namespace, body)
                 memory.identity_done = True
             elif isinstance(action, CreateJob):
-                await self.create_job(namespace, memory, action)
+                replan = await self.create_job(namespace, memory, action) or replan
             elif isinstance(action, Abort):
                 if action.job:
-                    await self.delete_job(namespace, action.job)
+                    await self.delete_job(namespace, action.job, action.uid)
                 memory.abort_sent = True
             elif isinstance(action, FlushLater):
                 self._later(key, action.delay)
             elif isinstance(action, WriteStatus):
                 self._cancel_later(key)
                 await self.write_status(task, memory, action)
+        if replan:  # a hook's name conflict: no watch event will come, plan its result now
+            self._later(key, 0.0)
 
-    async def create_job(self, namespace: str, memory: Memory, action: CreateJob) -> None:
+    async def create_job(self, namespace: str, memory: Memory, action: CreateJob) -> bool:
         """Create a runner or hook Job; in-flight names are marked first, so a concurrent pass
-        does not create it again (and a second create would only be a 409)."""
+        does not create it again (and a second create would only be a 409).
+
+        A hook Job's name taken by an object this task does not control becomes that firing's
+        failed result (etype NameConflict), not a failed task: the firing cannot run under its
+        exactly-once name, but the load and the other firings are unaffected, as for any failed
+        hook. The runner's conflict raises (the task cannot run at all). True: such a
+        conflict was recorded (the caller plans again: no watch event will follow)."""
         memory.created.setdefault(action.name, {"metadata": {"name": action.name}})
         try:
-            reply = await self.create("Job", namespace, action.body)
+            reply, new = await self.create("Job", namespace, action.body)
+        except NameConflict as exc:
+            if action.role != names.ROLE_HOOK:
+                memory.created.pop(action.name, None)
+                raise
+            log.error("hook Job %s/%s: %s", namespace, action.name, exc)
+            memory.created[action.name] = conflict_stand_in(
+                action.name, str(exc), rfc3339(time.time())
+            )
+            return True
         except Exception:
             memory.created.pop(action.name, None)
             raise
-        if reply is not None and action.name in memory.created:
+        if action.name in memory.created:
             memory.created[action.name] = reply
         if action.firing is None:
             log.info("created %s Job %s/%s", action.role, namespace, action.name)
-            return
+            return False
         log.info(
             "%s Job %s/%s for %s %s%s",
             action.role,
@@ -177,8 +258,9 @@ class Applier:
             action.name,
             action.firing.get("eventType"),
             action.firing.get("value"),
-            "" if reply is not None else " (already existed)",
+            "" if new else " (already existed)",
         )
+        return False
 
     async def write_status(self, task: Obj, memory: Memory, action: WriteStatus) -> None:
         meta = task["metadata"]

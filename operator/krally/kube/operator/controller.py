@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from krally.kube.operator import admission, planner
-from krally.kube.operator.apply import Applier, RetryPolicy
+from krally.kube.operator.apply import Applier, NameConflict, RetryPolicy
 from krally.kube.operator.planner import CreateJob, Key, Memory
 from krally.kube.operator.queue import WorkQueue
 from krally.kube.operator.settings import Settings
@@ -77,7 +77,8 @@ class Controller:
         self, key: Key, task: dict[str, Any], memory: Memory, action: CreateJob
     ) -> None:
         try:
-            await self.applier.create_job(task["metadata"]["namespace"], memory, action)
+            if await self.applier.create_job(task["metadata"]["namespace"], memory, action):
+                self.queue.kick(key)  # a name conflict: no watch event will record the result
         except Exception as exc:
             log.error("creating hook Job %s failed: %s", action.name, exc)
             await asyncio.sleep(self.policy.backoff(1))
@@ -94,14 +95,10 @@ class Controller:
         if memory.uid != uid:  # a new object under an old name: forget everything
             memory = self.memory[key] = Memory(uid=uid)
         task = planner.newest(task, memory.snapshot)
-        # Admission, once per object (the spec is immutable).
+        # Admission, once per object and operator process (the spec is immutable), whatever the
+        # status says: a status patched to Accepted=True by hand must not skip the policy.
         if memory.problems is None:
-            if planner.accepted(task):
-                memory.problems = []
-            else:
-                memory.problems, memory.warnings = await asyncio.to_thread(
-                    admission.validate, task.get("spec") or {}, self.settings
-                )
+            await self._admit(task, memory)
         observed = self.store.observe(key, uid)
         seen = {j["metadata"]["name"] for j in observed.jobs}
         for name in [n for n in memory.created if n in seen]:
@@ -116,4 +113,35 @@ class Controller:
         )
         for action in actions:
             log.debug("%s/%s: %s", *key, planner.describe(action))
-        await self.applier.apply(key, task, memory, actions)
+        try:
+            await self.applier.apply(key, task, memory, actions)
+        except NameConflict as exc:
+            # The runner or its identity cannot be created under its name: the task fails with
+            # it (planned again, so the status says so in this same pass).
+            log.error("%s/%s: %s", *key, exc)
+            memory.conflict = str(exc)
+            await self.applier.apply(
+                key,
+                task,
+                memory,
+                planner.plan(
+                    task,
+                    observed,
+                    memory,
+                    self.settings,
+                    now=datetime.now(UTC),
+                    clock=time.monotonic(),
+                ),
+            )
+
+    async def _admit(self, task: dict[str, Any], memory: Memory) -> None:
+        """Validate the spec, reading the ServiceAccounts it names (their opt-in)."""
+        spec = task.get("spec") or {}
+        namespace = task["metadata"]["namespace"]
+        accounts = {
+            name: await self.applier.read_service_account(namespace, name)
+            for name in admission.named_service_accounts(spec)
+        }
+        memory.problems, memory.warnings = await asyncio.to_thread(
+            admission.validate, spec, self.settings, accounts
+        )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from krally.api.names import ROLE_HOOK, ROLE_RUNNER
+from krally.api.names import REASON_NAME_CONFLICT, ROLE_HOOK, ROLE_RUNNER
 from krally.api.times import rfc3339
 from krally.api.types import HOOK_PENDING, TERMINAL
 from krally.kube import events as kevents
@@ -44,7 +44,8 @@ class Observed:
 @dataclass
 class Memory:
     """What this operator process remembers about one task (rebuilt from the cluster after a
-    restart: validation is redone, nothing else is needed for correctness)."""
+    restart: validation is redone, never taken from the status, which the task's author may
+    patch; nothing else is needed for correctness)."""
 
     uid: str = ""
     problems: list[str] | None = None  # None: not validated yet
@@ -54,6 +55,8 @@ class Memory:
     last_write: float = 0.0  # monotonic time of our last status write (0: none yet)
     abort_sent: bool = False
     identity_done: bool = False
+    # A child's name taken by an object this task does not control (the task fails with it).
+    conflict: str | None = None
 
 
 # -- actions -----------------------------------------------------------------------------------
@@ -61,7 +64,8 @@ class Memory:
 
 @dataclass(frozen=True)
 class CreateIdentity:
-    """The runner's ServiceAccount, Role and RoleBinding (409 counts as created)."""
+    """The runner's ServiceAccount, Role and RoleBinding, and the hooks' ServiceAccount when a
+    hook names none (a 409 counts as created only for an object this task controls)."""
 
     bodies: tuple[tuple[str, Obj], ...]
 
@@ -76,9 +80,11 @@ class CreateJob:
 
 @dataclass(frozen=True)
 class Abort:
-    """Stop the load: delete the runner Job (its pod gets SIGTERM), if there is one."""
+    """Stop the load: delete the runner Job (its pod gets SIGTERM), if there is one; only the
+    object ``uid`` (the one this task owns) is deleted."""
 
     job: str | None
+    uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,10 +131,14 @@ def firings_without_job(
     return todo
 
 
-def accepted(task: Obj) -> bool:
-    """The status says the spec was accepted (validated by an earlier pass or process)."""
-    conditions = (task.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Accepted" and c.get("status") == "True" for c in conditions)
+def conflict_stand_in(name: str, message: str, at: str | None = None) -> Obj:
+    """What this process remembers for a hook Job whose name is taken by an object the task does
+    not control: a failed Job of its own (reason NameConflict), so the status derives that
+    firing's failed result naming the object, and the firing is never created again."""
+    condition = {"type": "Failed", "status": "True", "reason": "NameConflict", "message": message}
+    if at:
+        condition["lastTransitionTime"] = at
+    return {"metadata": {"name": name}, "status": {"conditions": [condition]}}
 
 
 def _by_name(jobs: Iterable[Obj]) -> dict[str, Obj]:
@@ -199,6 +209,11 @@ def plan(
     if memory.problems:
         rejected = kstatus.rejected_status(task, memory.problems, now)
         return _status_actions(task, rejected, memory, settings, clock)
+    if memory.conflict:
+        failed = kstatus.rejected_status(
+            task, [memory.conflict], now, reason=REASON_NAME_CONFLICT, accepted=True
+        )
+        return _status_actions(task, failed, memory, settings, clock)
 
     status = task.get("status") or {}
     spec = task.get("spec") or {}
@@ -222,15 +237,14 @@ def plan(
         and not terminal
     ):
         if not memory.identity_done:
-            actions.append(
-                CreateIdentity(
-                    (
-                        ("ServiceAccount", kjobs.runner_service_account(task)),
-                        ("Role", kjobs.runner_role(task)),
-                        ("RoleBinding", kjobs.runner_role_binding(task)),
-                    )
-                )
-            )
+            bodies: list[tuple[str, Obj]] = [
+                ("ServiceAccount", kjobs.runner_service_account(task)),
+                ("Role", kjobs.runner_role(task)),
+                ("RoleBinding", kjobs.runner_role_binding(task)),
+            ]
+            if kjobs.needs_hook_service_account(task):
+                bodies.append(("ServiceAccount", kjobs.hook_service_account(task)))
+            actions.append(CreateIdentity(tuple(bodies)))
         body = kjobs.runner_job(task, settings)
         actions.append(CreateJob(runner_name, body, ROLE_RUNNER))
         # The status below assumes it is created (a failed create stops the pass first).
@@ -238,8 +252,9 @@ def plan(
 
     # 3. Abort: deleting the Job makes the pod get SIGTERM; the runner records what it has.
     if spec.get("abort") and not memory.abort_sent and not terminal:
-        exists = runner_job is not None or runner_name in memory.created
-        actions.append(Abort(runner_name if exists else None))
+        known = runner_job or memory.created.get(runner_name)
+        uid = ((known or {}).get("metadata") or {}).get("uid")
+        actions.append(Abort(runner_name if known is not None else None, uid))
 
     # 4. Status: from the runner's report and the children, counting what this pass creates.
     seen = set(by_name)

@@ -40,9 +40,14 @@ class Settings:
     max_workers: int = 20
     # KRALLY_SCANNING=1: let kopf scan CRDs and namespaces cluster-wide (needs more RBAC).
     scanning: bool = False
-    # KRALLY_HOOK_SERVICE_ACCOUNTS: comma list of service accounts hooks may run as; unset or
-    # "*" = any. A task naming another one is refused (Accepted=False).
+    # KRALLY_HOOK_SERVICE_ACCOUNTS: an extra, operator-wide limit on the service accounts hooks
+    # may name (comma list; unset or "*" = no extra limit). Whatever it says, a named account
+    # must also be opted in by its namespace's admin (annotation krally.dev/hooks: allowed).
     hook_service_accounts: frozenset[str] | None = None
+    # KRALLY_ALLOWED_IMAGES: images a task may name for its runner or hooks, besides the
+    # operator's own runner_image and hook_image (comma list; a trailing "*" matches a prefix,
+    # "*" alone any image). A task naming another one is refused.
+    allowed_images: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +64,17 @@ class Settings:
             max_workers=int(env.get("KRALLY_MAX_WORKERS") or 20),
             scanning=env.get("KRALLY_SCANNING", "") == "1",
             hook_service_accounts=parse_allowed(env.get("KRALLY_HOOK_SERVICE_ACCOUNTS")),
+            allowed_images=tuple(
+                p.strip() for p in (env.get("KRALLY_ALLOWED_IMAGES") or "").split(",") if p.strip()
+            ),
+        )
+
+    def image_allowed(self, image: str) -> bool:
+        """The operator's own images, or one matching KRALLY_ALLOWED_IMAGES."""
+        if image in (self.runner_image, self.hook_image):
+            return True
+        return any(
+            image.startswith(p[:-1]) if p.endswith("*") else image == p for p in self.allowed_images
         )
 
     @classmethod

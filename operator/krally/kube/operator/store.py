@@ -50,8 +50,8 @@ def _status(body: Mapping[str, Any], keys: tuple[str, ...] | None = None) -> dic
 
 
 def task_key(body: Mapping[str, Any]) -> str:
-    """The index key of a task (its name as a label value, like the children's task label)."""
-    return kjobs.label_value((body.get("metadata") or {}).get("name", ""))
+    """The index key of a task: the children's task label (hashed when the name is long)."""
+    return kjobs.task_label((body.get("metadata") or {}).get("name", ""))
 
 
 def child_key(labels: Mapping[str, str]) -> str:
