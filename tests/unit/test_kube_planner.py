@@ -140,11 +140,14 @@ def test_a_finished_firing_whose_job_was_cleaned_up_is_not_run_again() -> None:
     status["hooks"] = [{"index": 0, "results": [{"job": "t-h0-i5", "status": "success"}]}]
     task = make_task(status)
     assert (
-        plan_firings(task, Observed((job("krally-t-runner"),)), accepted_memory(), SETTINGS, now=0) == []
+        plan_firings(task, Observed((job("krally-t-runner"),)), accepted_memory(), SETTINGS, now=0)
+        == []
     )
     # A pending one (its Job never appeared) is created.
     status["hooks"][0]["results"][0]["status"] = "pending"
-    (again,) = plan_firings(task, Observed((job("krally-t-runner"),)), accepted_memory(), SETTINGS, now=0)
+    (again,) = plan_firings(
+        task, Observed((job("krally-t-runner"),)), accepted_memory(), SETTINGS, now=0
+    )
     assert again.name == "t-h0-i5"
 
 

@@ -46,8 +46,12 @@ def test_projections_keep_only_what_the_operator_reads() -> None:
 
 
 def test_observe_keeps_only_the_tasks_own_children() -> None:
-    mine = {"metadata": {"name": "krally-t-runner", "uid": "j1", "ownerReferences": [{"uid": "u1"}]}}
-    namesake = {"metadata": {"name": "krally-t-runner", "uid": "j0", "ownerReferences": [{"uid": "u0"}]}}
+    mine = {
+        "metadata": {"name": "krally-t-runner", "uid": "j1", "ownerReferences": [{"uid": "u1"}]}
+    }
+    namesake = {
+        "metadata": {"name": "krally-t-runner", "uid": "j0", "ownerReferences": [{"uid": "u0"}]}
+    }
     pod = {"metadata": {"name": "p1", "ownerReferences": [{"uid": "j1"}]}}
     stale_pod = {"metadata": {"name": "p0", "ownerReferences": [{"uid": "j0"}]}}
     watched = store.Store()

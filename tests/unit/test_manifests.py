@@ -157,6 +157,8 @@ def test_cluster_role_is_minimal():
     assert rules == {
         ("krally.dev", "benchmarktasks"): {"get", "list", "watch"},
         ("krally.dev", "benchmarktasks/status"): {"get", "patch"},
+        # blockOwnerDeletion on children (OwnerReferencesPermissionEnforcement).
+        ("krally.dev", "benchmarktasks/finalizers"): {"update"},
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
         ("", "pods"): {"get", "list", "watch"},
         ("", "serviceaccounts"): {"create", "get"},
@@ -184,6 +186,43 @@ def test_binding_grants_the_role_to_the_deployments_account():
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
     ]
+
+
+NAMESPACED = MANIFESTS / "overlays" / "namespaced"
+
+
+def test_namespaced_overlay_grants_roles_in_the_namespaces_it_watches():
+    docs = _kustomize(NAMESPACED)
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding"}  # no cluster-wide rights
+    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "RoleBinding"}
+    assert set(roles) == set(bindings) == {"team-a", "team-b"}
+    # The same rights as the cluster-wide install, namespace by namespace.
+    cluster_rules = _one(_kustomize(MANIFESTS), "ClusterRole", "krally-operator")["rules"]
+    account = _one(docs, "ServiceAccount", "krally-operator")["metadata"]
+    for namespace, role in roles.items():
+        assert role["rules"] == cluster_rules, namespace
+        binding = bindings[namespace]
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": role["metadata"]["name"],
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]
+    container = _operator_container(docs)
+    args = container["args"]
+    assert "--all-namespaces" not in args and "-A" not in args
+    watched = [args[i + 1] for i, arg in enumerate(args) if arg == "-n"]
+    assert sorted(watched) == sorted(roles)
+    # The rest is the cluster-wide install's operator: same image defaults, same Deployment.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KRALLY_RUNNER_IMAGE"] == env["KRALLY_HOOK_IMAGE"] == container["image"]
+    base = _operator_container(_kustomize(MANIFESTS))
+    assert {**container, "args": None} == {**base, "args": None}
+    assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "krally" for d in docs)
 
 
 def test_operator_namespace_enforces_restricted_pod_security():
