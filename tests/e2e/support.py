@@ -24,8 +24,19 @@ OPERATOR_SA = "krally-operator"
 class Operator:
     """`krally operator` as a child process, acting as the operator ServiceAccount."""
 
-    def __init__(self, cluster: Any, namespace: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        cluster: Any,
+        namespace: str,
+        workdir: Path,
+        *,
+        watch: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """Runs as ``krally-operator`` of ``namespace``, watching it, or the ``watch`` list."""
         self.cluster, self.namespace, self.workdir = cluster, namespace, workdir
+        self.watch = watch or (namespace,)
+        self.env = env or {}
         self.kubeconfig = workdir / "operator.kubeconfig"
         self.log = workdir / "operator.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -42,11 +53,15 @@ class Operator:
             "KRALLY_IMAGE_PULL_POLICY": "Never",
             # The operator validates specs: it must know the alt image's test-only scenario.
             "KRALLY_PLUGIN_PATH": str(images.HERE / "plugins"),
+            # Tasks may name the alt image too: allowed explicitly, as an admin would.
+            "KRALLY_ALLOWED_IMAGES": images.ALT_REF,
             "PYTHONUNBUFFERED": "1",
+            **self.env,
         }
         handle = self.log.open("ab")
+        watch = [arg for namespace in self.watch for arg in ("-n", namespace)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "krally", "operator", "-n", self.namespace, "--standalone"],
+            [sys.executable, "-m", "krally", "operator", *watch, "--standalone"],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,
