@@ -26,8 +26,10 @@ def validate(
 ) -> tuple[list[str], list[str]]:
     """(problems, warnings) of the spec, each naming its field (schema + every plugin config +
     the identity policy). ``accounts``: every ServiceAccount :func:`named_service_accounts`
-    lists, as read from the task's namespace (None: not found). Warnings do not refuse the task
-    (e.g. an OpenStack context, an ``at`` beyond ``times``)."""
+    lists, as read from the task's namespace (None: not found); the operator always passes it,
+    offline callers (no cluster to read) leave it out and the existence and opt-in checks are
+    skipped. Warnings do not refuse the task (e.g. an OpenStack context, an ``at`` beyond
+    ``times``)."""
     from krally.errors import KrallyError
     from krally.task.schema import validate_spec
 
@@ -36,7 +38,7 @@ def validate(
         problems = [str(p) for p in validate_spec(spec, warnings=warnings)]
     except KrallyError as exc:
         return [str(exc)], warnings
-    problems += service_account_problems(spec, settings.hook_service_accounts, accounts or {})
+    problems += service_account_problems(spec, settings.hook_service_accounts, accounts)
     problems += image_problems(spec, settings)
     return problems, warnings
 
@@ -65,10 +67,11 @@ def opted_in(account: Mapping[str, Any]) -> bool:
 def service_account_problems(
     spec: Mapping[str, Any],
     allowed: frozenset[str] | None,
-    accounts: Mapping[str, Mapping[str, Any] | None],
+    accounts: Mapping[str, Mapping[str, Any] | None] | None,
 ) -> list[str]:
     """A task must not borrow an identity it was not given: a named ServiceAccount must exist,
-    carry its admin's opt-in annotation, and (when the operator restricts them) be listed."""
+    carry its admin's opt-in annotation, and (when the operator restricts them) be listed.
+    ``accounts`` None: nothing was read (offline), only the operator's list is checked."""
     problems = []
     for index, hook in enumerate(_hooks(spec)):
         account = _job(hook).get("serviceAccountName")
@@ -80,6 +83,8 @@ def service_account_problems(
                 f"{field}: {account!r} is not allowed by the operator "
                 f"(KRALLY_HOOK_SERVICE_ACCOUNTS: {', '.join(sorted(allowed))})"
             )
+            continue
+        if accounts is None:
             continue
         found = accounts.get(account)
         if found is None:

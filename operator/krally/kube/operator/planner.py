@@ -49,7 +49,7 @@ class Memory:
 
     uid: str = ""
     problems: list[str] | None = None  # None: not validated yet
-    warnings: list[str] | None = None  # found by that validation (None after a restart)
+    warnings: list[str] | None = None  # found by that validation
     created: dict[str, Obj] = field(default_factory=dict)  # Job name → create reply
     snapshot: Obj | None = None  # the task as returned by our last status patch
     last_write: float = 0.0  # monotonic time of our last status write (0: none yet)
