@@ -367,9 +367,10 @@ def test_deleting_a_task_deletes_its_children(
     wait_phase(cluster, ns, "gone", {"Succeeded"}, wait_for, 90)
     selector = "krally.dev/task=gone"
     kinds = "jobs,serviceaccounts,roles,rolebindings"
+    # Runner and hook Jobs, the runner's ServiceAccount, Role, RoleBinding, the hooks' account.
     assert (
         len(cluster.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout.split())
-        == 5
+        == 6
     )
     # No finalizer: deletion completes even with the operator stopped.
     operator.stop()
