@@ -40,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.cluster import images, start  # noqa: E402
 
+from krally.kube import jobs as kjobs  # noqa: E402
+
 GROUP, VERSION, PLURAL = "krally.dev", "v1alpha1", "benchmarktasks"
 
 
@@ -224,7 +226,7 @@ def main() -> int:
                 custom.create_namespaced_custom_object(
                     GROUP, VERSION, ns, PLURAL, task_body(name, spec)
                 )
-                job = f"{name}-runner"
+                job = kjobs.runner_name(name)
                 deadline = time.time() + 30
                 while job not in watcher.jobs and time.time() < deadline:
                     time.sleep(0.002)
