@@ -135,7 +135,12 @@ def conflict_stand_in(name: str, message: str, at: str | None = None) -> Obj:
     """What this process remembers for a hook Job whose name is taken by an object the task does
     not control: a failed Job of its own (reason NameConflict), so the status derives that
     firing's failed result naming the object, and the firing is never created again."""
-    condition = {"type": "Failed", "status": "True", "reason": "NameConflict", "message": message}
+    condition = {
+        "type": "Failed",
+        "status": "True",
+        "reason": REASON_NAME_CONFLICT,
+        "message": message,
+    }
     if at:
         condition["lastTransitionTime"] = at
     return {"metadata": {"name": name}, "status": {"conditions": [condition]}}
