@@ -91,7 +91,9 @@ def _runner(kinds: tuple[str, ...], cel: str, check: Callable[[dict[str, Any]], 
 
 
 def _trigger(name: str, cel: str, check: Callable[[dict[str, Any]], bool]) -> Any:
-    """A rule on the args of trigger plugin ``name`` (``self`` is the trigger)."""
+    """A rule on the args of trigger plugin ``name``: ``cel`` is written with ``self`` = the
+    args; the rule sits on the trigger (it reads the plugin name)."""
+    cel = cel.replace("self.", "self.args.")
     return f"self.name != '{name}' || !has(self.args) || ({cel})", (
         lambda t: t.get("name") != name or not _has(t, "args") or check(t["args"])
     )
