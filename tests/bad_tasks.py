@@ -84,79 +84,152 @@ TRIGGER1 = "hooks.1.trigger"
 CRD_REFUSED: list[Bad] = [
     Bad("unknown-field", _set("hoks", []), "spec.hoks"),
     Bad("scenario-without-name", _set("scenario", {"args": {}}), "spec.scenario.name"),
-    Bad("service-account-not-dns1123", _set(f"{JOB}.serviceAccountName", "Chaos_SA"),
-        "spec.hooks[0].job.serviceAccountName"),
+    Bad(
+        "service-account-not-dns1123",
+        _set(f"{JOB}.serviceAccountName", "Chaos_SA"),
+        "spec.hooks[0].job.serviceAccountName",
+    ),
     Bad("hook-timeout-zero", _set(f"{JOB}.timeoutSeconds", 0), "spec.hooks[0].job.timeoutSeconds"),
-    Bad("runner-timeout-zero", _set("runnerPod.timeoutSeconds", 0),
-        "spec.runnerPod.timeoutSeconds"),
-    Bad("image-pull-policy", _set("runnerPod.imagePullPolicy", "Sometimes"),
-        "spec.runnerPod.imagePullPolicy"),
+    Bad(
+        "runner-timeout-zero", _set("runnerPod.timeoutSeconds", 0), "spec.runnerPod.timeoutSeconds"
+    ),
+    Bad(
+        "image-pull-policy",
+        _set("runnerPod.imagePullPolicy", "Sometimes"),
+        "spec.runnerPod.imagePullPolicy",
+    ),
     Bad("hook-image-syntax", _set(f"{JOB}.image", "Bad Image!"), "spec.hooks[0].job.image"),
     Bad("runner-image-syntax", _set("runnerPod.image", "krally:"), "spec.runnerPod.image"),
-    Bad("env-name", _set(f"{JOB}.env", [{"name": "1X", "value": "v"}]),
-        "spec.hooks[0].job.env[0].name"),
-    Bad("runner-env-name", _set("runnerPod.env", [{"name": "A=B", "value": "v"}]),
-        "spec.runnerPod.env[0].name"),
-    Bad("env-value-and-valueFrom",
-        _set(f"{JOB}.env", [{"name": "X", "value": "v",
-                             "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
-        "spec.hooks[0].job.env[0].valueFrom"),
-    Bad("valueFrom-two-sources",
-        _set(f"{JOB}.env", [{"name": "X", "valueFrom": {
-            "secretKeyRef": {"name": "s", "key": "k"},
-            "configMapKeyRef": {"name": "c", "key": "k"}}}]),
-        "spec.hooks[0].job.env[0].valueFrom"),
-    Bad("secret-name-not-dns1123",
-        _set(f"{JOB}.env", [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "S!", "key": "k"}}}]),
-        "spec.hooks[0].job.env[0].valueFrom.secretKeyRef.name"),
-    Bad("resources-quantity", _set(f"{JOB}.resources", {"limits": {"memory": "lots"}}),
-        "spec.hooks[0].job.resources.limits.memory"),
-    Bad("resources-unknown-key", _set("runnerPod.resources", {"limit": {"cpu": "1"}}),
-        "spec.runnerPod.resources.limit"),
-    Bad("toleration-operator", _set(f"{JOB}.tolerations", [{"key": "k", "operator": "Is"}]),
-        "spec.hooks[0].job.tolerations[0].operator"),
-    Bad("toleration-effect", _set(f"{JOB}.tolerations", [{"key": "k", "effect": "Never"}]),
-        "spec.hooks[0].job.tolerations[0].effect"),
-    Bad("toleration-exists-with-value",
+    Bad(
+        "env-name",
+        _set(f"{JOB}.env", [{"name": "1X", "value": "v"}]),
+        "spec.hooks[0].job.env[0].name",
+    ),
+    Bad(
+        "runner-env-name",
+        _set("runnerPod.env", [{"name": "A=B", "value": "v"}]),
+        "spec.runnerPod.env[0].name",
+    ),
+    Bad(
+        "env-value-and-valueFrom",
+        _set(
+            f"{JOB}.env",
+            [{"name": "X", "value": "v", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        ),
+        "spec.hooks[0].job.env[0].valueFrom",
+    ),
+    Bad(
+        "valueFrom-two-sources",
+        _set(
+            f"{JOB}.env",
+            [
+                {
+                    "name": "X",
+                    "valueFrom": {
+                        "secretKeyRef": {"name": "s", "key": "k"},
+                        "configMapKeyRef": {"name": "c", "key": "k"},
+                    },
+                }
+            ],
+        ),
+        "spec.hooks[0].job.env[0].valueFrom",
+    ),
+    Bad(
+        "secret-name-not-dns1123",
+        _set(
+            f"{JOB}.env", [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "S!", "key": "k"}}}]
+        ),
+        "spec.hooks[0].job.env[0].valueFrom.secretKeyRef.name",
+    ),
+    Bad(
+        "resources-quantity",
+        _set(f"{JOB}.resources", {"limits": {"memory": "lots"}}),
+        "spec.hooks[0].job.resources.limits.memory",
+    ),
+    Bad(
+        "resources-unknown-key",
+        _set("runnerPod.resources", {"limit": {"cpu": "1"}}),
+        "spec.runnerPod.resources.limit",
+    ),
+    Bad(
+        "toleration-operator",
+        _set(f"{JOB}.tolerations", [{"key": "k", "operator": "Is"}]),
+        "spec.hooks[0].job.tolerations[0].operator",
+    ),
+    Bad(
+        "toleration-effect",
+        _set(f"{JOB}.tolerations", [{"key": "k", "effect": "Never"}]),
+        "spec.hooks[0].job.tolerations[0].effect",
+    ),
+    Bad(
+        "toleration-exists-with-value",
         _set(f"{JOB}.tolerations", [{"key": "k", "operator": "Exists", "value": "v"}]),
-        "spec.hooks[0].job.tolerations[0].value"),
-    Bad("toleration-seconds-without-noexecute",
+        "spec.hooks[0].job.tolerations[0].value",
+    ),
+    Bad(
+        "toleration-seconds-without-noexecute",
         _set(f"{JOB}.tolerations", [{"key": "k", "tolerationSeconds": 5}]),
-        "spec.hooks[0].job.tolerations[0].tolerationSeconds"),
-    Bad("node-selector-key", _set("runnerPod.nodeSelector", {"bad key": "x"}),
-        "spec.runnerPod.nodeSelector"),
-    Bad("node-selector-value", _set(f"{JOB}.nodeSelector", {"pool": "not ok"}),
-        "spec.hooks[0].job.nodeSelector.pool"),
+        "spec.hooks[0].job.tolerations[0].tolerationSeconds",
+    ),
+    Bad(
+        "node-selector-key",
+        _set("runnerPod.nodeSelector", {"bad key": "x"}),
+        "spec.runnerPod.nodeSelector",
+    ),
+    Bad(
+        "node-selector-value",
+        _set(f"{JOB}.nodeSelector", {"pool": "not ok"}),
+        "spec.hooks[0].job.nodeSelector.pool",
+    ),
     Bad("runner-times-zero", _set("runner.times", 0), "spec.runner.times"),
     Bad("runner-concurrency-zero", _set("runner.concurrency", 0), "spec.runner.concurrency"),
-    Bad("runner-concurrency-over-times", _set("runner.concurrency", 11),
-        "spec.runner.concurrency"),
+    Bad("runner-concurrency-over-times", _set("runner.concurrency", 11), "spec.runner.concurrency"),
     Bad("runner-timeout-negative", _set("runner.timeout", -1), "spec.runner.timeout"),
     Bad("runner-times-not-integer", _set("runner.times", "ten"), "spec.runner.times"),
-    Bad("constant-for-duration-without-duration",
+    Bad(
+        "constant-for-duration-without-duration",
         _set("runner", {"type": "constant_for_duration", "concurrency": 1}),
-        "spec.runner.duration"),
-    Bad("constant-for-duration-negative",
+        "spec.runner.duration",
+    ),
+    Bad(
+        "constant-for-duration-negative",
         _set("runner", {"type": "constant_for_duration", "duration": -5}),
-        "spec.runner.duration"),
+        "spec.runner.duration",
+    ),
     Bad("rps-without-times", _set("runner", {"type": "rps", "rps": 2}), "spec.runner.times"),
-    Bad("trigger-unit", _set(f"{TRIGGER0}.args.unit", "minute"),
-        "spec.hooks[0].trigger.args.unit"),
+    Bad("trigger-unit", _set(f"{TRIGGER0}.args.unit", "minute"), "spec.hooks[0].trigger.args.unit"),
     Bad("event-at-empty", _set(f"{TRIGGER0}.args.at", []), "spec.hooks[0].trigger.args.at"),
-    Bad("event-at-iteration-zero", _set(f"{TRIGGER0}.args.at", [0, 5]),
-        "spec.hooks[0].trigger.args.at"),
-    Bad("event-at-not-integer", _set(f"{TRIGGER0}.args.at", ["5"]),
-        "spec.hooks[0].trigger.args.at[0]"),
-    Bad("event-at-time-negative", _set(TRIGGER0, {"name": "event", "args": {
-        "unit": "time", "at": [-1]}}), "spec.hooks[0].trigger.args.at"),
-    Bad("periodic-without-step", _set(f"{TRIGGER1}.args", {"unit": "time"}),
-        "spec.hooks[1].trigger.args.step"),
-    Bad("periodic-step-zero", _set(f"{TRIGGER1}.args.step", 0),
-        "spec.hooks[1].trigger.args.step"),
-    Bad("periodic-end-before-start", _set(f"{TRIGGER1}.args", {
-        "unit": "time", "step": 1, "start": 10, "end": 5}), "spec.hooks[1].trigger.args.end"),
-    Bad("periodic-iteration-start-zero", _set(f"{TRIGGER1}.args", {
-        "unit": "iteration", "step": 1, "start": 0}), "spec.hooks[1].trigger.args.start"),
+    Bad(
+        "event-at-iteration-zero",
+        _set(f"{TRIGGER0}.args.at", [0, 5]),
+        "spec.hooks[0].trigger.args.at",
+    ),
+    Bad(
+        "event-at-not-integer",
+        _set(f"{TRIGGER0}.args.at", ["5"]),
+        "spec.hooks[0].trigger.args.at[0]",
+    ),
+    Bad(
+        "event-at-time-negative",
+        _set(TRIGGER0, {"name": "event", "args": {"unit": "time", "at": [-1]}}),
+        "spec.hooks[0].trigger.args.at",
+    ),
+    Bad(
+        "periodic-without-step",
+        _set(f"{TRIGGER1}.args", {"unit": "time"}),
+        "spec.hooks[1].trigger.args.step",
+    ),
+    Bad("periodic-step-zero", _set(f"{TRIGGER1}.args.step", 0), "spec.hooks[1].trigger.args.step"),
+    Bad(
+        "periodic-end-before-start",
+        _set(f"{TRIGGER1}.args", {"unit": "time", "step": 1, "start": 10, "end": 5}),
+        "spec.hooks[1].trigger.args.end",
+    ),
+    Bad(
+        "periodic-iteration-start-zero",
+        _set(f"{TRIGGER1}.args", {"unit": "iteration", "step": 1, "start": 0}),
+        "spec.hooks[1].trigger.args.start",
+    ),
 ]
 
 WEBHOOK_REFUSED: list[Bad] = [
@@ -166,8 +239,9 @@ WEBHOOK_REFUSED: list[Bad] = [
     Bad("unknown-hook-plugin", _set("hooks.0.name", "no_such_hook"), "spec.hooks[0].name"),
     Bad("sys-call-args", _set("hooks.0.args", {"cmd": 1}), "spec.hooks[0].args"),
     Bad("unknown-runner", _set("runner", {"type": "fastest"}), "spec.runner.type"),
-    Bad("rps-not-positive", _set("runner", {"type": "rps", "times": 3, "rps": 0}),
-        "spec.runner.rps"),
+    Bad(
+        "rps-not-positive", _set("runner", {"type": "rps", "times": 3, "rps": 0}), "spec.runner.rps"
+    ),
     Bad("unknown-sla", _set("sla", {"fastest": True}), "spec.sla.fastest"),
     Bad("sla-config", _set("sla", {"failure_rate": {"max": "x"}}), "spec.sla.failure_rate"),
 ]

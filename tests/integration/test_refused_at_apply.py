@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from krally.api import crd
 from tests import bad_tasks
 from tests.bad_tasks import CRD_REFUSED, GOOD_SPEC, WEBHOOK_REFUSED, Bad
+
+from krally.api import crd
 
 pytestmark = pytest.mark.cluster
 

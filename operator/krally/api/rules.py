@@ -211,8 +211,10 @@ def _rules() -> list[Rule]:
             "periodic",
             "!has(self.end) || self.end >= (has(self.start) ? self.start : "
             "(has(self.unit) && self.unit == 'time' ? 0 : 1))",
-            lambda a: not _has(a, "end")
-            or a["end"] >= a.get("start", 0 if a.get("unit") == "time" else 1),
+            lambda a: (
+                not _has(a, "end")
+                or a["end"] >= a.get("start", 0 if a.get("unit") == "time" else 1)
+            ),
         ),
         "trigger periodic: end must be >= start",
         ".args.end",

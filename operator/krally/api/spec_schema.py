@@ -27,6 +27,7 @@ def _free(description: str) -> dict[str, Any]:
 
 _PLUGIN_MAP_NOTE = " Keys are plugin names; each value is that plugin's config (free-form)."
 
+
 def _quantity(description: str) -> dict[str, Any]:
     # Integer or string, as a Pod's quantities (`cpu: 1` or `cpu: 500m`); the syntax is checked.
     return {

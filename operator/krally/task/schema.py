@@ -33,7 +33,9 @@ def schema_errors(spec: Any, path: str = "spec") -> list[InvalidConfig]:
     )
     if not problems:
         # The CRD's CEL rules, in Python: the API server refuses these at apply time too.
-        problems.extend(InvalidConfig(where, message) for where, message in rule_problems(spec, path))
+        problems.extend(
+            InvalidConfig(where, message) for where, message in rule_problems(spec, path)
+        )
     return problems
 
 
