@@ -89,8 +89,8 @@ class Settings:
         webhook: bool = False,
     ) -> Settings:
         """``from_env`` with the CLI flags laid over the variables they stand for
-        (``--image`` is ``KRALLY_IMAGE``, ``--hook-timeout`` is ``KRALLY_HOOK_TIMEOUT``, ``--webhook``
-        is ``KRALLY_WEBHOOK=1``)."""
+        (``--image`` is ``KRALLY_IMAGE``, ``--hook-timeout`` is ``KRALLY_HOOK_TIMEOUT``,
+        ``--webhook`` is ``KRALLY_WEBHOOK=1``)."""
         merged = dict(os.environ if env is None else env)
         if image:
             merged["KRALLY_IMAGE"] = image
