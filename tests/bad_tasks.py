@@ -111,6 +111,11 @@ CRD_REFUSED: list[Bad] = [
         "spec.runnerPod.env[0].name",
     ),
     Bad(
+        "env-name-reserved",
+        _set("runnerPod.env", [{"name": "KRALLY_SPEC", "value": "{}"}]),
+        "spec.runnerPod.env[0].name",
+    ),
+    Bad(
         "env-value-and-valueFrom",
         _set(
             f"{JOB}.env",

@@ -52,6 +52,16 @@ IMAGE = (
 )
 
 
+# Set by the operator in runner and hook containers: a task may not override them.
+RESERVED_ENV = (
+    "KRALLY_SPEC",
+    "KRALLY_HOOK",
+    "KRALLY_TASK_NAME",
+    "KRALLY_TASK_NAMESPACE",
+    "KRALLY_TASK_UID",
+)
+
+
 def matches(pattern: str, value: Any) -> bool:
     return isinstance(value, str) and re.search(pattern, value) is not None
 
@@ -267,6 +277,15 @@ def _rules() -> list[Rule]:
             ),
             "an env variable has value or valueFrom, not both",
             ".valueFrom",
+        )
+        add(
+            (*pod, "env", "[]"),
+            (
+                f"!(self.name in [{', '.join(repr(n) for n in RESERVED_ENV)}])",
+                lambda e: e.get("name") not in RESERVED_ENV,
+            ),
+            "this variable is set by the operator (" + ", ".join(RESERVED_ENV) + ")",
+            ".name",
         )
         add(
             (*pod, "env", "[]", "valueFrom"),
