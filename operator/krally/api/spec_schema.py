@@ -6,7 +6,12 @@ generator (:mod:`krally.api.crd`) embeds it as the structural OpenAPI schema of
 (except free-form plugin ``args``, which carry ``x-kubernetes-preserve-unknown-fields`` instead), a
 ``description`` on every field (for ``kubectl explain``), no ``$ref``, no ``oneOf`` at the top of
 ``properties`` and never ``additionalProperties`` next to ``properties`` (forbidden in structural
-schemas). Unknown fields are instead reported by :func:`krally.task.schema.validate_spec` walking
+schemas); the one junctor is the ``anyOf: [integer, string]`` of an ``x-kubernetes-int-or-string``
+quantity, as Kubernetes' own schemas write it. Patterns are written for both RE2 (the API
+server) and Python's ``re``. What needs more than a keyword (a bound that depends on the plugin
+named beside it, map keys with a syntax) is a rule of :mod:`krally.api.rules`: CEL in the CRD and
+the same check in Python; CEL reads only declared fields, so the built-in runners' and
+triggers' fields are declared here (third-party plugins may add others). Unknown fields are instead reported by :func:`krally.task.schema.validate_spec` walking
 the schema (like ``kubectl``'s strict field validation), so a typo such as ``hoks`` is an error,
 not silently pruned.
 """
