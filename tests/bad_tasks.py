@@ -249,6 +249,12 @@ WEBHOOK_REFUSED: list[Bad] = [
     ),
     Bad("unknown-sla", _set("sla", {"fastest": True}), "spec.sla.fastest"),
     Bad("sla-config", _set("sla", {"failure_rate": {"max": "x"}}), "spec.sla.failure_rate"),
+    Bad("unknown-trigger", _set(f"{TRIGGER0}.name", "sometimes"), "spec.hooks[0].trigger.name"),
+    Bad(
+        "context-config",
+        _set("contexts", {"dummy_context": {"fail_setup": "yes"}}),
+        "spec.contexts.dummy_context",
+    ),
 ]
 
 
