@@ -11,7 +11,8 @@ quantity, as Kubernetes' own schemas write it. Patterns are written for both RE2
 server) and Python's ``re``. What needs more than a keyword (a bound that depends on the plugin
 named beside it, map keys with a syntax) is a rule of :mod:`krally.api.rules`: CEL in the CRD and
 the same check in Python; CEL reads only declared fields, so the built-in runners' and
-triggers' fields are declared here (third-party plugins may add others). Unknown fields are instead reported by :func:`krally.task.schema.validate_spec` walking
+triggers' fields are declared here (third-party plugins may add others). Unknown fields are
+instead reported by :func:`krally.task.schema.validate_spec` walking
 the schema (like ``kubectl``'s strict field validation), so a typo such as ``hoks`` is an error,
 not silently pruned.
 """
