@@ -53,10 +53,28 @@ def test_names_and_version():
     assert version["subresources"] == {"status": {}}
 
 
+def _without_rules(schema):
+    if isinstance(schema, dict):
+        return {k: _without_rules(v) for k, v in schema.items() if k != crd.VALIDATIONS}
+    if isinstance(schema, list):
+        return [_without_rules(v) for v in schema]
+    return schema
+
+
 def test_spec_properties_are_the_engine_schema():
     spec = _version(crd.render_crd())["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    without_rules = {k: v for k, v in spec.items() if k != crd.VALIDATIONS}
-    assert without_rules == SPEC_SCHEMA
+    assert _without_rules(spec) == SPEC_SCHEMA
+
+
+def test_every_shared_rule_is_in_the_crd_at_its_place():
+    from krally.api.rules import RULES
+
+    spec = _version(crd.render_crd())["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for rule in RULES:
+        node = spec
+        for step in rule.where:
+            node = node["items"] if step == "[]" else node["properties"][step]
+        assert rule.validation() in node[crd.VALIDATIONS], rule.where
 
 
 def test_status_is_the_status_schema():
@@ -72,7 +90,11 @@ def test_every_node_has_description_and_type():
             continue
         if not node.get("description"):
             missing.append(f"{path or '<root>'}: description")
-        if "type" not in node and not node.get(crd.PRESERVE):
+        if (
+            "type" not in node
+            and not node.get(crd.PRESERVE)
+            and not node.get("x-kubernetes-int-or-string")
+        ):
             missing.append(f"{path or '<root>'}: type")
     assert not missing
     assert crd.structural_problems(root, exempt={".metadata"}) == []

@@ -197,3 +197,42 @@ def test_label_value() -> None:
     assert kjobs.label_value(1.5) == "1.5"
     assert kjobs.label_value("a b/c") == "a_b_c"
     assert len(kjobs.label_value("x" * 100)) == 63
+
+
+# -- env from Secrets and ConfigMaps (valueFrom) ----------------------------------------------
+
+SECRET_REF = {"secretKeyRef": {"name": "chaos-creds", "key": "token"}}
+CONFIG_REF = {"configMapKeyRef": {"name": "chaos-conf", "key": "mode", "optional": True}}
+
+
+def _user_env(container: dict) -> list[dict]:
+    return [e for e in container["env"] if not e["name"].startswith(("KRALLY_", "PYTHON"))]
+
+
+def test_hook_env_passes_value_from_through() -> None:
+    task = make_task()
+    task["spec"]["hooks"][0]["job"] = {
+        "env": [
+            {"name": "PLAIN", "value": "v"},
+            {"name": "TOKEN", "valueFrom": SECRET_REF},
+            {"name": "MODE", "valueFrom": CONFIG_REF},
+        ]
+    }
+    job = kjobs.hook_job(task, 0, {"eventType": "iteration", "value": 5}, Settings())
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert _user_env(container) == [
+        {"name": "PLAIN", "value": "v"},
+        {"name": "TOKEN", "valueFrom": SECRET_REF},
+        {"name": "MODE", "valueFrom": CONFIG_REF},
+    ]
+    # The hook's payload carries no env (the hook pod logs and reports its payload's fields).
+    (payload_text,) = [e["value"] for e in container["env"] if e["name"] == "KRALLY_HOOK"]
+    payload = json.loads(payload_text)
+    assert "env" not in json.dumps(payload) and "chaos-creds" not in json.dumps(payload)
+
+
+def test_runner_env_from_runner_pod() -> None:
+    task = make_task(runnerPod={"env": [{"name": "TOKEN", "valueFrom": SECRET_REF}]})
+    job = kjobs.runner_job(task, Settings())
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert _user_env(container) == [{"name": "TOKEN", "valueFrom": SECRET_REF}]

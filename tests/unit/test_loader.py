@@ -327,7 +327,7 @@ BAD_INPUTS: list[tuple[str, Any, str, list[str]]] = [
             },
         },
         "spec.hooks[0].trigger.args",
-        ["[]"],
+        ["at least one value"],
     ),
     (
         "bt-unknown-field",

@@ -59,10 +59,15 @@ def test_kustomize_renders_the_install():
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
     assert kinds == [
         ("ClusterRole", "krally-operator"),
+        ("ClusterRole", "krally-operator-webhook"),
         ("ClusterRoleBinding", "krally-operator"),
+        ("ClusterRoleBinding", "krally-operator-webhook"),
         ("CustomResourceDefinition", "benchmarktasks.krally.dev"),
         ("Deployment", "krally-operator"),
         ("Namespace", "krally-system"),
+        ("Role", "krally-operator-webhook"),
+        ("RoleBinding", "krally-operator-webhook"),
+        ("Service", "krally-webhook"),
         ("ServiceAccount", "krally-operator"),
     ]
     for doc in docs:

@@ -30,6 +30,7 @@ from krally.api.names import (
     SINGULAR,
     VERSION,
 )
+from krally.api.rules import RULES
 from krally.api.schema import PRESERVE, VALIDATIONS, structural_problems
 from krally.api.spec_schema import SPEC_SCHEMA
 from krally.api.status_schema import STATUS_SCHEMA
@@ -99,10 +100,25 @@ def _immutability_rules(spec_schema: dict[str, Any]) -> list[dict[str, Any]]:
     return rules
 
 
+def _node(schema: dict[str, Any], where: tuple[str, ...]) -> dict[str, Any]:
+    """The sub-schema at a rule's location ("[]" = an array's items)."""
+    for step in where:
+        schema = schema["items"] if step == "[]" else schema["properties"][step]
+    return schema
+
+
+def with_rules(spec_schema: dict[str, Any]) -> dict[str, Any]:
+    """``spec_schema`` (modified in place) with every :data:`krally.api.rules.RULES` entry in
+    ``x-kubernetes-validations`` at its location."""
+    for rule in RULES:
+        _node(spec_schema, rule.where).setdefault(VALIDATIONS, []).append(rule.validation())
+    return spec_schema
+
+
 def render_crd() -> dict[str, Any]:
     """The CRD as a dict, ready for ``yaml.safe_dump`` or the API."""
-    spec = copy.deepcopy(SPEC_SCHEMA)
-    spec[VALIDATIONS] = _immutability_rules(spec)
+    spec = with_rules(copy.deepcopy(SPEC_SCHEMA))
+    spec[VALIDATIONS] = _immutability_rules(spec) + spec.get(VALIDATIONS, [])
     status = copy.deepcopy(STATUS_SCHEMA)
     root = {
         "type": "object",

@@ -13,6 +13,7 @@ from typing import Any
 
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
 VALIDATIONS = "x-kubernetes-validations"
+INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
 
 Schema = dict[str, Any]
 
@@ -88,6 +89,8 @@ def structural_problems(
     if "properties" in schema and "additionalProperties" in schema:
         problems.append(f"{where}: properties and additionalProperties are mutually exclusive")
     for junctor in ("oneOf", "anyOf", "allOf", "not"):
+        if junctor == "anyOf" and schema.get(junctor) == INT_OR_STRING_ANY_OF:
+            continue  # the one typed junctor Kubernetes allows (an int-or-string quantity)
         if junctor in schema:
             # Junctors may only restrict values (no types, descriptions); H4's schema has none.
             problems.append(f"{where}: {junctor} is not supported by this generator")

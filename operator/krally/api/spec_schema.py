@@ -6,7 +6,13 @@ generator (:mod:`krally.api.crd`) embeds it as the structural OpenAPI schema of
 (except free-form plugin ``args``, which carry ``x-kubernetes-preserve-unknown-fields`` instead), a
 ``description`` on every field (for ``kubectl explain``), no ``$ref``, no ``oneOf`` at the top of
 ``properties`` and never ``additionalProperties`` next to ``properties`` (forbidden in structural
-schemas). Unknown fields are instead reported by :func:`krally.task.schema.validate_spec` walking
+schemas); the one junctor is the ``anyOf: [integer, string]`` of an ``x-kubernetes-int-or-string``
+quantity, as Kubernetes' own schemas write it. Patterns are written for both RE2 (the API
+server) and Python's ``re``. What needs more than a keyword (a bound that depends on the plugin
+named beside it, map keys with a syntax) is a rule of :mod:`krally.api.rules`: CEL in the CRD and
+the same check in Python; CEL reads only declared fields, so the built-in runners' and
+triggers' fields are declared here (third-party plugins may add others). Unknown fields are
+instead reported by :func:`krally.task.schema.validate_spec` walking
 the schema (like ``kubectl``'s strict field validation), so a typo such as ``hoks`` is an error,
 not silently pruned.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from krally.api import rules
 from krally.api.schema import PRESERVE
 
 
@@ -24,27 +31,161 @@ def _free(description: str) -> dict[str, Any]:
     return {PRESERVE: True, "description": description}
 
 
-def _string_map(description: str) -> dict[str, Any]:
+_PLUGIN_MAP_NOTE = " Keys are plugin names; each value is that plugin's config (free-form)."
+
+
+def _quantity(description: str) -> dict[str, Any]:
+    # Integer or string, as a Pod's quantities (`cpu: 1` or `cpu: 500m`); the syntax is checked.
     return {
-        "type": "object",
+        "x-kubernetes-int-or-string": True,
+        "anyOf": [{"type": "integer"}, {"type": "string"}],
+        "pattern": rules.QUANTITY,
         "description": description,
-        "additionalProperties": {"type": "string", "description": "A label value."},
     }
 
 
-_PLUGIN_MAP_NOTE = " Keys are plugin names; each value is that plugin's config (free-form)."
+def _quantities(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "maxProperties": 20,
+        "additionalProperties": _quantity("A quantity, e.g. 500m, 1, 256Mi."),
+    }
+
 
 _RESOURCES = {
     "type": "object",
     "description": "Compute resources (requests/limits) of the container, as in a Pod spec.",
-    PRESERVE: True,
+    "properties": {
+        "requests": _quantities("Minimum resources, e.g. {cpu: 100m, memory: 128Mi}."),
+        "limits": _quantities("Maximum resources, e.g. {cpu: '1', memory: 256Mi}."),
+    },
 }
 
 _TOLERATIONS = {
     "type": "array",
+    "maxItems": 20,
     "description": "Tolerations of the pod, as in a Pod spec.",
-    "items": {"type": "object", "description": "A toleration, as in a Pod spec.", PRESERVE: True},
+    "items": {
+        "type": "object",
+        "description": "A toleration, as in a Pod spec.",
+        "properties": {
+            "key": {
+                "type": "string",
+                "maxLength": 316,
+                "pattern": rules.OPTIONAL_LABEL_KEY,
+                "description": "Taint key the toleration applies to (empty: every key, with "
+                "operator Exists).",
+            },
+            "operator": {
+                "type": "string",
+                "enum": ["Exists", "Equal"],
+                "description": "Exists or Equal (default Equal).",
+            },
+            "value": {
+                "type": "string",
+                "maxLength": 63,
+                "pattern": rules.LABEL_VALUE,
+                "description": "Taint value the toleration matches (operator Equal).",
+            },
+            "effect": {
+                "type": "string",
+                "enum": ["", "NoSchedule", "PreferNoSchedule", "NoExecute"],
+                "description": "Taint effect to match (empty: every effect).",
+            },
+            "tolerationSeconds": {
+                "type": "integer",
+                "description": "With effect NoExecute: how long the pod stays bound after the "
+                "taint appears.",
+            },
+        },
+    },
 }
+
+
+def _node_selector(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "maxProperties": 20,
+        "additionalProperties": {
+            "type": "string",
+            "maxLength": 63,
+            "pattern": rules.LABEL_VALUE,
+            "description": "A label value.",
+        },
+    }
+
+
+def _key_ref(kind: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"A key of a {kind} in the task's namespace.",
+        "required": ["name", "key"],
+        "properties": {
+            "name": {
+                "type": "string",
+                "maxLength": 253,
+                "pattern": rules.DNS1123_SUBDOMAIN,
+                "description": f"Name of the {kind}.",
+            },
+            "key": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 253,
+                "pattern": r"^[-._a-zA-Z0-9]+$",
+                "description": f"The key of the {kind}'s data.",
+            },
+            "optional": {
+                "type": "boolean",
+                "description": f"Start the pod even if the {kind} or key is missing.",
+            },
+        },
+    }
+
+
+def _env(description: str) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "maxItems": 100,
+        "description": description + " Values never appear in status, Events or the operator's "
+        "log; take secrets from a Secret with valueFrom.",
+        "items": {
+            "type": "object",
+            "description": "An environment variable: a value, or a reference to a Secret or "
+            "ConfigMap key.",
+            "required": ["name"],
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 256,
+                    "pattern": rules.ENV_NAME,
+                    "description": "Variable name ([-._a-zA-Z][-._a-zA-Z0-9]*).",
+                },
+                "value": {"type": "string", "description": "Variable value."},
+                "valueFrom": {
+                    "type": "object",
+                    "description": "Where the value comes from (exactly one of the two).",
+                    "properties": {
+                        "secretKeyRef": _key_ref("Secret"),
+                        "configMapKeyRef": _key_ref("ConfigMap"),
+                    },
+                },
+            },
+        },
+    }
+
+
+def _image(description: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 512,
+        "pattern": rules.IMAGE,
+        "description": description + " A reference [host[:port]/]path[:tag][@digest].",
+    }
+
 
 _HOOK_JOB = {
     "type": "object",
@@ -53,15 +194,15 @@ _HOOK_JOB = {
         "the operator's defaults. Ignored by `krally run`, except timeoutSeconds."
     ),
     "properties": {
-        "image": {
-            "type": "string",
-            "minLength": 1,
-            "description": "Container image of the hook pod; it must contain `krally` "
-            "(and whatever the hook's command needs, e.g. kubectl).",
-        },
+        "image": _image(
+            "Container image of the hook pod; it must contain `krally` "
+            "(and whatever the hook's command needs, e.g. kubectl)."
+        ),
         "serviceAccountName": {
             "type": "string",
             "minLength": 1,
+            "maxLength": 253,
+            "pattern": rules.DNS1123_SUBDOMAIN,
             "description": "Service account the hook pod runs as: the rights the disruption "
             "needs (e.g. to delete pods). Must be allowed by the operator's settings.",
         },
@@ -73,21 +214,32 @@ _HOOK_JOB = {
             "Rally itself never kills a hook.",
         },
         "resources": _RESOURCES,
-        "nodeSelector": _string_map("Node labels the hook pod must be scheduled on."),
+        "nodeSelector": _node_selector("Node labels the hook pod must be scheduled on."),
         "tolerations": _TOLERATIONS,
-        "env": {
-            "type": "array",
-            "description": "Extra environment variables of the hook container.",
-            "items": {
-                "type": "object",
-                "description": "An environment variable.",
-                "required": ["name"],
-                "properties": {
-                    "name": {"type": "string", "minLength": 1, "description": "Variable name."},
-                    "value": {"type": "string", "description": "Variable value."},
-                },
-            },
+        "env": _env("Extra environment variables of the hook container."),
+    },
+}
+
+_TRIGGER_ARGS = {
+    "type": "object",
+    PRESERVE: True,
+    "description": "The trigger's config, e.g. {unit: iteration, at: [5, 50]} for event or "
+    "{unit: time, step: 10} for periodic. The fields of the built-in triggers are declared "
+    "(so the API server checks them); a third-party trigger may add others.",
+    "properties": {
+        "unit": {
+            "type": "string",
+            "description": "What the values count: iteration (from 1) or time (seconds from 0).",
         },
+        "at": {
+            "type": "array",
+            "maxItems": 1000,
+            "description": "event: the iterations or seconds to fire at.",
+            "items": {"type": "integer", "description": "An iteration or a second."},
+        },
+        "start": {"type": "integer", "description": "periodic: first value (default 1 or 0)."},
+        "end": {"type": "integer", "description": "periodic: last value (default: no end)."},
+        "step": {"type": "integer", "minimum": 1, "description": "periodic: fire every step."},
     },
 }
 
@@ -114,10 +266,7 @@ _HOOK = {
                     "minLength": 1,
                     "description": "Trigger plugin name: event or periodic (or a third-party one).",
                 },
-                "args": _free(
-                    "The trigger's config, e.g. {unit: iteration, at: [5, 50]} for event or "
-                    "{unit: time, step: 10} for periodic."
-                ),
+                "args": _TRIGGER_ARGS,
             },
         },
         "job": _HOOK_JOB,
@@ -159,6 +308,33 @@ SPEC_SCHEMA: dict[str, Any] = {
                     "description": "Runner plugin name: constant, constant_for_duration, rps or "
                     "serial.",
                 },
+                # Declared so that the API server (CEL) can check them; a third-party runner may
+                # add other fields.
+                "times": {"type": "integer", "minimum": 1, "description": "Iterations to run."},
+                "concurrency": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Iterations running at any moment.",
+                },
+                "max_concurrency": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "rps: at most this many iterations at once.",
+                },
+                "max_cpu_count": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "At most this many worker processes.",
+                },
+                "timeout": {
+                    "type": "number",
+                    "description": "Seconds after which an iteration is interrupted.",
+                },
+                "duration": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": "constant_for_duration: seconds during which iterations start.",
+                },
             },
         },
         "contexts": {
@@ -192,20 +368,19 @@ SPEC_SCHEMA: dict[str, Any] = {
             "description": "Cluster-only settings of the pod that runs the load. Absent fields "
             "take the operator's defaults.",
             "properties": {
-                "image": {
-                    "type": "string",
-                    "minLength": 1,
-                    "description": "Container image of the runner pod; it must contain `krally` "
-                    "and any third-party plugins the task uses.",
-                },
+                "image": _image(
+                    "Container image of the runner pod; it must contain `krally` "
+                    "and any third-party plugins the task uses."
+                ),
                 "imagePullPolicy": {
                     "type": "string",
                     "enum": ["Always", "IfNotPresent", "Never"],
                     "description": "Image pull policy of the runner container.",
                 },
                 "resources": _RESOURCES,
-                "nodeSelector": _string_map("Node labels the runner pod must be scheduled on."),
+                "nodeSelector": _node_selector("Node labels the runner pod must be scheduled on."),
                 "tolerations": _TOLERATIONS,
+                "env": _env("Extra environment variables of the runner container."),
                 "timeoutSeconds": {
                     "type": "integer",
                     "minimum": 1,

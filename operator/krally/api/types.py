@@ -53,6 +53,7 @@ class PodOptions(TypedDict, total=False):
 
 class RunnerPod(PodOptions, total=False):
     imagePullPolicy: str
+    env: list[dict[str, Any]]
 
 
 class HookJob(PodOptions, total=False):

@@ -31,15 +31,19 @@ def cmd_operator(args: argparse.Namespace) -> int:
 
     _plugin_paths(args)
     # The one read of the operator's settings: the environment, with the CLI flags over it.
-    settings = Settings.load(os.environ, image=args.image, hook_timeout=args.hook_timeout)
+    settings = Settings.load(
+        os.environ, image=args.image, hook_timeout=args.hook_timeout, webhook=args.webhook
+    )
     kopf.configure(verbose=args.verbose, debug=args.debug, quiet=not args.verbose)
     # kopf's per-event lines stay quiet; krally's own (Jobs created, phases) are always logged.
     logging.getLogger("krally").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    handlers.register(settings)
+    # The operator's own namespace: where the webhook's Service and certificate Secret live.
+    own = os.environ.get("KRALLY_NAMESPACE") or _own_namespace() or "default"
+    handlers.register(settings, namespace=own)
 
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
-        namespaces = [os.environ.get("KRALLY_NAMESPACE") or _own_namespace() or "default"]
+        namespaces = [own]
     kopf.run(
         clusterwide=bool(args.all_namespaces),
         namespaces=[] if args.all_namespaces else namespaces,
@@ -122,6 +126,12 @@ def register(sub: Any) -> None:
     )
     op.add_argument("--image", help="default runner and hook image (else $KRALLY_IMAGE)")
     op.add_argument("--hook-timeout", type=int, help="default hook timeout in seconds (else 600)")
+    op.add_argument(
+        "--webhook",
+        action="store_true",
+        help="serve the validating admission webhook and manage its configuration "
+        "(else $KRALLY_WEBHOOK=1; see KRALLY_WEBHOOK_URL for an operator outside the cluster)",
+    )
     op.add_argument("-v", "--verbose", action="store_true", help="log every handler call")
     op.add_argument("--debug", action="store_true", help="kopf debug logging")
     _plugin_arg(op)

@@ -155,6 +155,15 @@ def _task_env(task: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def user_env_var(entry: dict[str, Any]) -> dict[str, Any]:
+    """A task's env entry for the container: a value, or its ``valueFrom`` reference passed
+    through unchanged (the kubelet resolves the Secret/ConfigMap: the value never passes through
+    the operator, the spec, status or the Job's manifest)."""
+    if entry.get("valueFrom"):
+        return {"name": entry["name"], "valueFrom": dict(entry["valueFrom"])}
+    return {"name": entry["name"], "value": entry.get("value", "")}
+
+
 def _tmp_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     return {"name": "tmp", "emptyDir": {}}, {"name": "tmp", "mountPath": "/tmp"}
 
@@ -297,6 +306,7 @@ def runner_job(task: dict[str, Any], settings: Settings) -> dict[str, Any]:
             # The snapshot: the runner never reads the spec again, so what ran is what was accepted.
             {"name": "KRALLY_SPEC", "value": json.dumps(spec, sort_keys=True)},
             *({"name": k, "value": v} for k, v in settings.extra_env.items()),
+            *(user_env_var(e) for e in pod.get("env") or []),
         ],
     }
     if pod.get("resources"):
@@ -356,7 +366,7 @@ def hook_job(
             *_task_env(task),
             {"name": "KRALLY_HOOK", "value": json.dumps(payload, sort_keys=True)},
             *({"name": k, "value": v} for k, v in settings.extra_env.items()),
-            *({"name": e["name"], "value": e.get("value", "")} for e in job.get("env") or []),
+            *(user_env_var(e) for e in job.get("env") or []),
         ],
     }
     if job.get("resources"):

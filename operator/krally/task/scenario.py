@@ -147,6 +147,28 @@ class Scenario(plugin.Plugin, kind="scenario"):
         return owner if isinstance(owner, str) else None
 
 
+def args_schema(
+    properties: dict[str, Any], required: tuple[str, ...] = (), *, extra: bool = False
+) -> dict[str, Any]:
+    """A scenario's CONFIG_SCHEMA declaring its arguments' types (Rally's ``validation.add``
+    number/type checks): ``extra`` when ``run()`` takes ``**kwargs``. A scenario without one is
+    checked against ``run()``'s signature only (names, not types)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": extra,
+    }
+
+
+def number(minimum: float = 0, maximum: float | None = None, integer: bool = False) -> dict:
+    """An argument that is a number (or integer) in [minimum, maximum]."""
+    schema: dict[str, Any] = {"type": "integer" if integer else "number", "minimum": minimum}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return schema
+
+
 def configure(
     name: str, platform: str = "default", context: dict[str, Any] | None = None
 ) -> Callable[[S], S]:

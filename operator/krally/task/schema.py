@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 
+from krally.api.rules import rule_problems
 from krally.api.schema import PRESERVE, pruned
 from krally.api.spec_schema import SPEC_SCHEMA, spec_schema
 from krally.errors import InvalidConfig
@@ -30,6 +31,11 @@ def schema_errors(spec: Any, path: str = "spec") -> list[InvalidConfig]:
         InvalidConfig(where, f"unknown field {key!r}; known fields: {', '.join(known)}")
         for where, key, known in pruned(SPEC_SCHEMA, spec, path)
     )
+    if not problems:
+        # The CRD's CEL rules, in Python: the API server refuses these at apply time too.
+        problems.extend(
+            InvalidConfig(where, message) for where, message in rule_problems(spec, path)
+        )
     return problems
 
 

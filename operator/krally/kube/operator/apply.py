@@ -293,3 +293,33 @@ class Applier:
         if action.events:
             # In the background: Events must not hold up the next reconcile (or a firing).
             self._spawn(asyncio.to_thread(kevents.post, self.api.core, task, list(action.events)))
+
+
+# -- the admission webhook's certificate (kube/operator/webhook.py) --------------------------
+
+
+def load_or_create_secret(core: Any, namespace: str, name: str, data: dict[str, str]) -> Any:
+    """The data of Secret ``name``, created with ``data`` if absent. A 409 means another replica
+    created it first: its data wins, so every replica serves the same certificate."""
+    from kubernetes.client.exceptions import ApiException
+
+    for _ in range(3):
+        try:
+            return core.read_namespaced_secret(name, namespace).data
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "labels": {names.MANAGED_BY: names.MANAGER}},
+            "type": "Opaque",
+            "data": data,
+        }
+        try:
+            core.create_namespaced_secret(namespace, body)
+            return data
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    raise RuntimeError(f"secret {namespace}/{name}: neither readable nor creatable")

@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from krally.api import names
-from krally.kube.operator import store
+from krally.kube.operator import store, webhook
 from krally.kube.operator.apply import Clients
 from krally.kube.operator.controller import Controller
 from krally.kube.operator.settings import Settings
@@ -23,7 +23,11 @@ MANAGED = {names.MANAGED_BY: names.MANAGER}
 TASKS = (names.GROUP, names.VERSION, names.PLURAL)
 
 
-def register(krally_settings: Settings, registry: kopf.OperatorRegistry | None = None) -> None:
+def register(
+    krally_settings: Settings,
+    registry: kopf.OperatorRegistry | None = None,
+    namespace: str = "default",
+) -> None:
     """Register krally's handlers (into kopf's default registry unless given one); the
     controller is created at startup, when the API client can be configured."""
     registry = registry or kopf.get_default_registry()
@@ -47,7 +51,14 @@ def register(krally_settings: Settings, registry: kopf.OperatorRegistry | None =
         settings.watching.inactivity_timeout = 70
         # No cluster-wide CRD/namespace listing unless asked: the CRD is installed beforehand.
         settings.scanning.disabled = not krally_settings.scanning
-        holder["controller"] = Controller(krally_settings, Clients())
+        clients = Clients()
+        holder["controller"] = Controller(krally_settings, clients)
+        # Admission webhook (webhook.py); `namespace` is the operator's own.
+        if krally_settings.webhook:
+            webhook.configure(settings, krally_settings, namespace, clients.core)
+
+    if krally_settings.webhook:
+        webhook.register(krally_settings, namespace, registry)
 
     @kopf.index(*TASKS, id="task_index", registry=registry)
     def task_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:

@@ -48,6 +48,19 @@ class Settings:
     # operator's own runner_image and hook_image (comma list; a trailing "*" matches a prefix,
     # "*" alone any image). A task naming another one is refused.
     allowed_images: tuple[str, ...] = ()
+    # -- the validating admission webhook (kube/operator/webhook.py) --
+    # KRALLY_WEBHOOK=1 (--webhook): serve it and manage its ValidatingWebhookConfiguration.
+    webhook: bool = False
+    # KRALLY_WEBHOOK_PORT: the HTTPS port the operator listens on for it.
+    webhook_port: int = 9443
+    # KRALLY_WEBHOOK_URL: the API server calls this URL (e.g. https://127.0.0.1:9443, an
+    # operator run outside the cluster) instead of the Service.
+    webhook_url: str | None = None
+    # KRALLY_WEBHOOK_SERVICE: the Service (in the operator's namespace) in front of the webhook.
+    webhook_service: str = "krally-webhook"
+    # KRALLY_WEBHOOK_SECRET: Secret (operator's namespace) keeping the webhook's CA and
+    # certificate so replicas serve the same; unset: a new one at every start.
+    webhook_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +80,11 @@ class Settings:
             allowed_images=tuple(
                 p.strip() for p in (env.get("KRALLY_ALLOWED_IMAGES") or "").split(",") if p.strip()
             ),
+            webhook=env.get("KRALLY_WEBHOOK", "") == "1",
+            webhook_port=int(env.get("KRALLY_WEBHOOK_PORT") or 9443),
+            webhook_url=env.get("KRALLY_WEBHOOK_URL") or None,
+            webhook_service=env.get("KRALLY_WEBHOOK_SERVICE") or "krally-webhook",
+            webhook_secret=env.get("KRALLY_WEBHOOK_SECRET") or None,
         )
 
     def image_allowed(self, image: str) -> bool:
@@ -84,14 +102,18 @@ class Settings:
         *,
         image: str | None = None,
         hook_timeout: int | None = None,
+        webhook: bool = False,
     ) -> Settings:
         """``from_env`` with the CLI flags laid over the variables they stand for
-        (``--image`` is ``KRALLY_IMAGE``, ``--hook-timeout`` is ``KRALLY_HOOK_TIMEOUT``)."""
+        (``--image`` is ``KRALLY_IMAGE``, ``--hook-timeout`` is ``KRALLY_HOOK_TIMEOUT``,
+        ``--webhook`` is ``KRALLY_WEBHOOK=1``)."""
         merged = dict(os.environ if env is None else env)
         if image:
             merged["KRALLY_IMAGE"] = image
         if hook_timeout:
             merged["KRALLY_HOOK_TIMEOUT"] = str(hook_timeout)
+        if webhook:
+            merged["KRALLY_WEBHOOK"] = "1"
         return cls.from_env(merged)
 
 

@@ -9,7 +9,9 @@ import random
 from typing import Any
 
 from krally.task import atomic, scenario
-from krally.task.scenario import interruptable_sleep
+from krally.task.scenario import args_schema, interruptable_sleep, number
+
+_PROBABILITY = number(0, 1)
 
 
 class DummyScenarioException(Exception):  # Rally's name, shown in results
@@ -20,6 +22,8 @@ class DummyScenarioException(Exception):  # Rally's name, shown in results
 class Dummy(scenario.Scenario):
     """Do nothing but sleep ``sleep`` seconds, inside nested atomic actions foo -> bar."""
 
+    CONFIG_SCHEMA = args_schema({"sleep": number()}, extra=True)
+
     def run(self, sleep: float = 0, **kwargs: Any) -> None:
         with atomic.ActionTimer(self, "foo"), atomic.ActionTimer(self, "bar"):
             interruptable_sleep(sleep)
@@ -28,6 +32,15 @@ class Dummy(scenario.Scenario):
 @scenario.configure(name="Dummy.failure")
 class DummyFailure(scenario.Scenario):
     """Sleep, then fail iterations ``from_iteration..to_iteration`` divisible by ``each``."""
+
+    CONFIG_SCHEMA = args_schema(
+        {
+            "sleep": number(),
+            "from_iteration": number(integer=True),
+            "to_iteration": number(integer=True),
+            "each": number(integer=True),
+        }
+    )
 
     def run(
         self, sleep: float = 0.1, from_iteration: int = 0, to_iteration: int = 0, each: int = 1
@@ -42,6 +55,14 @@ class DummyFailure(scenario.Scenario):
 class DummyException(scenario.Scenario):
     """Sleep, then always raise (``message``, or ``size_of_message`` times "M")."""
 
+    CONFIG_SCHEMA = args_schema(
+        {
+            "size_of_message": number(1, integer=True),
+            "sleep": number(),
+            "message": {"type": "string"},
+        }
+    )
+
     def run(self, size_of_message: int = 1, sleep: float = 1, message: str = "") -> None:
         if size_of_message < 1:
             raise ValueError("size_of_message must be >= 1")
@@ -53,6 +74,8 @@ class DummyException(scenario.Scenario):
 class DummyExceptionProbability(scenario.Scenario):
     """Raise with probability ``exception_probability``."""
 
+    CONFIG_SCHEMA = args_schema({"exception_probability": _PROBABILITY})
+
     def run(self, exception_probability: float = 0.5) -> None:
         if random.random() < exception_probability:
             raise KeyError(f"Dummy test exception (probability {exception_probability})")
@@ -61,6 +84,8 @@ class DummyExceptionProbability(scenario.Scenario):
 @scenario.configure(name="Dummy.dummy_output")
 class DummyOutput(scenario.Scenario):
     """Emit one output of every chart kind, with random values in ``1..random_range``."""
+
+    CONFIG_SCHEMA = args_schema({"random_range": number(1, integer=True)})
 
     def run(self, random_range: int = 25) -> None:
         def rand() -> int:
@@ -124,6 +149,8 @@ class DummyWithScenarioOutput(DummyOutput):
 class DummyRandomFailInAtomic(scenario.Scenario):
     """Two atomic actions, each raising KeyError with probability ``exception_probability``."""
 
+    CONFIG_SCHEMA = args_schema({"exception_probability": _PROBABILITY})
+
     @atomic.action_timer("dummy_fail_test")
     def _random_fail_emitter(self, exception_probability: float) -> None:
         if random.random() < exception_probability:
@@ -138,6 +165,10 @@ class DummyRandomFailInAtomic(scenario.Scenario):
 class DummyRandomAction(scenario.Scenario):
     """``actions_num`` atomic actions ``action_<i>``, each sleeping in [sleep_min, sleep_max]."""
 
+    CONFIG_SCHEMA = args_schema(
+        {"actions_num": number(integer=True), "sleep_min": number(), "sleep_max": number()}
+    )
+
     def run(self, actions_num: int = 5, sleep_min: float = 0, sleep_max: float = 0) -> None:
         for index in range(actions_num):
             with atomic.ActionTimer(self, f"action_{index}"):
@@ -147,6 +178,10 @@ class DummyRandomAction(scenario.Scenario):
 @scenario.configure(name="Dummy.dummy_timed_atomic_actions")
 class DummyTimedAtomicActions(scenario.Scenario):
     """Atomic actions ``action_<i>`` (i = 0..number_of_actions-1) sleeping i*sleep_factor s."""
+
+    CONFIG_SCHEMA = args_schema(
+        {"number_of_actions": number(integer=True), "sleep_factor": number()}
+    )
 
     def run(self, number_of_actions: int = 5, sleep_factor: float = 1) -> None:
         for index in range(number_of_actions):
