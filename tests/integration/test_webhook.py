@@ -69,6 +69,8 @@ def webhook(cluster, tmp_path_factory) -> Iterator[dict]:
         "KRALLY_WEBHOOK_PORT": str(port),
         "KRALLY_WEBHOOK_URL": f"https://127.0.0.1:{port}",
         "KRALLY_WEBHOOK_SECRET": SECRET,
+        # The admin allows the good task's hook image (the image policy runs here too).
+        "KRALLY_ALLOWED_IMAGES": "images.example.test:5000/team/*",
         "PYTHONUNBUFFERED": "1",
     }
     log = work / "operator.log"
@@ -124,6 +126,11 @@ def test_the_configuration_is_managed_and_fails_open(cluster, webhook):
 
 
 def test_a_good_task_passes(cluster, webhook, namespace):
+    # The hook's ServiceAccount exists and its admin opted it in.
+    cluster.kubectl("create", "serviceaccount", "chaos.runner-1", "-n", namespace)
+    cluster.kubectl(
+        "annotate", "serviceaccount", "chaos.runner-1", "-n", namespace, "krally.dev/hooks=allowed"
+    )
     proc = _apply(cluster, namespace, "good", GOOD_SPEC)
     assert proc.returncode == 0, proc.stderr
 
@@ -140,3 +147,28 @@ def test_a_string_sleep_is_refused_by_a_server_side_dry_run_too(cluster, webhook
     spec = dict(GOOD_SPEC, scenario={"name": "Dummy.dummy", "args": {"sleep": "x"}})
     proc = _apply(cluster, namespace, "dry", spec, "--dry-run=server")
     assert proc.returncode != 0 and "spec.scenario.args.sleep" in proc.stderr, proc.stderr
+
+
+def test_a_hook_account_its_admin_did_not_opt_in_is_refused_at_apply(cluster, webhook, namespace):
+    """The webhook reads the ServiceAccount a hook names (as the operator's admission does): one
+    without the opt-in annotation is refused at apply; once annotated, the same task passes."""
+    cluster.kubectl("create", "serviceaccount", "chaos", "-n", namespace)
+    hook = {
+        "name": "sys_call",
+        "args": "true",
+        "trigger": {"name": "event", "args": {"unit": "iteration", "at": [1]}},
+        "job": {"serviceAccountName": "chaos"},
+    }
+    spec = dict(GOOD_SPEC, hooks=[hook])
+    proc = _apply(cluster, namespace, "borrow", spec)
+    assert proc.returncode != 0, proc.stdout
+    assert "spec.hooks[0].job.serviceAccountName" in proc.stderr, proc.stderr
+    assert "not opted in" in proc.stderr or "krally.dev/hooks" in proc.stderr, proc.stderr
+    missing = dict(spec, hooks=[{**hook, "job": {"serviceAccountName": "nobody"}}])
+    proc = _apply(cluster, namespace, "nobody", missing)
+    assert proc.returncode != 0 and "spec.hooks[0].job.serviceAccountName" in proc.stderr
+    cluster.kubectl(
+        "annotate", "serviceaccount", "chaos", "-n", namespace, "krally.dev/hooks=allowed"
+    )
+    proc = _apply(cluster, namespace, "borrow", spec)
+    assert proc.returncode == 0, proc.stderr

@@ -58,7 +58,11 @@ def register(
             webhook.configure(settings, krally_settings, namespace, clients.core)
 
     if krally_settings.webhook:
-        webhook.register(krally_settings, namespace, registry)
+
+        async def read_account(account_namespace: str, name: str) -> dict[str, Any] | None:
+            return await controller().applier.read_service_account(account_namespace, name)
+
+        webhook.register(krally_settings, namespace, registry, read_account)
 
     @kopf.index(*TASKS, id="task_index", registry=registry)
     def task_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:

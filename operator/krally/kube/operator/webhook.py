@@ -24,13 +24,14 @@ when an operator stops) so one replica's shutdown does not drop it for the other
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import ipaddress
 import logging
 import tempfile
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,8 +198,16 @@ def problems_message(problems: list[str]) -> str:
     return "BenchmarkTask refused by krally: " + "; ".join(problems)
 
 
-def register(krally_settings: Settings, namespace: str, registry: kopf.OperatorRegistry) -> None:
-    """The validating handler (CREATE only: the CRD's CEL rules keep the spec immutable)."""
+def register(
+    krally_settings: Settings,
+    namespace: str,
+    registry: kopf.OperatorRegistry,
+    read_account: Callable[[str, str], Awaitable[Mapping[str, Any] | None]] | None = None,
+) -> None:
+    """The validating handler (CREATE only: the CRD's CEL rules keep the spec immutable).
+    ``read_account(namespace, name)`` reads a ServiceAccount a hook names, so a task borrowing
+    one its admin did not opt in is refused at apply too (None: that check waits for the
+    operator's own admission)."""
     from krally.api import names
     from krally.kube.operator import admission
 
@@ -213,8 +222,16 @@ def register(krally_settings: Settings, namespace: str, registry: kopf.OperatorR
         ignore_failures=True,  # failurePolicy Ignore: see the module docstring
         registry=registry,
     )
-    def validate_spec(spec: kopf.Spec, **_: Any) -> None:
-        problems, _warnings = admission.validate(dict(spec), krally_settings)
+    async def validate_spec(spec: kopf.Spec, namespace: str | None, **_: Any) -> None:
+        accounts = None
+        if read_account is not None and namespace:
+            accounts = {
+                name: await read_account(namespace, name)
+                for name in admission.named_service_accounts(spec)
+            }
+        problems, _warnings = await asyncio.to_thread(
+            admission.validate, dict(spec), krally_settings, accounts
+        )
         if problems:
             raise kopf.AdmissionError(problems_message(problems), code=422)
 
