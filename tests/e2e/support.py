@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,21 @@ OPERATOR_SA = "krally-operator"
 class Operator:
     """`krally operator` as a child process, acting as the operator ServiceAccount."""
 
-    def __init__(self, cluster: Any, namespace: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        cluster: Any,
+        namespace: str,
+        workdir: Path,
+        *,
+        name: str = "operator",
+        args: Sequence[str] = ("--standalone",),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.cluster, self.namespace, self.workdir = cluster, namespace, workdir
-        self.kubeconfig = workdir / "operator.kubeconfig"
-        self.log = workdir / "operator.log"
+        # Several operators side by side (leader election) each get their own files.
+        self.kubeconfig = workdir / f"{name}.kubeconfig"
+        self.log = workdir / f"{name}.log"
+        self.args, self.env = tuple(args), dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         token = cluster.token_for(namespace, OPERATOR_SA)
         cluster.write_kubeconfig(self.kubeconfig, token=token, namespace=namespace)
@@ -43,10 +54,11 @@ class Operator:
             # The operator validates specs: it must know the alt image's test-only scenario.
             "KRALLY_PLUGIN_PATH": str(images.HERE / "plugins"),
             "PYTHONUNBUFFERED": "1",
+            **self.env,
         }
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "krally", "operator", "-n", self.namespace, "--standalone"],
+            [sys.executable, "-m", "krally", "operator", "-n", self.namespace, *self.args],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -73,6 +85,38 @@ class Operator:
         if not self.log.exists():
             return ""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+LEADER_ELECTION = ROOT / "manifests" / "leader-election.yaml"
+
+
+def grant_lease_rights(cluster: Any, ns: str) -> None:
+    """The shipped leader-election Role and RoleBinding, moved into the test's namespace (where
+    the test's operator ServiceAccount lives and its Lease is kept)."""
+    docs = [d for d in yaml.safe_load_all(LEADER_ELECTION.read_text()) if d]
+    for doc in docs:
+        doc["metadata"]["namespace"] = ns
+        for subject in doc.get("subjects") or []:
+            subject["namespace"] = ns
+            subject["name"] = OPERATOR_SA
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def lease(cluster: Any, ns: str, name: str = "krally-operator") -> dict[str, Any]:
+    proc = cluster.kubectl("get", "lease", name, "-n", ns, "-o", "json", check=False)
+    return json.loads(proc.stdout).get("spec") or {} if proc.returncode == 0 else {}
+
+
+def leader_operator(cluster: Any, ns: str, workdir: Path, name: str) -> Operator:
+    """`krally operator --leader-elect` named ``name`` in the Lease of ``ns``."""
+    return Operator(
+        cluster,
+        ns,
+        workdir,
+        name=name,
+        args=("--leader-elect",),
+        env={"KRALLY_POD_NAME": name, "KRALLY_LEADER_NAMESPACE": ns},
+    )
 
 
 # -- helpers -----------------------------------------------------------------------------------
