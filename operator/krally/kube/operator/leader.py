@@ -138,11 +138,15 @@ class LeaseApi:
     """get/create/replace of one Lease as plain dicts, each call with a timeout (blocking: the
     elector runs them in a thread)."""
 
-    def __init__(self, namespace: str, name: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, namespace: str, name: str, timeout: float = 5.0, api_client: Any = None
+    ) -> None:
         from kubernetes import client, config
 
-        config.load_config()
-        self.api = client.CustomObjectsApi(client.ApiClient())
+        if api_client is None:
+            config.load_config()
+            api_client = client.ApiClient()
+        self.api = client.CustomObjectsApi(api_client)
         self.namespace, self.name, self.timeout = namespace, name, timeout
 
     def get(self) -> Obj | None:
