@@ -139,3 +139,29 @@ def test_leader_election_settings() -> None:
 def test_a_bad_lease_duration_is_refused_by_name(text: str) -> None:
     with pytest.raises(ValueError, match="KRALLY_LEASE_DURATION"):
         Settings.from_env({"KRALLY_LEASE_DURATION": text})
+
+
+def test_a_follower_answers_the_liveness_probe() -> None:
+    import asyncio
+    import socket
+
+    from krally.kube.operator.leader import _serve_health
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def scenario() -> bytes:
+        server = await _serve_health(f"http://127.0.0.1:{port}/healthz")
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            answer = await reader.read()
+            writer.close()
+            return answer
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(scenario()).startswith(b"HTTP/1.1 200 OK\r\n")
