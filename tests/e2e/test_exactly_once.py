@@ -99,7 +99,9 @@ def test_twenty_operator_kills_lose_and_duplicate_no_firing(
 ) -> None:
     _hook_identity(cluster, ns)
     hook = sys_call(f"python3 -c {shlex.quote(MARK)}", "periodic", unit="time", step=3)
-    hook["job"] = {"serviceAccountName": HOOK_SA}
+    # A long deadline: a burst of hook pods after a restart may start slowly on a busy machine,
+    # and a hook killed by its deadline would leave no mark for a reason other than the kills.
+    hook["job"] = {"serviceAccountName": HOOK_SA, "timeoutSeconds": 300}
     spec = dummy_spec(times=1000, sleep=0.1, hooks=[hook])  # about 100 s, a firing every 3 s
     operator = Operator(cluster, ns, tmp_path).start()
     rng = random.Random(SEED)
@@ -158,10 +160,11 @@ def test_twenty_operator_kills_lose_and_duplicate_no_firing(
         f"duplicated: {len(duplicated)}; firing to Job: median {statistics.median(delays):.1f} s, "
         f"max {max(delays):.1f} s"
     )
+    print("hook results by status:", dict(Counter(r["status"] for r in hook_status["results"])))
+    assert not_success == [], not_success[:3]
     assert lost == [], f"firings without an execution: {lost}"
     assert duplicated == {}, f"firings executed more than once: {duplicated}"
     assert unfired == [], f"executions of no recorded firing: {unfired}"
     assert results == Counter(firings), "each firing has exactly one result"
-    assert not_success == [], not_success
     assert hook_jobs == Counter(str(v) for v in firings), "one Job per firing"
     assert sum(1 for k in kills if k[1]) >= 3, "too few killed operators had been creating Jobs"

@@ -10,7 +10,10 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from krally.kube.operator.settings import Settings
 
 
 def _plugin_paths(args: argparse.Namespace) -> None:
@@ -54,7 +57,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return _run_leader_elected(settings, options, namespaces)
 
 
-def _run_leader_elected(settings: Any, options: dict[str, Any], namespaces: list[str]) -> int:
+def _run_leader_elected(settings: Settings, options: dict[str, Any], namespaces: list[str]) -> int:
     """kopf under the Lease (krally.kube.operator.leader); the Lease replaces kopf's peering."""
     import asyncio
 
