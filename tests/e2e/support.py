@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +30,18 @@ class Operator:
         namespace: str,
         workdir: Path,
         *,
+        name: str = "operator",
+        args: Sequence[str] = ("--standalone",),
         watch: tuple[str, ...] = (),
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """Runs as ``krally-operator`` of ``namespace``, watching it, or the ``watch`` list."""
         self.cluster, self.namespace, self.workdir = cluster, namespace, workdir
         self.watch = watch or (namespace,)
-        self.env = env or {}
-        self.kubeconfig = workdir / "operator.kubeconfig"
-        self.log = workdir / "operator.log"
+        # Several operators side by side (leader election) each get their own files.
+        self.kubeconfig = workdir / f"{name}.kubeconfig"
+        self.log = workdir / f"{name}.log"
+        self.args, self.env = tuple(args), dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         token = cluster.token_for(namespace, OPERATOR_SA)
         cluster.write_kubeconfig(self.kubeconfig, token=token, namespace=namespace)
@@ -61,7 +64,7 @@ class Operator:
         handle = self.log.open("ab")
         watch = [arg for namespace in self.watch for arg in ("-n", namespace)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "krally", "operator", *watch, "--standalone"],
+            [sys.executable, "-m", "krally", "operator", *watch, *self.args],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,
@@ -88,6 +91,38 @@ class Operator:
         if not self.log.exists():
             return ""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+LEADER_ELECTION = ROOT / "manifests" / "leader-election.yaml"
+
+
+def grant_lease_rights(cluster: Any, ns: str) -> None:
+    """The shipped leader-election Role and RoleBinding, moved into the test's namespace (where
+    the test's operator ServiceAccount lives and its Lease is kept)."""
+    docs = [d for d in yaml.safe_load_all(LEADER_ELECTION.read_text()) if d]
+    for doc in docs:
+        doc["metadata"]["namespace"] = ns
+        for subject in doc.get("subjects") or []:
+            subject["namespace"] = ns
+            subject["name"] = OPERATOR_SA
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+
+
+def lease(cluster: Any, ns: str, name: str = "krally-operator") -> dict[str, Any]:
+    proc = cluster.kubectl("get", "lease", name, "-n", ns, "-o", "json", check=False)
+    return json.loads(proc.stdout).get("spec") or {} if proc.returncode == 0 else {}
+
+
+def leader_operator(cluster: Any, ns: str, workdir: Path, name: str) -> Operator:
+    """`krally operator --leader-elect` named ``name`` in the Lease of ``ns``."""
+    return Operator(
+        cluster,
+        ns,
+        workdir,
+        name=name,
+        args=("--leader-elect",),
+        env={"KRALLY_POD_NAME": name, "KRALLY_LEADER_NAMESPACE": ns},
+    )
 
 
 # -- helpers -----------------------------------------------------------------------------------

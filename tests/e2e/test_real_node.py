@@ -281,8 +281,8 @@ def test_shipped_install_runs_a_task_from_its_deployment(
         status = wait_phase(cluster, namespace, "shipped", {"Succeeded", "Failed"}, wait_for, 150)
         assert status["phase"] == "Succeeded", status.get("message")
         assert status["hooks"][0]["summary"] == {"success": 1}
-        # The probes held: the operator pod is Ready and never restarted.
-        operator_pod = json.loads(
+        # The probes held: both operator pods (leader and follower) are Ready, never restarted.
+        operator_pods = json.loads(
             cluster.kubectl(
                 "get",
                 "pods",
@@ -293,9 +293,20 @@ def test_shipped_install_runs_a_task_from_its_deployment(
                 "-o",
                 "json",
             ).stdout
-        )["items"][0]
-        container = operator_pod["status"]["containerStatuses"][0]
-        assert container["ready"] and container["restartCount"] == 0, container
+        )["items"]
+        assert len(operator_pods) == 2
+        for pod_ in operator_pods:
+            container = pod_["status"]["containerStatuses"][0]
+            assert container["ready"] and container["restartCount"] == 0, container
+        # One of them holds the Lease, under its pod name (downward API), with the shipped Role.
+        lease = json.loads(
+            cluster.kubectl(
+                "get", "lease", "krally-operator", "-n", "krally-system", "-o", "json"
+            ).stdout
+        )["spec"]
+        holder = lease["holderIdentity"].rsplit("_", 1)[0]
+        assert holder in {p["metadata"]["name"] for p in operator_pods}, lease
+        operator_pod = operator_pods[0]
         spec = operator_pod["spec"]["containers"][0]
         assert spec["image"] == images.KRALLY_REF
         env = {e["name"]: e.get("value") for e in spec["env"]}

@@ -65,7 +65,9 @@ def test_kustomize_renders_the_install():
         ("CustomResourceDefinition", "benchmarktasks.krally.dev"),
         ("Deployment", "krally-operator"),
         ("Namespace", "krally-system"),
+        ("Role", "krally-operator-leader"),
         ("Role", "krally-operator-webhook"),
+        ("RoleBinding", "krally-operator-leader"),
         ("RoleBinding", "krally-operator-webhook"),
         ("Service", "krally-webhook"),
         ("ServiceAccount", "krally-operator"),
@@ -83,12 +85,52 @@ def test_installed_crd_is_the_generated_one():
     assert installed == expected
 
 
-def test_deployment_is_a_single_recreated_replica():
-    deployment = _one(_kustomize(MANIFESTS), "Deployment", "krally-operator")
+def test_deployment_is_two_leader_elected_replicas():
+    docs = _kustomize(MANIFESTS)
+    deployment = _one(docs, "Deployment", "krally-operator")
     assert deployment["metadata"]["namespace"] == "krally-system"
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Safe only because of leader election: one replica handles tasks, a rolling update's new
+    # pod waits for the old one to release the Lease.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "krally-operator"
+    container = _operator_container(docs)
+    assert "--leader-elect" in container["args"] and "--standalone" not in container["args"]
+    env = {e["name"]: e.get("valueFrom") for e in container["env"]}
+    assert env["KRALLY_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["KRALLY_LEADER_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_lease_rights_stop_at_the_operators_namespace_and_lease():
+    docs = _kustomize(MANIFESTS)
+    role = _one(docs, "Role", "krally-operator-leader")
+    assert role["metadata"]["namespace"] == "krally-system"
+    from krally.kube.operator.settings import Settings
+
+    assert role["rules"] == [
+        # create cannot name its object; get/update only the operator's Lease.
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [Settings().leader_lease],
+            "verbs": ["get", "update"],
+        },
+    ]
+    binding = _one(docs, "RoleBinding", "krally-operator-leader")
+    assert binding["metadata"]["namespace"] == "krally-system"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "krally-operator-leader",
+    }
+    account = _one(docs, "ServiceAccount", "krally-operator")["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
 
 
 def test_deployment_is_hardened():

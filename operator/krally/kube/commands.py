@@ -10,7 +10,10 @@ import argparse
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from krally.kube.operator.settings import Settings
 
 
 def _plugin_paths(args: argparse.Namespace) -> None:
@@ -32,7 +35,11 @@ def cmd_operator(args: argparse.Namespace) -> int:
     _plugin_paths(args)
     # The one read of the operator's settings: the environment, with the CLI flags over it.
     settings = Settings.load(
-        os.environ, image=args.image, hook_timeout=args.hook_timeout, webhook=args.webhook
+        os.environ,
+        image=args.image,
+        hook_timeout=args.hook_timeout,
+        webhook=args.webhook,
+        leader_elect=args.leader_elect,
     )
     kopf.configure(verbose=args.verbose, debug=args.debug, quiet=not args.verbose)
     # kopf's per-event lines stay quiet; krally's own (Jobs created, phases) are always logged.
@@ -44,14 +51,43 @@ def cmd_operator(args: argparse.Namespace) -> int:
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
         namespaces = [own]
-    kopf.run(
-        clusterwide=bool(args.all_namespaces),
-        namespaces=[] if args.all_namespaces else namespaces,
-        standalone=args.standalone,
-        priority=args.priority,
-        liveness_endpoint=args.liveness,
+    options: dict[str, Any] = {
+        "clusterwide": bool(args.all_namespaces),
+        "namespaces": [] if args.all_namespaces else namespaces,
+        "priority": args.priority,
+        "liveness_endpoint": args.liveness,
+    }
+    if not settings.leader_elect:
+        kopf.run(standalone=args.standalone, **options)
+        return 0
+    return _run_leader_elected(settings, options, namespaces)
+
+
+def _run_leader_elected(settings: Settings, options: dict[str, Any], namespaces: list[str]) -> int:
+    """kopf under the Lease (krally.kube.operator.leader); the Lease replaces kopf's peering."""
+    import asyncio
+
+    import kopf
+
+    from krally.kube.operator import leader
+
+    namespace = settings.leader_namespace or _own_namespace() or (namespaces or ["default"])[0]
+    api = leader.LeaseApi(namespace, settings.leader_lease)
+    elector = leader.LeaderElector(
+        api,
+        leader.default_identity(settings.pod_name),
+        duration=settings.lease_duration,
+        renew_period=settings.lease_duration / 5,
+        retry_period=settings.lease_duration / 5,
     )
-    return 0
+    logging.getLogger("krally").info(
+        "leader election on lease %s/%s as %s", namespace, settings.leader_lease, elector.identity
+    )
+
+    async def operator(stop: asyncio.Event) -> None:
+        await kopf.operator(standalone=True, stop_flag=stop, **options)
+
+    return asyncio.run(leader.run_leading(elector, operator, liveness=options["liveness_endpoint"]))
 
 
 def _own_namespace() -> str | None:
@@ -116,6 +152,12 @@ def register(sub: Any) -> None:
         "--standalone",
         action="store_true",
         help="no kopf peering (run exactly one operator replica)",
+    )
+    op.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="handle tasks only while holding the operator's Lease, so several replicas can "
+        "run (else $KRALLY_LEADER_ELECT=1); implies no kopf peering",
     )
     op.add_argument("--priority", type=int, default=0, help="kopf peering priority")
     op.add_argument(

@@ -61,6 +61,18 @@ class Settings:
     # KRALLY_WEBHOOK_SECRET: Secret (operator's namespace) keeping the webhook's CA and
     # certificate so replicas serve the same; unset: a new one at every start.
     webhook_secret: str | None = None
+    # KRALLY_LEADER_ELECT=1 (--leader-elect): run kopf only while holding a Lease, so several
+    # replicas can run (one leads, the others wait to take over).
+    leader_elect: bool = False
+    # KRALLY_LEADER_LEASE: the Lease's name.
+    leader_lease: str = "krally-operator"
+    # KRALLY_LEADER_NAMESPACE: the Lease's namespace (None: the pod's own, else the first
+    # watched namespace).
+    leader_namespace: str | None = None
+    # KRALLY_LEASE_DURATION: seconds a Lease stays valid unrenewed; renewals every fifth of it.
+    lease_duration: int = 10
+    # KRALLY_POD_NAME: this replica's name in the Lease (downward API; else the host name).
+    pod_name: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -85,6 +97,11 @@ class Settings:
             webhook_url=env.get("KRALLY_WEBHOOK_URL") or None,
             webhook_service=env.get("KRALLY_WEBHOOK_SERVICE") or "krally-webhook",
             webhook_secret=env.get("KRALLY_WEBHOOK_SECRET") or None,
+            leader_elect=env.get("KRALLY_LEADER_ELECT", "") == "1",
+            leader_lease=env.get("KRALLY_LEADER_LEASE") or "krally-operator",
+            leader_namespace=env.get("KRALLY_LEADER_NAMESPACE") or None,
+            lease_duration=parse_lease_duration(env.get("KRALLY_LEASE_DURATION")),
+            pod_name=env.get("KRALLY_POD_NAME") or None,
         )
 
     def image_allowed(self, image: str) -> bool:
@@ -103,10 +120,11 @@ class Settings:
         image: str | None = None,
         hook_timeout: int | None = None,
         webhook: bool = False,
+        leader_elect: bool = False,
     ) -> Settings:
         """``from_env`` with the CLI flags laid over the variables they stand for
         (``--image`` is ``KRALLY_IMAGE``, ``--hook-timeout`` is ``KRALLY_HOOK_TIMEOUT``,
-        ``--webhook`` is ``KRALLY_WEBHOOK=1``)."""
+        ``--webhook`` is ``KRALLY_WEBHOOK=1``, ``--leader-elect`` is ``KRALLY_LEADER_ELECT=1``)."""
         merged = dict(os.environ if env is None else env)
         if image:
             merged["KRALLY_IMAGE"] = image
@@ -114,6 +132,8 @@ class Settings:
             merged["KRALLY_HOOK_TIMEOUT"] = str(hook_timeout)
         if webhook:
             merged["KRALLY_WEBHOOK"] = "1"
+        if leader_elect:
+            merged["KRALLY_LEADER_ELECT"] = "1"
         return cls.from_env(merged)
 
 
@@ -122,3 +142,18 @@ def parse_allowed(text: str | None) -> frozenset[str] | None:
     if not text or text.strip() == "*":
         return None
     return frozenset(n.strip() for n in text.split(",") if n.strip())
+
+
+def parse_lease_duration(text: str | None) -> int:
+    """KRALLY_LEASE_DURATION: whole seconds, at least 3 (renewals need room inside it)."""
+    if not text:
+        return 10
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 3:
+        raise ValueError(
+            f"KRALLY_LEASE_DURATION must be a whole number of seconds >= 3, got {text!r}"
+        )
+    return value
