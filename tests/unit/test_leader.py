@@ -141,27 +141,29 @@ def test_a_bad_lease_duration_is_refused_by_name(text: str) -> None:
         Settings.from_env({"KRALLY_LEASE_DURATION": text})
 
 
-def test_a_follower_answers_the_liveness_probe() -> None:
+def test_a_follower_does_nothing_until_it_leads_then_reconciles_every_known_task() -> None:
+    """Followers run kopf (warm watches, the webhook) but their controller acts only once the
+    Lease is theirs; then every task the watch has shown is reconciled at once."""
     import asyncio
-    import socket
 
-    from krally.kube.operator.leader import _serve_health
+    from tests.unit.test_kube_controller import KEY, FakeApi, make_task
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from krally.kube.operator.controller import Controller
+    from krally.kube.operator.leader import Leadership
+    from krally.kube.operator.store import Store
 
-    async def scenario() -> bytes:
-        server = await _serve_health(f"http://127.0.0.1:{port}/healthz")
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            await writer.drain()
-            answer = await reader.read()
-            writer.close()
-            return answer
-        finally:
-            server.close()
-            await server.wait_closed()
+    api = FakeApi()
+    store = Store({"task_index": {KEY: [make_task()]}, "job_index": {}, "pod_index": {}})
+    leadership = Leadership()
 
-    assert asyncio.run(scenario()).startswith(b"HTTP/1.1 200 OK\r\n")
+    async def scenario() -> None:
+        op = Controller(Settings(), api, store=store, leadership=leadership)
+        op.kick(KEY)  # a watch event while following
+        await op.queue.idle()
+        assert api.created == [] and api.patches == []
+        leadership.acquired()
+        await op.queue.idle()
+
+    asyncio.run(scenario())
+    assert ("Job", "krally-t-runner") in api.created
+    assert api.patches and api.patches[0]["phase"] == "Pending"

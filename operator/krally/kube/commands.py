@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from krally.kube.operator.leader import Leadership
     from krally.kube.operator.settings import Settings
 
 
@@ -30,6 +31,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     import kopf
 
     from krally.kube.operator import handlers
+    from krally.kube.operator.leader import Leadership
     from krally.kube.operator.settings import Settings
 
     _plugin_paths(args)
@@ -46,7 +48,9 @@ def cmd_operator(args: argparse.Namespace) -> int:
     logging.getLogger("krally").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     # The operator's own namespace: where the webhook's Service and certificate Secret live.
     own = os.environ.get("KRALLY_NAMESPACE") or _own_namespace() or "default"
-    handlers.register(settings, namespace=own)
+    # Without leader election this process leads from the start.
+    leadership = Leadership(leading=not settings.leader_elect)
+    handlers.register(settings, namespace=own, leadership=leadership)
 
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
@@ -60,11 +64,14 @@ def cmd_operator(args: argparse.Namespace) -> int:
     if not settings.leader_elect:
         kopf.run(standalone=args.standalone, **options)
         return 0
-    return _run_leader_elected(settings, options, namespaces)
+    return _run_leader_elected(settings, options, namespaces, leadership)
 
 
-def _run_leader_elected(settings: Settings, options: dict[str, Any], namespaces: list[str]) -> int:
-    """kopf under the Lease (krally.kube.operator.leader); the Lease replaces kopf's peering."""
+def _run_leader_elected(
+    settings: Settings, options: dict[str, Any], namespaces: list[str], leadership: Leadership
+) -> int:
+    """kopf beside the Lease (krally.kube.operator.leader): every replica watches and serves
+    the webhook, the leader alone reconciles; the Lease replaces kopf's peering."""
     import asyncio
 
     import kopf
@@ -87,7 +94,7 @@ def _run_leader_elected(settings: Settings, options: dict[str, Any], namespaces:
     async def operator(stop: asyncio.Event) -> None:
         await kopf.operator(standalone=True, stop_flag=stop, **options)
 
-    return asyncio.run(leader.run_leading(elector, operator, liveness=options["liveness_endpoint"]))
+    return asyncio.run(leader.run_leading(elector, operator, leadership))
 
 
 def _own_namespace() -> str | None:

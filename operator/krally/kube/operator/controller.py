@@ -17,6 +17,7 @@ from typing import Any
 
 from krally.kube.operator import admission, planner
 from krally.kube.operator.apply import Applier, NameConflict, RetryPolicy
+from krally.kube.operator.leader import Leadership
 from krally.kube.operator.planner import CreateJob, Key, Memory
 from krally.kube.operator.queue import WorkQueue
 from krally.kube.operator.settings import Settings
@@ -36,8 +37,11 @@ class Controller:
         *,
         store: Store | None = None,
         policy: RetryPolicy | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.settings = settings
+        # A follower (leader election) watches but does nothing until it leads.
+        self.leadership = leadership or Leadership(leading=True)
         self.store = store or Store()
         self.policy = policy or RetryPolicy()
         self.queue = WorkQueue(self.reconcile, self.policy)
@@ -49,14 +53,22 @@ class Controller:
             spawn=self.queue.spawn,
         )
         self.memory: dict[Key, Memory] = {}
+        self.leadership.on_acquired(self.kick_all)
 
     # -- events ---------------------------------------------------------------------------------
 
     def kick(self, key: Key) -> None:
         """Something about ``key`` changed: fire new hooks now, then reconcile (coalesced)."""
+        if not self.leadership.leading:
+            return
         memory = self.memory.setdefault(key, Memory())
         self._fire_hooks(key, memory)
         self.queue.kick(key)
+
+    def kick_all(self) -> None:
+        """This replica just became the leader: reconcile every task the watch has shown."""
+        for key in self.store.task_keys():
+            self.kick(key)
 
     def forget(self, key: Key) -> None:
         """The task was deleted (its children go with it: they are owned)."""

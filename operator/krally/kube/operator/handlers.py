@@ -17,6 +17,7 @@ from krally.api import names
 from krally.kube.operator import store, webhook
 from krally.kube.operator.apply import Clients
 from krally.kube.operator.controller import Controller
+from krally.kube.operator.leader import Leadership
 from krally.kube.operator.settings import Settings
 
 MANAGED = {names.MANAGED_BY: names.MANAGER}
@@ -27,6 +28,7 @@ def register(
     krally_settings: Settings,
     registry: kopf.OperatorRegistry | None = None,
     namespace: str = "default",
+    leadership: Leadership | None = None,
 ) -> None:
     """Register krally's handlers (into kopf's default registry unless given one); the
     controller is created at startup, when the API client can be configured."""
@@ -52,7 +54,7 @@ def register(
         # No cluster-wide CRD/namespace listing unless asked: the CRD is installed beforehand.
         settings.scanning.disabled = not krally_settings.scanning
         clients = Clients()
-        holder["controller"] = Controller(krally_settings, clients)
+        holder["controller"] = Controller(krally_settings, clients, leadership=leadership)
         # Admission webhook (webhook.py); `namespace` is the operator's own.
         if krally_settings.webhook:
             webhook.configure(settings, krally_settings, namespace, clients.core)

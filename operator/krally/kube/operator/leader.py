@@ -1,7 +1,8 @@
-"""Leader election on a ``coordination.k8s.io/v1`` Lease: only the leader runs kopf.
+"""Leader election on a ``coordination.k8s.io/v1`` Lease: only the leader reconciles.
 
-Two operator replicas each run this loop; the one holding the Lease runs the handlers, the other
-waits. The rules are client-go's:
+Two operator replicas each run this loop beside kopf; the one holding the Lease reconciles, the
+other keeps its watches warm and serves the admission webhook, and takes over on a lost Lease.
+The rules are client-go's:
 
 - A Lease is live while its record (holder, renewTime, transitions) keeps changing. A follower
   times its expiry from when *it* last saw the record change (its own monotonic clock), never
@@ -35,7 +36,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 log = logging.getLogger("krally.operator")
 
@@ -321,55 +321,61 @@ class LeaderElector:
             log.warning("could not release the lease (%s)", exc)
 
 
-# -- running kopf under the lease --------------------------------------------------------------
+# -- kopf under the lease -------------------------------------------------------------------
 
 
-async def _serve_health(url: str) -> asyncio.Server:
-    """A follower answers the liveness probe itself (kopf's endpoint only runs when leading)."""
-    parts = urlsplit(url)
+class Leadership:
+    """Whether this replica may act. Every replica runs kopf (its watches keep the store warm
+    and it serves the admission webhook, which the Service may route to any replica); only the
+    leader's controller reconciles. ``on_acquired`` callbacks run when this replica takes over
+    (the controller then reconciles every task it already knows)."""
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
-            writer.write(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nfollower\n"
-            )
-            await writer.drain()
-        except Exception:  # a probe that hangs up early is not our problem
-            pass
-        finally:
-            writer.close()
+    def __init__(self, leading: bool = False) -> None:
+        self.leading = leading
+        self._listeners: list[Callable[[], None]] = []
 
-    return await asyncio.start_server(answer, parts.hostname or "0.0.0.0", parts.port or 8080)
+    def on_acquired(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def acquired(self) -> None:
+        self.leading = True
+        for listener in self._listeners:
+            listener()
 
 
 async def run_leading(
     elector: LeaderElector,
     operator: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    leadership: Leadership,
     *,
-    liveness: str | None = None,
     stop_grace: float = 5.0,
 ) -> int:
-    """Wait for the lease, then run ``operator(stop_flag)`` while renewing it. Returns 0 when
-    the operator stops by itself (a signal; the lease is released); on a lost lease, stops the
-    operator and exits the process with 1 at once (a restarted pod rebuilds from the cluster)."""
-    health = await _serve_health(liveness) if liveness else None
-    await elector.acquire()
-    if health is not None:
-        health.close()
-        await health.wait_closed()
+    """Run ``operator(stop_flag)`` at once and, beside it, wait for the lease, then keep it
+    (``leadership`` says which phase we are in). Returns 0 when the operator stops by itself (a
+    signal; a held lease is released); on a lost lease, stops the operator and exits the process
+    with 1 at once (a restarted pod rebuilds from the cluster)."""
     stop = asyncio.Event()
     running = asyncio.create_task(operator(stop), name="kopf operator")
-    keeping = asyncio.create_task(elector.keep(), name="lease renewal")
-    await asyncio.wait({running, keeping}, return_when=asyncio.FIRST_COMPLETED)
-    if keeping.done():
-        log.error("lost leadership (%s): stopping", keeping.exception())
+
+    async def elect() -> None:
+        await elector.acquire()
+        # The loop is single-threaded: the flag and the kicks it triggers happen together.
+        leadership.acquired()
+        await elector.keep()
+
+    electing = asyncio.create_task(elect(), name="leader election")
+    await asyncio.wait({running, electing}, return_when=asyncio.FIRST_COMPLETED)
+    if electing.done():
+        log.error("lost leadership (%s): stopping", electing.exception())
         stop.set()
         with contextlib.suppress(BaseException):  # stopping anyway
             await asyncio.wait_for(running, timeout=stop_grace)
         logging.shutdown()
         os._exit(1)  # no lingering thread may keep a non-leader acting
-    keeping.cancel()
-    await elector.release()
+    electing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await electing
+    if leadership.leading:
+        await elector.release()
     running.result()  # re-raise the operator's own failure
     return 0

@@ -61,8 +61,8 @@ class Settings:
     # KRALLY_WEBHOOK_SECRET: Secret (operator's namespace) keeping the webhook's CA and
     # certificate so replicas serve the same; unset: a new one at every start.
     webhook_secret: str | None = None
-    # KRALLY_LEADER_ELECT=1 (--leader-elect): run kopf only while holding a Lease, so several
-    # replicas can run (one leads, the others wait to take over).
+    # KRALLY_LEADER_ELECT=1 (--leader-elect): reconcile only while holding a Lease, so several
+    # replicas can run (one leads; the others watch, serve the webhook and wait to take over).
     leader_elect: bool = False
     # KRALLY_LEADER_LEASE: the Lease's name.
     leader_lease: str = "krally-operator"

@@ -104,6 +104,10 @@ class Store:
             return []
         return list(index.get(key, []))
 
+    def task_keys(self) -> list[Key]:
+        """Every task key the task index holds."""
+        return list(self._indices.get("task_index") or {})
+
     def task(self, key: Key) -> dict[str, Any] | None:
         tasks = self.lookup("task_index", key)
         return tasks[0] if tasks else None
