@@ -9,12 +9,13 @@ here; ``status.runner`` belongs to the runner pod and is only read. The phase is
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from krally.api.times import format_time, rfc3339
+from krally.api.times import format_time, parse_time, rfc3339
 from krally.api.types import (
     ABORTED,
     ACTIVE,
@@ -114,16 +115,18 @@ def container_state(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def termination_message(pod: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """(parsed JSON termination message or None, the terminated state or {})."""
+    """(parsed JSON termination message or None, the terminated state or {}). The message is
+    untrusted (any image writes anything): nothing here raises on it."""
     terminated = container_state(pod).get("terminated") or {}
-    text = (terminated.get("message") or "").strip()
+    raw = terminated.get("message")
+    text = raw.strip() if isinstance(raw, str) else ""
     if not text:
         return None, terminated
     # FallbackToLogsOnError may put log lines before the JSON: take the last JSON object line.
     for candidate in [text, *reversed(text.splitlines())]:
         try:
             value = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             continue
         if isinstance(value, dict):
             return value, terminated
@@ -163,19 +166,66 @@ def previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+INVALID_HOOK_RESULT = "InvalidHookResult"
+# A result's output is charts for the report; more than this is no result krally wrote (its
+# termination message is cut to 4096 bytes), so it is refused, not stored.
+MAX_RESULT_OUTPUT = 4096
+_RESULT_STATUSES = HOOK_FINAL
+
+
+class InvalidResult(ValueError):
+    """A termination message that is not a hook result; the message says what is wrong."""
+
+
+def _result_time(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidResult(f"{key} is {type(value).__name__}, not a time")
+    seconds = parse_time(value)
+    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds < 1e11:
+        raise InvalidResult(f"{key} {str(value)[:40]!r} is not a time")
+    return rfc3339(seconds)
+
+
 def _hook_result_from_json(data: dict[str, Any]) -> HookResult:
-    """A hook pod's termination message (Rally's snake_case result) → a status result."""
+    """A hook pod's termination message (Rally's snake_case result) → a status result; raises
+    InvalidResult when it is not one (wrong status, types or size)."""
+    status = data.get("status")
+    if not isinstance(status, str) or status not in _RESULT_STATUSES:
+        raise InvalidResult(f"status {str(status)[:40]!r} is not one of {sorted(_RESULT_STATUSES)}")
     error = data.get("error")
     if isinstance(error, dict):
-        error = hook_error(*(error.get(k) or "" for k in ("etype", "msg", "details")))
-    elif error:
-        error = hook_error("Error", error)
+        error = hook_error(*(str(error.get(k) or "")[:2000] for k in ("etype", "msg", "details")))
+    elif isinstance(error, str | list):
+        error = hook_error("Error", str(error)[:2000]) if error else None
+    elif error is not None:
+        raise InvalidResult(f"error is {type(error).__name__}, not an object")
+    output = data.get("output")
+    if output is not None:
+        if not isinstance(output, dict) or not all(isinstance(v, list) for v in output.values()):
+            raise InvalidResult("output is not {additive: [...], complete: [...]}")
+        if len(json.dumps(output)) > MAX_RESULT_OUTPUT:
+            raise InvalidResult(f"output is larger than {MAX_RESULT_OUTPUT} bytes")
     return hook_result(
-        data.get("status") or HOOK_FAILED,
-        started_at=rfc3339(data.get("started_at")),
-        finished_at=rfc3339(data.get("finished_at")),
+        cast(Any, status),
+        started_at=_result_time(data, "started_at"),
+        finished_at=_result_time(data, "finished_at"),
         error=error or None,
-        output=data.get("output"),
+        output=output,
+    )
+
+
+def invalid_result(why: str, text: str) -> HookResult:
+    """The failed result of a firing whose pod wrote something that is not a hook result."""
+    return hook_result(
+        HOOK_FAILED,
+        error=hook_error(
+            INVALID_HOOK_RESULT,
+            f"the hook pod's termination message is not a hook result: {why}",
+            text[:500],
+        ),
     )
 
 
@@ -232,9 +282,18 @@ def firing_result(
         return hook_result(HOOK_PENDING)
     pod = pods[-1] if pods else None
     for candidate in reversed(pods):
-        data, _ = termination_message(candidate)
+        data, terminated = termination_message(candidate)
+        text = str(terminated.get("message") or "")
         if data is not None and "status" in data:
-            return _hook_result_from_json(data)
+            try:
+                return _hook_result_from_json(data)
+            except InvalidResult as exc:
+                return invalid_result(str(exc), text)
+        if text.strip() and terminated.get("exitCode") == 0:
+            # A zero exit writes a result (a failing one may leave its log tail instead:
+            # FallbackToLogsOnError); anything else there is no result to trust.
+            why = "not JSON" if data is None else "no status member"
+            return invalid_result(why, text)
     state, reason, message = job_state(job)
     job_status = job.get("status") or {}
     if state == "failed":
