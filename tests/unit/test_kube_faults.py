@@ -114,3 +114,48 @@ def test_a_well_formed_result_still_parses_with_string_times() -> None:
     assert result["error"]["etype"] == "CalledProcessError"
     assert result["startedAt"] == "2026-01-01T11:59:01.000Z"
     assert result["output"] == {"additive": [], "complete": [{"title": "t"}]}
+
+
+# -- 15. a SIGKILLed runner ---------------------------------------------------------------------
+
+
+def runner_pod(exit_code: int, reason: str = "Error") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "t-runner-abcde",
+            "labels": {"batch.kubernetes.io/job-name": "t-runner"},
+            "creationTimestamp": "2026-01-01T11:58:00Z",
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"state": {"terminated": {"exitCode": exit_code, "reason": reason}}}
+            ],
+        },
+    }
+
+
+def test_a_sigkilled_runner_fails_the_task_as_killed_keeping_progress() -> None:
+    runner = {"state": "Running", "progress": {"done": 750, "total": 1500, "failures": 0}}
+    derived = kstatus.derive_status(
+        make_task(runner), [runner_job("failed")], [runner_pod(137)], NOW, created=[]
+    )
+    assert derived["phase"] == "Failed"
+    failed = next(c for c in derived["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "RunnerKilled"
+    assert derived["message"] == (
+        "the runner was killed (SIGKILL, exit code 137) at 750/1500 iterations; "
+        "partial results kept"
+    )
+    assert derived["progress"] == {"done": 750, "total": 1500, "failures": 0}
+    # Another exit code is an ordinary failure; the memory limit keeps its own reason.
+    other = kstatus.derive_status(
+        make_task(runner), [runner_job("failed")], [runner_pod(3)], NOW, created=[]
+    )
+    assert next(c for c in other["conditions"] if c["type"] == "Failed")["reason"] == (
+        "RunnerFailed"
+    )
+    oom = kstatus.derive_status(
+        make_task(runner), [runner_job("failed")], [runner_pod(137, "OOMKilled")], NOW, created=[]
+    )
+    assert next(c for c in oom["conditions"] if c["type"] == "Failed")["reason"] == "OOMKilled"

@@ -435,6 +435,7 @@ class PhaseFacts:
     killed_reason: str = ""  # the runner container's terminated reason, e.g. OOMKilled
     memory_limit: str = "none"  # spec.runnerPod.resources.limits.memory
     exit_detail: str = ""  # the runner container's exit code and last message line
+    exit_code: int | None = None  # the runner container's exit code, once terminated
     busy_hooks: int = 0  # fired hooks not finished yet
     error: str = ""  # status.runner.error
     at: str = ""  # " at 750/1500 iterations", or ""
@@ -566,6 +567,14 @@ PHASE_RULES: tuple[PhaseRule, ...] = (
         "RunnerPodDeleted",
         lambda f: f"runner pod was deleted{f.at}{_KEPT}",
     ),
+    # SIGKILL (not a graceful stop: the runner had no chance to report): 128 + 9.
+    PhaseRule(
+        "runner-killed",
+        lambda f: f.job == "failed" and f.exit_code == 137 and f.state != "Finished",
+        FAILED,
+        "RunnerKilled",
+        lambda f: f"the runner was killed (SIGKILL, exit code 137){f.at}{_KEPT}",
+    ),
     PhaseRule(
         "runner-failed",
         lambda f: f.job == "failed",
@@ -637,6 +646,7 @@ def phase_facts(
         memory_limit=str(limits.get("memory", "none")),
         pod_deleting=bool(pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp")),
         exit_detail=detail,
+        exit_code=code if isinstance(code := (terminated or {}).get("exitCode"), int) else None,
         busy_hooks=hooks_busy,
         error=str(runner.get("error") or ""),
         at=f" at {progress} iterations" if progress else "",
