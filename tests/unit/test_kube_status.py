@@ -602,6 +602,12 @@ PHASE_EXAMPLES = {
         "RunnerPodDeleted",
         "runner pod was deleted",
     ),
+    "runner-killed": (
+        kstatus.PhaseFacts(state="Running", job="failed", exit_code=137, at=" at 3/10 iterations"),
+        "Failed",
+        "RunnerKilled",
+        "the runner was killed (SIGKILL, exit code 137) at 3/10 iterations",
+    ),
     "runner-failed": (
         kstatus.PhaseFacts(
             job="failed", job_reason="BackoffLimitExceeded", exit_detail="exit code 2"
