@@ -159,3 +159,103 @@ def test_a_sigkilled_runner_fails_the_task_as_killed_keeping_progress() -> None:
         make_task(runner), [runner_job("failed")], [runner_pod(137, "OOMKilled")], NOW, created=[]
     )
     assert next(c for c in oom["conditions"] if c["type"] == "Failed")["reason"] == "OOMKilled"
+
+
+# -- 12. abort stops hooks; late firings ---------------------------------------------------------
+
+from krally.kube.operator.planner import (  # noqa: E402
+    Abort,
+    CreateJob,
+    Memory,
+    Observed,
+    StopHooks,
+    WriteStatus,
+    plan,
+    plan_firings,
+)
+from tests.unit.test_kube_planner import NOW as PNOW  # noqa: E402
+from tests.unit.test_kube_planner import SETTINGS, accepted_memory, job, running  # noqa: E402
+from tests.unit.test_kube_planner import make_task as planner_task  # noqa: E402
+
+
+def fired(task: dict[str, Any], **at: str) -> dict[str, Any]:
+    for firing in task["status"]["runner"]["firings"]:
+        firing["firedAt"] = at.get(f"i{firing['value']}", "2026-01-01T12:00:00.000Z")
+    return task
+
+
+def results(actions: list[Any]) -> dict[str, dict[str, Any]]:
+    write = next(a for a in actions if isinstance(a, WriteStatus))
+    return {r["job"]: r for r in write.patch["hooks"][0]["results"]}
+
+
+def test_abort_stops_running_hook_jobs_once_and_starts_no_firing() -> None:
+    # i5 runs, i50 is done, i200 was fired but has no Job yet.
+    task = fired(planner_task(running(5, 50, 200), abort=True))
+    observed = Observed(jobs=(job("t-runner"), job("t-h0-i5"), job("t-h0-i50", "complete")))
+    memory = accepted_memory()
+    actions = plan(task, observed, memory, SETTINGS, now=PNOW, clock=100.0)
+    assert Abort("t-runner") in actions
+    assert StopHooks(("t-h0-i5",)) in actions
+    assert not [a for a in actions if isinstance(a, CreateJob)]
+    assert plan_firings(task, observed, memory, SETTINGS, now=PNOW.timestamp()) == []
+    by_job = results(actions)
+    assert by_job["t-h0-i5"]["status"] == "failed"
+    assert by_job["t-h0-i5"]["error"]["etype"] == "Aborted"
+    assert by_job["t-h0-i5"]["error"]["msg"] == "hook Job stopped by spec.abort"
+    assert by_job["t-h0-i200"]["status"] == "failed"
+    assert by_job["t-h0-i200"]["error"]["etype"] == "Aborted"
+    assert "not run" in by_job["t-h0-i200"]["error"]["msg"]
+    assert by_job["t-h0-i50"]["status"] == "success"
+    # Once deleted, not again (the watch may still show it for a moment).
+    memory.stopped.add("t-h0-i5")
+    memory.abort_sent = True
+    again = plan(task, observed, memory, SETTINGS, now=PNOW, clock=100.0)
+    assert not [a for a in again if isinstance(a, StopHooks | Abort | CreateJob)]
+    # Without abort nothing is stopped.
+    calm = fired(planner_task(running(5)))
+    assert not [
+        a
+        for a in plan(calm, observed, accepted_memory(), SETTINGS, now=PNOW, clock=100.0)
+        if isinstance(a, StopHooks)
+    ]
+
+
+def test_a_late_firing_is_not_run_but_recorded_failed_late() -> None:
+    # i5 fired 61 s ago (default maxDelaySeconds 60), i50 30 s ago.
+    task = fired(
+        planner_task(running(5, 50)),
+        i5="2026-01-01T11:58:59.000Z",
+        i50="2026-01-01T11:59:30.000Z",
+    )
+    observed = Observed(jobs=(job("t-runner"),))
+    actions = plan(task, observed, accepted_memory(), SETTINGS, now=PNOW, clock=100.0)
+    assert [a.name for a in actions if isinstance(a, CreateJob)] == ["t-h0-i50"]
+    by_job = results(actions)
+    assert by_job["t-h0-i5"]["status"] == "failed"
+    assert by_job["t-h0-i5"]["error"] == {
+        "etype": "Late",
+        "msg": "not run: the operator saw this firing 61 s after it happened (maxDelaySeconds: 60)",
+        "details": "",
+    }
+    assert by_job["t-h0-i50"]["status"] == "pending"
+    # The status remembers it: once recorded, it is never created later.
+    status = dict(task["status"], hooks=[{"index": 0, "results": list(by_job.values())}])
+    recorded = dict(task, status=status)
+    assert [a.name for a in plan_firings(recorded, observed, accepted_memory(), SETTINGS,
+                                          now=PNOW.timestamp() - 100)] == ["t-h0-i50"]  # fmt: skip
+    # maxDelaySeconds per hook.
+    task["spec"]["hooks"][0]["maxDelaySeconds"] = 120
+    actions = plan(task, observed, accepted_memory(), SETTINGS, now=PNOW, clock=100.0)
+    assert [a.name for a in actions if isinstance(a, CreateJob)] == ["t-h0-i5", "t-h0-i50"]
+
+
+def test_a_job_already_created_is_never_called_late() -> None:
+    task = fired(planner_task(running(5)), i5="2026-01-01T11:50:00.000Z")
+    observed = Observed(jobs=(job("t-runner"), job("t-h0-i5")))
+    by_job = results(plan(task, observed, accepted_memory(), SETTINGS, now=PNOW, clock=100.0))
+    assert by_job["t-h0-i5"]["status"] == "pending"  # active Job, no pod yet
+    memory = Memory(uid="uid-1", problems=[], created={"t-h0-i5": {"metadata": {"name": "x"}}})
+    in_flight = plan(task, Observed(jobs=(job("t-runner"),)), memory, SETTINGS, now=PNOW,
+                     clock=100.0)  # fmt: skip
+    assert results(in_flight)["t-h0-i5"]["status"] == "pending"

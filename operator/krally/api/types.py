@@ -66,6 +66,7 @@ class HookSpec(TypedDict, total=False):
     args: Any
     trigger: PluginRef
     job: HookJob
+    maxDelaySeconds: int
 
 
 class TaskSpec(TypedDict, total=False):

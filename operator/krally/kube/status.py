@@ -189,6 +189,38 @@ def _result_time(data: dict[str, Any], key: str) -> str | None:
     return rfc3339(seconds)
 
 
+DEFAULT_MAX_DELAY = 60
+LATE = "Late"
+ABORTED_HOOK = "Aborted"
+
+
+def firing_delay(firing: dict[str, Any], now: float) -> float | None:
+    """Seconds between a firing (its firedAt) and ``now``; None when it carries no time."""
+    fired = parse_time(firing.get("firedAt"))
+    return None if fired is None else now - fired
+
+
+def is_late(firing: dict[str, Any], spec_hook: dict[str, Any], now: float) -> bool:
+    """The firing is seen more than ``maxDelaySeconds`` after it happened: it must not run (a
+    disruption minutes late misleads), it is recorded failed (etype Late) instead."""
+    delay = firing_delay(firing, now)
+    limit = spec_hook.get("maxDelaySeconds") or DEFAULT_MAX_DELAY
+    return delay is not None and delay > limit
+
+
+def late_result(firing: dict[str, Any], spec_hook: dict[str, Any], now: float) -> HookResult:
+    delay = firing_delay(firing, now) or 0.0
+    limit = spec_hook.get("maxDelaySeconds") or DEFAULT_MAX_DELAY
+    return hook_result(
+        HOOK_FAILED,
+        error=hook_error(
+            LATE,
+            f"not run: the operator saw this firing {delay:.0f} s after it happened "
+            f"(maxDelaySeconds: {limit})",
+        ),
+    )
+
+
 def _hook_result_from_json(data: dict[str, Any]) -> HookResult:
     """A hook pod's termination message (Rally's snake_case result) → a status result; raises
     InvalidResult when it is not one (wrong status, types or size)."""
@@ -229,6 +261,8 @@ def invalid_result(why: str, text: str) -> HookResult:
     )
 
 
+_DONE = frozenset({"complete", "failed"})
+
 # Waiting reasons of a pod on its way to run, not stuck.
 _STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 
@@ -265,12 +299,27 @@ def firing_result(
     pods: Sequence[dict[str, Any]],
     previous: dict[str, Any] | None,
     created: bool,
+    aborted: bool = False,
 ) -> HookResult:
-    """status, startedAt, finishedAt, error, output of one firing's Job (without triggeredBy)."""
+    """status, startedAt, finishedAt, error, output of one firing's Job (without triggeredBy).
+    ``aborted``: spec.abort is set, so a firing without a Job never gets one, and the Jobs
+    still running are stopped."""
     if previous and previous.get("status") in HOOK_FINAL and (job is None or not pods):
         # The Job (or its pod) was cleaned up after it finished: its recorded result stands.
         kept = {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
         return cast(HookResult, kept)
+    if aborted and not created and (job is None or job_state(job)[0] not in _DONE):
+        ran = job is not None or (previous or {}).get("status") == HOOK_RUNNING
+        return hook_result(
+            HOOK_FAILED,
+            started_at=(previous or {}).get("startedAt"),
+            error=hook_error(
+                ABORTED_HOOK,
+                "hook Job stopped by spec.abort"
+                if ran
+                else "not run: the task was aborted (spec.abort) before its Job started",
+            ),
+        )
     if job is None:
         if previous and previous.get("status") == HOOK_RUNNING and not created:
             return hook_result(
@@ -356,14 +405,17 @@ def derive_hooks(
     jobs_by_name: dict[str, dict[str, Any]],
     pods_grouped: dict[str, list[dict[str, Any]]],
     created: Iterable[str] = (),
+    now: float | None = None,
 ) -> list[dict[str, Any]]:
-    """status.hooks: per spec hook (in task order) its Rally summary, results and unreached."""
+    """status.hooks: per spec hook (in task order) its Rally summary, results and unreached.
+    ``now`` (epoch seconds) decides which firings without a Job are late (None: none is)."""
     name = task["metadata"]["name"]
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
     status = task.get("status") or {}
     runner = status.get("runner") or {}
     previous = previous_results(status)
     created = set(created)
+    aborted = bool((task.get("spec") or {}).get("abort"))
     hooks: list[dict[str, Any]] = []
     for index, spec_hook in enumerate(spec_hooks):
         trigger = spec_hook.get("trigger") or {}
@@ -384,15 +436,28 @@ def derive_hooks(
         if fired_at is not None:
             item["firedAt"] = fired_at if isinstance(fired_at, str) else rfc3339(fired_at)
         item["job"] = job_name
-        item.update(
-            firing_result(
-                job_name,
-                jobs_by_name.get(job_name),
-                pods_grouped.get(job_name, []),
-                previous.get(job_name),
-                job_name in created,
+        job = jobs_by_name.get(job_name)
+        recorded = previous.get(job_name)
+        final = recorded is not None and recorded.get("status") in HOOK_FINAL
+        if (
+            job is None
+            and job_name not in created
+            and not final
+            and now is not None
+            and is_late(firing, spec_hooks[index], now)
+        ):
+            item.update(late_result(firing, spec_hooks[index], now))
+        else:
+            item.update(
+                firing_result(
+                    job_name,
+                    job,
+                    pods_grouped.get(job_name, []),
+                    recorded,
+                    job_name in created,
+                    aborted,
+                )
             )
-        )
         hooks[index]["results"].append(item)
     for unreached in (runner.get("summary") or {}).get("unreached") or []:
         index = unreached.get("hook")
@@ -737,7 +802,8 @@ def derive_status(
     runner_job_name = kjobs.runner_name(name)
     runner_job = by_name.get(runner_job_name)
 
-    hooks = derive_hooks(task, by_name, grouped, created)
+    epoch = parse_time(now_text)
+    hooks = derive_hooks(task, by_name, grouped, created, now=epoch)
     fired = sum(len(h["results"]) for h in hooks)
     succeeded = sum(h["summary"].get(HOOK_SUCCESS, 0) for h in hooks)
     busy = sum(1 for h in hooks for r in h["results"] if r["status"] not in HOOK_FINAL)

@@ -27,6 +27,7 @@ from krally.kube.operator.planner import (
     Key,
     Memory,
     Obj,
+    StopHooks,
     WriteStatus,
 )
 
@@ -150,6 +151,11 @@ class Applier:
                 if action.job:
                     await self.delete_job(namespace, action.job)
                 memory.abort_sent = True
+            elif isinstance(action, StopHooks):
+                for name in action.jobs:
+                    await self.delete_job(namespace, name)
+                    memory.stopped.add(name)
+                    log.info("stopped hook Job %s/%s (spec.abort)", namespace, name)
             elif isinstance(action, FlushLater):
                 self._later(key, action.delay)
             elif isinstance(action, WriteStatus):

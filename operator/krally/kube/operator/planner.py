@@ -54,6 +54,7 @@ class Memory:
     last_write: float = 0.0  # monotonic time of our last status write (0: none yet)
     abort_sent: bool = False
     identity_done: bool = False
+    stopped: set[str] = field(default_factory=set)  # hook Jobs deleted because of spec.abort
 
 
 # -- actions -----------------------------------------------------------------------------------
@@ -82,6 +83,13 @@ class Abort:
 
 
 @dataclass(frozen=True)
+class StopHooks:
+    """spec.abort: delete the hook Jobs still running (404 counts as deleted)."""
+
+    jobs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class WriteStatus:
     patch: Obj
     message: str
@@ -95,7 +103,7 @@ class FlushLater:
     delay: float
 
 
-Action = CreateIdentity | CreateJob | Abort | WriteStatus | FlushLater
+Action = CreateIdentity | CreateJob | Abort | StopHooks | WriteStatus | FlushLater
 
 
 # -- firings -----------------------------------------------------------------------------------
@@ -145,6 +153,10 @@ def plan_firings(
         return []  # not accepted (yet): the full plan validates first
     if meta.get("deletionTimestamp"):
         return []
+    spec = task.get("spec") or {}
+    if spec.get("abort"):
+        return []  # no firing starts after an abort (the status records them as not run)
+    spec_hooks = spec.get("hooks") or []
     created_at = rfc3339(now)
     return [
         CreateJob(
@@ -156,6 +168,23 @@ def plan_firings(
         for index, firing, name in firings_without_job(
             task, _by_name(observed.jobs), memory.created
         )
+        # Too late to run (the status records it failed, etype Late).
+        if not kstatus.is_late(firing, spec_hooks[index], now)
+    ]
+
+
+def hook_jobs_to_stop(task: Obj, observed: Observed, memory: Memory) -> list[str]:
+    """Hook Jobs still running when the task is aborted (deleted once each; their results are
+    recorded failed, etype Aborted)."""
+    if not (task.get("spec") or {}).get("abort"):
+        return []
+    runner = kjobs.runner_name(task["metadata"]["name"])
+    return [
+        name
+        for job in observed.jobs
+        if (name := job["metadata"]["name"]) != runner
+        and name not in memory.stopped
+        and kstatus.job_state(job)[0] not in ("complete", "failed")
     ]
 
 
@@ -240,6 +269,9 @@ def plan(
     if spec.get("abort") and not memory.abort_sent and not terminal:
         exists = runner_job is not None or runner_name in memory.created
         actions.append(Abort(runner_name if exists else None))
+    stop = hook_jobs_to_stop(task, observed, memory)
+    if stop:
+        actions.append(StopHooks(tuple(stop)))
 
     # 4. Status: from the runner's report and the children, counting what this pass creates.
     seen = set(by_name)
@@ -275,6 +307,8 @@ def describe(action: Action) -> str:
         return "create " + ", ".join(f"{kind} {b['metadata']['name']}" for kind, b in action.bodies)
     if isinstance(action, Abort):
         return f"abort (delete {action.job})" if action.job else "abort (no runner Job)"
+    if isinstance(action, StopHooks):
+        return "stop hook Jobs " + ", ".join(action.jobs)
     if isinstance(action, WriteStatus):
         return "write status " + json.dumps(sorted(action.patch))
     return f"flush status in {action.delay:.1f} s"
