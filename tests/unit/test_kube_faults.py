@@ -7,9 +7,22 @@ import json
 from typing import Any
 
 import pytest
+from tests.unit.test_kube_planner import NOW as PNOW
+from tests.unit.test_kube_planner import SETTINGS, accepted_memory, job, running
+from tests.unit.test_kube_planner import make_task as planner_task
+from tests.unit.test_kube_status import NOW, firings, hook_job, make_task, runner_job
 
 from krally.kube import status as kstatus
-from tests.unit.test_kube_status import NOW, firings, hook_job, make_task, runner_job
+from krally.kube.operator.planner import (
+    Abort,
+    CreateJob,
+    Memory,
+    Observed,
+    StopHooks,
+    WriteStatus,
+    plan,
+    plan_firings,
+)
 
 
 def garbage_pod(message: Any, exit_code: int = 0) -> dict[str, Any]:
@@ -162,20 +175,6 @@ def test_a_sigkilled_runner_fails_the_task_as_killed_keeping_progress() -> None:
 
 
 # -- 12. abort stops hooks; late firings ---------------------------------------------------------
-
-from krally.kube.operator.planner import (  # noqa: E402
-    Abort,
-    CreateJob,
-    Memory,
-    Observed,
-    StopHooks,
-    WriteStatus,
-    plan,
-    plan_firings,
-)
-from tests.unit.test_kube_planner import NOW as PNOW  # noqa: E402
-from tests.unit.test_kube_planner import SETTINGS, accepted_memory, job, running  # noqa: E402
-from tests.unit.test_kube_planner import make_task as planner_task  # noqa: E402
 
 
 def fired(task: dict[str, Any], **at: str) -> dict[str, Any]:
