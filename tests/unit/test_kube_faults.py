@@ -3,6 +3,7 @@ firings, a SIGKILLed runner. Pure functions and plain dicts only."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -12,6 +13,8 @@ from tests.unit.test_kube_planner import SETTINGS, accepted_memory, job, running
 from tests.unit.test_kube_planner import make_task as planner_task
 from tests.unit.test_kube_status import NOW, firings, hook_job, make_task, runner_job
 
+from krally.kube import hookpod
+from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
 from krally.kube.operator.planner import (
     Abort,
@@ -23,6 +26,7 @@ from krally.kube.operator.planner import (
     plan,
     plan_firings,
 )
+from krally.kube.operator.settings import Settings
 
 
 def garbage_pod(message: Any, exit_code: int = 0) -> dict[str, Any]:
@@ -258,3 +262,91 @@ def test_a_job_already_created_is_never_called_late() -> None:
     in_flight = plan(task, Observed(jobs=(job("t-runner"),)), memory, SETTINGS, now=PNOW,
                      clock=100.0)  # fmt: skip
     assert results(in_flight)["t-h0-i5"]["status"] == "pending"
+
+
+# -- 10. the status byte budget -----------------------------------------------------------------
+
+
+def printing_hook_pod(job_name: str, value: int, printed: str) -> dict[str, Any]:
+    """A hook pod whose sys_call printed ``printed``: its result as `krally hook run` writes it."""
+    result = {
+        "status": "success",
+        "started_at": 1767268800.0 + value,
+        "finished_at": 1767268800.5 + value,
+        "triggered_by": {"event_type": "iteration", "value": value},
+        "output": {
+            "additive": [],
+            "complete": [
+                {"title": "sys_call", "widget": "TextArea", "data": {"rows": [[printed]]}}
+            ],
+        },
+    }
+    message = hookpod.fit(result)
+    return {
+        "metadata": {
+            "name": f"{job_name}-p",
+            "labels": {"batch.kubernetes.io/job-name": job_name},
+            "creationTimestamp": "2026-01-01T11:59:00Z",
+        },
+        "status": {
+            "phase": "Succeeded",
+            "containerStatuses": [{"state": {"terminated": {"exitCode": 0, "message": message}}}],
+        },
+    }
+
+
+def test_500_firings_printing_4kb_each_stay_under_the_status_budget() -> None:
+    values = list(range(1, 501))
+    status = running(*values)
+    for n, firing in enumerate(status["runner"]["firings"]):
+        firing["firedAt"] = f"2026-01-01T11:59:{n // 10:02d}.{n % 10}00Z"
+    task = planner_task(status)
+    names = [kjobs.hook_job_name("t", 0, "iteration", v) for v in values]
+    observed = Observed(
+        jobs=(job("t-runner"), *(job(n, "complete") for n in names)),
+        # 3.6 KB printed: about the most a result carries (the termination message is 4 KiB).
+        pods=tuple(printing_hook_pod(n, v, "x" * 3600) for n, v in zip(names, values, strict=True)),
+    )
+    assert len(observed.pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+               ["message"]) > 3600  # fmt: skip
+    actions = plan(task, observed, accepted_memory(), SETTINGS, now=PNOW, clock=100.0)
+    write = next(a for a in actions if isinstance(a, WriteStatus))
+    new_status = {**task["status"], **{k: v for k, v in write.patch.items() if v is not None}}
+    size = kstatus.json_size(new_status)
+    assert SETTINGS.status_max_bytes == 262144
+    assert 200_000 < size <= SETTINGS.status_max_bytes, size
+    (hook,) = new_status["hooks"]
+    assert hook["summary"] == {"success": 500}
+    assert [r["status"] for r in hook["results"]] == ["success"] * 500
+    assert all(r.get("startedAt") and r.get("finishedAt") for r in hook["results"])
+    # Oldest first: the first results lost their output (and say so), the newest kept theirs.
+    trimmed = [bool(r.get("trimmed")) for r in hook["results"]]
+    assert trimmed[0] and not trimmed[-1]
+    assert trimmed == sorted(trimmed, reverse=True)
+    assert all("output" not in r for r in hook["results"] if r.get("trimmed"))
+    assert "x" * 1000 in json.dumps(hook["results"][-1]["output"])
+
+
+def test_the_budget_trims_error_details_and_then_the_timeline() -> None:
+    results = [
+        {"status": "failed", "firedAt": f"2026-01-01T11:00:{n:02d}Z",
+         "error": {"etype": "E", "msg": "m" * 500, "details": "d" * 2000}}
+        for n in range(50)
+    ]  # fmt: skip
+    derived = {
+        "hooks": [{"index": 0, "summary": {"failed": 50}, "results": results}],
+        "result": {"timeline": [{"t": n, "pad": "p" * 100} for n in range(600)]},
+    }
+    fitted = kstatus.fit_budget(copy.deepcopy(derived), 20_000)
+    assert kstatus.json_size(fitted) <= 20_000
+    kept = fitted["hooks"][0]["results"]
+    assert [r["error"]["etype"] for r in kept] == ["E"] * 50
+    assert all(r["error"]["details"] == "" and len(r["error"]["msg"]) == 200 for r in kept)
+    assert fitted["result"]["timeline"][-1]["t"] == 599  # the newest kept
+    # Under budget: untouched.
+    assert kstatus.fit_budget(copy.deepcopy(derived), 10**7) == derived
+
+
+def test_the_status_budget_is_a_setting() -> None:
+    assert Settings.from_env({"KRALLY_STATUS_MAX_BYTES": "1000"}).status_max_bytes == 1000
+    assert Settings.from_env({}).status_max_bytes == 256 * 1024

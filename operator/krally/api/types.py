@@ -106,6 +106,7 @@ class HookResult(TypedDict, total=False):
     job: str
     error: HookError
     output: Any
+    trimmed: bool
 
 
 class Firing(TypedDict, total=False):

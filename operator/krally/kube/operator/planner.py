@@ -283,6 +283,9 @@ def plan(
     derived = kstatus.derive_status(task, jobs_view, observed.pods, now, created=created)
     # Found once, at acceptance; afterwards (even after a restart) the status keeps them.
     derived["warnings"] = memory.warnings or status.get("warnings") or None
+    # The runner's part counts too (bounded by the runner: MAX_FIRINGS, MAX_TIMELINE).
+    budget = settings.status_max_bytes - kstatus.json_size(status.get("runner") or {})
+    derived = kstatus.fit_budget(derived, budget)
     actions.extend(_status_actions(task, derived, memory, settings, clock))
     return actions
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_IMAGE = "krally:0.1.0"
 DEFAULT_HOOK_TIMEOUT = 600
+DEFAULT_STATUS_MAX_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Settings:
     # KRALLY_HOOK_SERVICE_ACCOUNTS: comma list of service accounts hooks may run as; unset or
     # "*" = any. A task naming another one is refused (Accepted=False).
     hook_service_accounts: frozenset[str] | None = None
+    # KRALLY_STATUS_MAX_BYTES: a task's status stays under this many bytes (JSON), whatever
+    # hooks print: the oldest hook outputs are trimmed first (etcd refuses objects over 1.5 MiB).
+    status_max_bytes: int = DEFAULT_STATUS_MAX_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +63,7 @@ class Settings:
             max_workers=int(env.get("KRALLY_MAX_WORKERS") or 20),
             scanning=env.get("KRALLY_SCANNING", "") == "1",
             hook_service_accounts=parse_allowed(env.get("KRALLY_HOOK_SERVICE_ACCOUNTS")),
+            status_max_bytes=int(env.get("KRALLY_STATUS_MAX_BYTES") or DEFAULT_STATUS_MAX_BYTES),
         )
 
     @classmethod
