@@ -33,7 +33,7 @@ class FakeApi:
         self.existing: set[tuple[str, str]] = set()
 
     def _create(self, kind: str) -> Any:
-        def create(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        def create(namespace: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
             key = (kind, body["metadata"]["name"])
             if key in self.existing:
                 raise ApiException(status=409, reason="AlreadyExists")
@@ -64,14 +64,14 @@ class FakeApi:
             return self._create(kinds[name])
         raise AttributeError(name)
 
-    def patch_namespaced_custom_object_status(self, *args: Any) -> dict[str, Any]:
+    def patch_namespaced_custom_object_status(self, *args: Any, **_: Any) -> dict[str, Any]:
         self.patches.append(args[-1]["status"])
         return {}
 
     def delete_namespaced_job(self, name: str, namespace: str, **_: Any) -> None:
         self.deleted.append(name)
 
-    def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_namespaced_event(self, namespace: str, body: dict[str, Any], **_: Any) -> None:
         self.events.append(body["reason"])
 
 

@@ -3,11 +3,17 @@ firings, a SIGKILLed runner. Pure functions and plain dicts only."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import random
 from typing import Any
 
 import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from tests.unit.test_kube_controller import KEY, FakeApi
+from tests.unit.test_kube_controller import make_task as make_controller_task
 from tests.unit.test_kube_planner import NOW as PNOW
 from tests.unit.test_kube_planner import SETTINGS, accepted_memory, job, running
 from tests.unit.test_kube_planner import make_task as planner_task
@@ -16,6 +22,8 @@ from tests.unit.test_kube_status import NOW, firings, hook_job, make_task, runne
 from krally.kube import hookpod
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
+from krally.kube.operator.apply import RetryPolicy, refusal
+from krally.kube.operator.controller import Controller
 from krally.kube.operator.planner import (
     Abort,
     CreateJob,
@@ -27,6 +35,7 @@ from krally.kube.operator.planner import (
     plan_firings,
 )
 from krally.kube.operator.settings import Settings
+from krally.kube.operator.store import Store
 
 
 def garbage_pod(message: Any, exit_code: int = 0) -> dict[str, Any]:
@@ -350,3 +359,146 @@ def test_the_budget_trims_error_details_and_then_the_timeline() -> None:
 def test_the_status_budget_is_a_setting() -> None:
     assert Settings.from_env({"KRALLY_STATUS_MAX_BYTES": "1000"}).status_max_bytes == 1000
     assert Settings.from_env({}).status_max_bytes == 256 * 1024
+
+
+# -- 9. refused creates, back-off ---------------------------------------------------------------
+
+
+def api_error(status: int, reason: str, message: str) -> ApiException:
+    exc = ApiException(status=status, reason=reason)
+    exc.body = json.dumps({"kind": "Status", "reason": reason, "message": message})
+    return exc
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_a_refusal_is_permanent(status: int) -> None:
+    exc = api_error(status, "Forbidden", "no")
+    assert RetryPolicy.permanent(exc) and not RetryPolicy.transient(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        api_error(429, "TooManyRequests", "slow down"),
+        api_error(500, "InternalError", "etcd"),
+        api_error(503, "ServiceUnavailable", "x"),
+        ApiException(status=0, reason="connection refused"),  # the client's own, no response
+        ConnectionRefusedError(),
+        TimeoutError(),
+        urllib3.exceptions.ReadTimeoutError(None, "/", "read timed out"),  # type: ignore[arg-type]
+        urllib3.exceptions.MaxRetryError(None, "/"),  # type: ignore[arg-type]
+    ],
+)
+def test_overload_outage_and_timeouts_are_transient(exc: BaseException) -> None:
+    assert RetryPolicy.transient(exc) and not RetryPolicy.permanent(exc)
+
+
+def test_a_conflict_is_neither() -> None:
+    exc = api_error(409, "AlreadyExists", "x")
+    assert not RetryPolicy.transient(exc) and not RetryPolicy.permanent(exc)
+
+
+def test_backoff_is_capped_exponential_with_jitter() -> None:
+    policy = RetryPolicy(base=0.5, max_backoff=30.0, rng=random.Random(7))
+    delays = [policy.backoff(n) for n in range(1, 13)]
+    ceilings = [min(0.5 * 2 ** (n - 1), 30.0) for n in range(1, 13)]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
+    assert max(delays) <= 30.0 and delays[-1] >= 15.0  # capped, and stays near the cap
+    assert len(set(delays)) == len(delays)  # jittered: no two alike
+    again = RetryPolicy(base=0.5, max_backoff=30.0, rng=random.Random(7))
+    assert [again.backoff(n) for n in range(1, 13)] == delays  # seeded: reproducible
+    assert policy.backoff(10**6) <= 30.0  # no overflow
+
+
+def test_refusal_reads_the_api_servers_status() -> None:
+    exc = api_error(403, "Forbidden", 'jobs "t-h0-i5" is forbidden: denied by policy')
+    assert refusal(exc) == (
+        "Forbidden",
+        '403 Forbidden: jobs "t-h0-i5" is forbidden: denied by policy',
+    )
+    bare = ApiException(status=422, reason="Unprocessable Entity")
+    assert refusal(bare)[1].startswith("422 Unprocessable Entity: ")
+
+
+class RefusingApi(FakeApi):
+    """Refuses to create some objects for good; counts every attempt."""
+
+    def __init__(self, refuse: set[tuple[str, str]], exc: ApiException) -> None:
+        super().__init__()
+        self.refuse, self.exc = refuse, exc
+        self.attempts: list[tuple[str, str]] = []
+
+    def _create(self, kind: str) -> Any:
+        create = super()._create(kind)
+
+        def refusing(namespace: str, body: dict[str, Any], **kw: Any) -> Any:
+            key = (kind, body["metadata"]["name"])
+            self.attempts.append(key)
+            if key in self.refuse:
+                raise self.exc
+            return create(namespace, body, **kw)
+
+        return refusing
+
+
+def _controller(api: FakeApi, task: dict[str, Any], jobs: list[dict[str, Any]]) -> Controller:
+    store = Store({"task_index": {KEY: [task]}, "job_index": {KEY: jobs}, "pod_index": {}})
+    return Controller(Settings(status_write_period=0), api, store=store)
+
+
+def test_a_refused_hook_job_fails_its_firing_once_with_the_api_message() -> None:
+    task = make_controller_task()
+    task["status"] = {
+        "runnerJob": "t-runner",
+        "phase": "Running",
+        "runner": {"state": "Running", "firings": [{"hook": 0, "eventType": "iteration",
+                                                     "value": 5, "firedAt": "x"}]},
+        "conditions": [{"type": "Accepted", "status": "True"}],
+    }  # fmt: skip
+    runner = {"metadata": {"name": "t-runner", "uid": "j1", "ownerReferences": [{"uid": "uid-1"}],
+                           "labels": {}}, "status": {"active": 1}}  # fmt: skip
+    api = RefusingApi({("Job", "t-h0-i5")}, api_error(403, "Forbidden", "denied by policy"))
+
+    async def scenario() -> None:
+        op = _controller(api, task, [runner])
+        for _ in range(5):
+            op.kick(KEY)
+            await op.queue.idle()
+
+    asyncio.run(scenario())
+    assert api.attempts == [("Job", "t-h0-i5")]  # once: no retry of a refusal
+    result = api.patches[-1]["hooks"][0]["results"][0]
+    assert result["status"] == "failed"
+    assert result["error"]["etype"] == "JobCreateFailed"
+    assert "denied by policy" in result["error"]["msg"]
+    assert result["error"]["details"] == "Forbidden"
+
+
+def test_a_refused_runner_job_fails_the_task_once() -> None:
+    api = RefusingApi({("Job", "t-runner")}, api_error(422, "Invalid", "spec.x: Invalid value"))
+
+    async def scenario() -> None:
+        op = _controller(api, make_controller_task(), [])
+        for _ in range(3):
+            op.kick(KEY)
+            await op.queue.idle()
+
+    asyncio.run(scenario())
+    assert api.attempts.count(("Job", "t-runner")) == 1
+    final = api.patches[-1]
+    assert final["phase"] == "Failed"
+    failed = next(c for c in final["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "RunnerCreateFailed"
+    assert "spec.x: Invalid value" in final["message"]
+    # A refused identity too (e.g. RBAC forbids creating the Role).
+    api = RefusingApi({("Role", "t-runner")}, api_error(403, "Forbidden", "cannot create roles"))
+
+    async def identity() -> None:
+        op = _controller(api, make_controller_task(), [])
+        op.kick(KEY)
+        await op.queue.idle()
+
+    asyncio.run(identity())
+    assert ("Job", "t-runner") not in api.attempts
+    assert "Role t-runner" in api.patches[-1]["message"]
+    assert api.patches[-1]["phase"] == "Failed"

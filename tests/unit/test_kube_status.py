@@ -595,6 +595,12 @@ PHASE_EXAMPLES = {
         "RunnerDeleted",
         "runner Job t-runner was deleted",
     ),
+    "runner-create-refused": (
+        kstatus.PhaseFacts(create_refused="the API server refused to create the runner's Job"),
+        "Failed",
+        "RunnerCreateFailed",
+        "the API server refused to create the runner's Job",
+    ),
     "creating-runner": (kstatus.PhaseFacts(), "Pending", "CreatingRunner", "creating"),
     "runner-pod-deleted": (
         kstatus.PhaseFacts(state="Running", job="failed", pod_deleting=True),

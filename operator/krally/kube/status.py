@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -32,6 +32,7 @@ from krally.api.types import (
     RUNNING,
     SUCCEEDED,
     TERMINAL,
+    HookError,
     HookResult,
     hook_error,
     hook_result,
@@ -331,14 +332,14 @@ def firing_result(
         return hook_result(HOOK_PENDING)
     pod = pods[-1] if pods else None
     for candidate in reversed(pods):
-        data, terminated = termination_message(candidate)
-        text = str(terminated.get("message") or "")
+        data, state = termination_message(candidate)
+        text = str(state.get("message") or "")
         if data is not None and "status" in data:
             try:
                 return _hook_result_from_json(data)
             except InvalidResult as exc:
                 return invalid_result(str(exc), text)
-        if text.strip() and terminated.get("exitCode") == 0:
+        if text.strip() and state.get("exitCode") == 0:
             # A zero exit writes a result (a failing one may leave its log tail instead:
             # FallbackToLogsOnError); anything else there is no result to trust.
             why = "not JSON" if data is None else "no status member"
@@ -406,6 +407,7 @@ def derive_hooks(
     pods_grouped: dict[str, list[dict[str, Any]]],
     created: Iterable[str] = (),
     now: float | None = None,
+    refused: Mapping[str, HookError] | None = None,
 ) -> list[dict[str, Any]]:
     """status.hooks: per spec hook (in task order) its Rally summary, results and unreached.
     ``now`` (epoch seconds) decides which firings without a Job are late (None: none is)."""
@@ -439,7 +441,9 @@ def derive_hooks(
         job = jobs_by_name.get(job_name)
         recorded = previous.get(job_name)
         final = recorded is not None and recorded.get("status") in HOOK_FINAL
-        if (
+        if job is None and not final and job_name in (refused or {}):
+            item.update(hook_result(HOOK_FAILED, error=(refused or {})[job_name]))
+        elif (
             job is None
             and job_name not in created
             and not final
@@ -501,6 +505,7 @@ class PhaseFacts:
     memory_limit: str = "none"  # spec.runnerPod.resources.limits.memory
     exit_detail: str = ""  # the runner container's exit code and last message line
     exit_code: int | None = None  # the runner container's exit code, once terminated
+    create_refused: str = ""  # why the API server refused the runner's Job or identity
     busy_hooks: int = 0  # fired hooks not finished yet
     error: str = ""  # status.runner.error
     at: str = ""  # " at 750/1500 iterations", or ""
@@ -617,6 +622,13 @@ PHASE_RULES: tuple[PhaseRule, ...] = (
         FAILED,
         "RunnerDeleted",
         lambda f: f"runner Job {f.recorded_job} was deleted before the load finished{f.at}{_KEPT}",
+    ),
+    PhaseRule(
+        "runner-create-refused",
+        lambda f: f.job is None and bool(f.create_refused),
+        FAILED,
+        "RunnerCreateFailed",
+        lambda f: f.create_refused,
     ),
     PhaseRule(
         "creating-runner",
@@ -778,6 +790,8 @@ def derive_status(
     now: datetime | str,
     *,
     created: Iterable[str],
+    refused: Mapping[str, HookError] | None = None,
+    runner_refused: str = "",
 ) -> dict[str, Any]:
     """The operator-owned part of ``status`` (every key of OPERATOR_KEYS, None = remove).
 
@@ -786,7 +800,8 @@ def derive_status(
     Jobs, a terminal phase is absorbing, conditions keep their transition times); ``jobs`` and
     ``pods``, this task's children (any order); ``now``; ``created``, what the operator process
     remembers: hook Job names it created that the watch has not shown yet (counted as pending,
-    not missing).
+    not missing); ``refused``, hook Jobs the API server refused to create (the firing's error),
+    and ``runner_refused``, why it refused the runner's Job or identity (the task fails).
     """
     now_text = now if isinstance(now, str) else format_time(now)
     meta = task.get("metadata") or {}
@@ -803,12 +818,14 @@ def derive_status(
     runner_job = by_name.get(runner_job_name)
 
     epoch = parse_time(now_text)
-    hooks = derive_hooks(task, by_name, grouped, created, now=epoch)
+    hooks = derive_hooks(task, by_name, grouped, created, now=epoch, refused=refused)
     fired = sum(len(h["results"]) for h in hooks)
     succeeded = sum(h["summary"].get(HOOK_SUCCESS, 0) for h in hooks)
     busy = sum(1 for h in hooks for r in h["results"] if r["status"] not in HOOK_FINAL)
 
     facts = phase_facts(task, runner_job, grouped.get(runner_job_name, []), busy)
+    if runner_refused:
+        facts = replace(facts, create_refused=runner_refused)
     phase, reason, message = next_phase(status, facts)
 
     summary = runner.get("summary") or {}

@@ -1,22 +1,30 @@
 """The one place that carries the planner's actions out against the API, with one retry policy.
 
 Creates treat 409 AlreadyExists as success (child names are deterministic, so a retried or
-restarted create never makes a second Job); deletes treat 404 as success. A transient failure
-(429, 5xx, a broken connection) is retried in place after the policy's delays; anything else, or
-a transient failure that lasts, fails the pass, and the work queue plans it again after the same
-policy's back-off. The official client blocks, so every call runs off the event loop.
+restarted create never makes a second Job); deletes treat 404 as success. Every call has a
+timeout. A transient failure (429, 5xx, a timeout, a broken connection) is retried in place after
+the policy's jittered delays; when it lasts, a hook Job's create is tried again after a capped
+exponential back-off of its own (the firing stays pending), anything else fails the pass and the
+work queue plans it again after the same kind of back-off. A permanent refusal (400, 403, 404,
+422: RBAC, a quota, an admission webhook or policy) is never retried: a hook Job's firing is
+recorded failed with the API's message, a refused runner Job or identity fails the task. The
+official client blocks, so every call runs off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from krally.api import names
+from krally.api.names import ROLE_HOOK
+from krally.api.types import hook_error
 from krally.kube import events as kevents
 from krally.kube.operator.planner import (
     Abort,
@@ -34,38 +42,81 @@ from krally.kube.operator.planner import (
 log = logging.getLogger("krally.operator")
 
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+# 4xx that a retry cannot change: bad request (an admission webhook's denial), forbidden (RBAC,
+# a ValidatingAdmissionPolicy, a quota), not found (the namespace), gone, too large, invalid.
+_PERMANENT_STATUS = frozenset({400, 401, 403, 404, 405, 406, 410, 413, 415, 422})
+# Every API call of the operator gives up after this many seconds (a hung connection during an
+# API outage must not hold a task's pass forever); the retry policy then takes over.
+REQUEST_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """In place: ``delays`` between attempts of one transient call. Between passes:
-    ``backoff(n)`` after the n-th failed pass in a row (the last delay caps it)."""
+    """In place: ``delays`` between attempts of one transient call (each jittered down to half).
+    Between passes: ``backoff(n)`` after the n-th failure in a row, capped exponential with
+    jitter. A permanent refusal is never retried (the caller records it)."""
 
     delays: tuple[float, ...] = (0.5, 1.0, 2.0)
-    max_backoff: float = 5.0
+    base: float = 0.5
+    max_backoff: float = 30.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def backoff(self, failures: int) -> float:
-        return min(0.5 * failures, self.max_backoff)
+        """min(base * 2^(n-1), max_backoff), drawn uniformly from its upper half: retries of
+        many tasks spread out instead of hitting a recovering API server at once."""
+        ceiling = min(self.base * 2 ** max(0, min(failures, 64) - 1), self.max_backoff)
+        return self.rng.uniform(ceiling / 2, ceiling)
 
     @staticmethod
     def transient(exc: BaseException) -> bool:
         status = getattr(exc, "status", None)
-        if isinstance(status, int):
+        if isinstance(status, int) and status:
             return status in _TRANSIENT_STATUS
-        return isinstance(exc, ConnectionError | TimeoutError) or type(exc).__module__.startswith(
-            "urllib3"
+        # No HTTP status (0: the client's own ApiException without a response): no answer.
+        return (
+            isinstance(exc, ConnectionError | TimeoutError)
+            or type(exc).__module__.startswith("urllib3")
+            or type(exc).__name__ == "ApiException"
         )
 
+    @staticmethod
+    def permanent(exc: BaseException) -> bool:
+        """The API server refused the request for good (retrying only repeats the refusal)."""
+        status = getattr(exc, "status", None)
+        return isinstance(status, int) and status in _PERMANENT_STATUS
+
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         for delay in (*self.delays, None):
             try:
                 return await asyncio.to_thread(fn, *args, **kwargs)
             except Exception as exc:
                 if delay is None or not self.transient(exc):
                     raise
-                log.warning("API call failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                wait = self.rng.uniform(delay / 2, delay)
+                log.warning("API call failed (%s); retrying in %.1f s", _short(exc), wait)
+                await asyncio.sleep(wait)
         raise AssertionError("unreachable")
+
+
+def refusal(exc: BaseException) -> tuple[str, str]:
+    """(reason, message) of an API refusal, as the API server's Status says them."""
+    status = getattr(exc, "status", None)
+    reason = str(getattr(exc, "reason", "") or "")
+    message = ""
+    try:
+        body = json.loads(getattr(exc, "body", None) or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    if isinstance(body, dict):
+        reason = str(body.get("reason") or reason)
+        message = str(body.get("message") or "")
+    return reason or "Refused", f"{status} {reason}: {message or exc}"[:1000]
+
+
+def _short(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    return f"{status} {getattr(exc, 'reason', '')}" if isinstance(status, int) else str(exc)
 
 
 class Clients:
@@ -101,12 +152,14 @@ class Applier:
         later: Callable[[Key, float], None],
         cancel_later: Callable[[Key], None],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
+        kick: Callable[[Key], None] | None = None,
     ) -> None:
         self.api = api
         self.policy = policy or RetryPolicy()
         self._later = later
         self._cancel_later = cancel_later
         self._spawn = spawn
+        self._kick = kick or (lambda key: later(key, 0))
 
     async def create(self, kind: str, namespace: str, body: Obj) -> Obj | None:
         """Create a child; None when it already existed (409)."""
@@ -143,10 +196,18 @@ class Applier:
         for action in actions:
             if isinstance(action, CreateIdentity):
                 for kind, body in action.bodies:
-                    await self.create(kind, namespace, body)
+                    try:
+                        await self.create(kind, namespace, body)
+                    except Exception as exc:
+                        if not self.policy.permanent(exc):
+                            raise
+                        self._runner_refused(key, memory, f"{kind} {body['metadata']['name']}", exc)
+                        return  # the runner needs its identity: the task fails instead
                 memory.identity_done = True
             elif isinstance(action, CreateJob):
-                await self.create_job(namespace, memory, action)
+                await self.create_job(namespace, memory, action, key)
+                if action.role != ROLE_HOOK and memory.runner_refused:
+                    return
             elif isinstance(action, Abort):
                 if action.job:
                     await self.delete_job(namespace, action.job)
@@ -162,15 +223,47 @@ class Applier:
                 self._cancel_later(key)
                 await self.write_status(task, memory, action)
 
-    async def create_job(self, namespace: str, memory: Memory, action: CreateJob) -> None:
+    async def create_job(
+        self, namespace: str, memory: Memory, action: CreateJob, key: Key | None = None
+    ) -> None:
         """Create a runner or hook Job; in-flight names are marked first, so a concurrent pass
-        does not create it again (and a second create would only be a 409)."""
+        does not create it again (and a second create would only be a 409). A hook Job refused
+        for good is recorded in ``memory.refused`` (its firing fails); one failing transiently
+        stays marked in flight for a back-off, then is planned again."""
         memory.created.setdefault(action.name, {"metadata": {"name": action.name}})
         try:
             reply = await self.create("Job", namespace, action.body)
-        except Exception:
+        except Exception as exc:
             memory.created.pop(action.name, None)
-            raise
+            if key is not None and self.policy.permanent(exc):
+                if action.role == ROLE_HOOK:
+                    reason, message = refusal(exc)
+                    memory.refused[action.name] = hook_error(
+                        "JobCreateFailed",
+                        f"the API server refused to create hook Job {action.name}: {message}",
+                        reason,
+                    )
+                    log.error("hook Job %s/%s refused: %s", namespace, action.name, message)
+                    self._kick(key)  # the status records it
+                else:
+                    self._runner_refused(key, memory, f"Job {action.name}", exc)
+                return
+            if key is None or action.role != ROLE_HOOK:
+                raise
+            failures = memory.failures[action.name] = memory.failures.get(action.name, 0) + 1
+            delay = self.policy.backoff(failures)
+            log.warning(
+                "creating hook Job %s/%s failed (%s); trying again in %.1f s",
+                namespace,
+                action.name,
+                _short(exc),
+                delay,
+            )
+            placeholder = {"metadata": {"name": action.name}}
+            memory.created[action.name] = placeholder
+            self._spawn(self._again_after(key, memory, action.name, placeholder, delay))
+            return
+        memory.failures.pop(action.name, None)
         if reply is not None and action.name in memory.created:
             memory.created[action.name] = reply
         if action.firing is None:
@@ -185,6 +278,21 @@ class Applier:
             action.firing.get("value"),
             "" if reply is not None else " (already existed)",
         )
+
+    async def _again_after(
+        self, key: Key, memory: Memory, name: str, placeholder: Obj, delay: float
+    ) -> None:
+        """End a hook Job's back-off: unmark it (unless something else took it) and plan again."""
+        await asyncio.sleep(delay)
+        if memory.created.get(name) is placeholder:
+            del memory.created[name]
+        self._kick(key)
+
+    def _runner_refused(self, key: Key, memory: Memory, what: str, exc: BaseException) -> None:
+        _, message = refusal(exc)
+        memory.runner_refused = f"the API server refused to create the runner's {what}: {message}"
+        log.error("%s/%s: %s", key[0], key[1], memory.runner_refused)
+        self._kick(key)  # the status records it
 
     async def write_status(self, task: Obj, memory: Memory, action: WriteStatus) -> None:
         meta = task["metadata"]

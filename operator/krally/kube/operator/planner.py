@@ -22,7 +22,7 @@ from typing import Any
 
 from krally.api.names import ROLE_HOOK, ROLE_RUNNER
 from krally.api.times import rfc3339
-from krally.api.types import HOOK_PENDING, TERMINAL
+from krally.api.types import HOOK_PENDING, TERMINAL, HookError
 from krally.kube import events as kevents
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
@@ -55,6 +55,11 @@ class Memory:
     abort_sent: bool = False
     identity_done: bool = False
     stopped: set[str] = field(default_factory=set)  # hook Jobs deleted because of spec.abort
+    # Creates the API server refused for good (until the status records them): hook Job name →
+    # the firing's error; the runner's (its Job or identity) as a message.
+    refused: dict[str, HookError] = field(default_factory=dict)
+    runner_refused: str = ""
+    failures: dict[str, int] = field(default_factory=dict)  # hook Job → transient failures
 
 
 # -- actions -----------------------------------------------------------------------------------
@@ -166,7 +171,7 @@ def plan_firings(
             firing,
         )
         for index, firing, name in firings_without_job(
-            task, _by_name(observed.jobs), memory.created
+            task, _by_name(observed.jobs), [*memory.created, *memory.refused]
         )
         # Too late to run (the status records it failed, etype Late).
         if not kstatus.is_late(firing, spec_hooks[index], now)
@@ -249,6 +254,7 @@ def plan(
         and not status.get("runnerJob")
         and not spec.get("abort")
         and not terminal
+        and not memory.runner_refused
     ):
         if not memory.identity_done:
             actions.append(
@@ -280,7 +286,15 @@ def plan(
     if planned_runner is not None:
         jobs_view.append(planned_runner)
     created = [*pending, *(h.name for h in hooks)]
-    derived = kstatus.derive_status(task, jobs_view, observed.pods, now, created=created)
+    derived = kstatus.derive_status(
+        task,
+        jobs_view,
+        observed.pods,
+        now,
+        created=created,
+        refused=memory.refused,
+        runner_refused=memory.runner_refused,
+    )
     # Found once, at acceptance; afterwards (even after a restart) the status keeps them.
     derived["warnings"] = memory.warnings or status.get("warnings") or None
     # The runner's part counts too (bounded by the runner: MAX_FIRINGS, MAX_TIMELINE).
