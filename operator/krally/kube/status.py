@@ -332,14 +332,14 @@ def firing_result(
         return hook_result(HOOK_PENDING)
     pod = pods[-1] if pods else None
     for candidate in reversed(pods):
-        data, state = termination_message(candidate)
-        text = str(state.get("message") or "")
+        data, ended = termination_message(candidate)
+        text = str(ended.get("message") or "")
         if data is not None and "status" in data:
             try:
                 return _hook_result_from_json(data)
             except InvalidResult as exc:
                 return invalid_result(str(exc), text)
-        if text.strip() and state.get("exitCode") == 0:
+        if text.strip() and ended.get("exitCode") == 0:
             # A zero exit writes a result (a failing one may leave its log tail instead:
             # FallbackToLogsOnError); anything else there is no result to trust.
             why = "not JSON" if data is None else "no status member"
