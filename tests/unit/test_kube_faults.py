@@ -7,6 +7,7 @@ import asyncio
 import copy
 import json
 import random
+import time
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from tests.unit.test_kube_planner import SETTINGS, accepted_memory, job, running
 from tests.unit.test_kube_planner import make_task as planner_task
 from tests.unit.test_kube_status import NOW, firings, hook_job, make_task, runner_job
 
-from krally.kube import hookpod
+from krally.kube import hookpod, runner
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
 from krally.kube.operator.apply import RetryPolicy, refusal
@@ -502,3 +503,54 @@ def test_a_refused_runner_job_fails_the_task_once() -> None:
     assert ("Job", "t-runner") not in api.attempts
     assert "Role t-runner" in api.patches[-1]["message"]
     assert api.patches[-1]["phase"] == "Failed"
+
+
+# -- 11. the runner rides out an API outage -----------------------------------------------------
+
+
+class Outage:
+    """A status patch that fails ``down`` times (the API server is away), then works."""
+
+    def __init__(self, down: int, exc: BaseException | None = None) -> None:
+        self.down, self.exc = down, exc or ConnectionRefusedError("connection refused")
+        self.calls = 0
+        self.written: list[dict[str, Any]] = []
+
+    def __call__(self, state: dict[str, Any]) -> None:
+        self.calls += 1
+        if self.calls <= self.down:
+            raise self.exc
+        self.written.append(state)
+
+
+def test_the_final_write_is_retried_through_an_outage_keeping_every_firing() -> None:
+    patch = Outage(down=10**9)
+    writer = runner.StatusWriter(patch, period=0.01)
+    writer.start()
+    for value in (5, 50):
+        writer.add_firing({"hook": 0, "eventType": "iteration", "value": value, "firedAt": "x"})
+    # The load ends while the API server is still away; it comes back after 3 more attempts.
+    patch.down = patch.calls + 3
+    assert writer.close(time.monotonic() + 3600, state="Finished", summary={"iterations": 9})
+    final = patch.written[-1]
+    assert final["state"] == "Finished" and final["summary"] == {"iterations": 9}
+    assert [f["value"] for f in final["firings"]] == [5, 50]
+
+
+def test_the_final_write_gives_up_at_the_deadline_or_when_the_task_is_gone() -> None:
+    patch = Outage(down=10**9)
+    writer = runner.StatusWriter(patch, period=0.01)
+    writer.start()
+    assert not writer.close(time.monotonic() - 1, state="Finished")  # past its deadline: once
+    gone = Outage(down=10**9, exc=api_error(404, "NotFound", "benchmarktasks t not found"))
+    writer = runner.StatusWriter(gone, period=0.01)
+    writer.start()
+    calls = gone.calls
+    assert not writer.close(time.monotonic() + 3600, state="Finished")
+    assert gone.calls == calls + 1
+
+
+def test_the_final_write_deadline_is_the_runner_jobs_own() -> None:
+    assert runner.final_write_deadline({"runnerPod": {"timeoutSeconds": 90}}, 1000.0) == 1090.0
+    before = time.monotonic()
+    assert runner.final_write_deadline({}, 0.0) >= before + runner.FINAL_WRITE_PATIENCE

@@ -58,7 +58,7 @@ class RetryPolicy:
 
     delays: tuple[float, ...] = (0.5, 1.0, 2.0)
     base: float = 0.5
-    max_backoff: float = 30.0
+    max_backoff: float = 10.0
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def backoff(self, failures: int) -> float:

@@ -47,6 +47,9 @@ class Settings:
     # KRALLY_STATUS_MAX_BYTES: a task's status stays under this many bytes (JSON), whatever
     # hooks print: the oldest hook outputs are trimmed first (etcd refuses objects over 1.5 MiB).
     status_max_bytes: int = DEFAULT_STATUS_MAX_BYTES
+    # KRALLY_WATCH_TIMEOUT: seconds a watch request lasts before the API server ends it and
+    # kopf re-establishes it (settings.watching.server_timeout).
+    watch_timeout: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +67,7 @@ class Settings:
             scanning=env.get("KRALLY_SCANNING", "") == "1",
             hook_service_accounts=parse_allowed(env.get("KRALLY_HOOK_SERVICE_ACCOUNTS")),
             status_max_bytes=int(env.get("KRALLY_STATUS_MAX_BYTES") or DEFAULT_STATUS_MAX_BYTES),
+            watch_timeout=int(env.get("KRALLY_WATCH_TIMEOUT") or 300),
         )
 
     @classmethod
