@@ -32,7 +32,7 @@ class Operator:
         token = cluster.token_for(namespace, OPERATOR_SA)
         cluster.write_kubeconfig(self.kubeconfig, token=token, namespace=namespace)
 
-    def start(self) -> Operator:
+    def start(self, **extra_env: str) -> Operator:
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
@@ -43,6 +43,7 @@ class Operator:
             # The operator validates specs: it must know the alt image's test-only scenario.
             "KRALLY_PLUGIN_PATH": str(images.HERE / "plugins"),
             "PYTHONUNBUFFERED": "1",
+            **extra_env,
         }
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(

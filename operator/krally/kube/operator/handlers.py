@@ -40,7 +40,9 @@ def register(krally_settings: Settings, registry: kopf.OperatorRegistry | None =
         settings.posting.enabled = False
         # Retry quickly: a failed API call in the firing path must not wait a minute.
         settings.execution.default_backoff = 1
-        settings.networking.error_backoffs = [0.5, 1, 2, 5]
+        # ... and ride out an API outage of up to about 5 minutes: past its last back-off a
+        # watch's failure escalates and stops the operator.
+        settings.networking.error_backoffs = [0.5, 1, 2, 5, *[10] * 30]
         settings.execution.max_workers = krally_settings.max_workers
         # Re-establish watches every few minutes (KRALLY_WATCH_TIMEOUT); inactivity_timeout
         # catches silent freezes; no request of kopf's hangs through an API outage.
