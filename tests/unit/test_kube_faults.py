@@ -347,14 +347,18 @@ def test_the_budget_trims_error_details_and_then_the_timeline() -> None:
         "hooks": [{"index": 0, "summary": {"failed": 50}, "results": results}],
         "result": {"timeline": [{"t": n, "pad": "p" * 100} for n in range(600)]},
     }
-    fitted = kstatus.fit_budget(copy.deepcopy(derived), 20_000)
+    original = copy.deepcopy(derived)
+    runners_timeline = derived["result"]["timeline"]  # shared with the task's status.runner
+    fitted = kstatus.fit_budget(derived, 20_000)
+    assert len(runners_timeline) == 600  # cut in the copy only
+    assert len(fitted["result"]["timeline"]) < 600
     assert kstatus.json_size(fitted) <= 20_000
     kept = fitted["hooks"][0]["results"]
     assert [r["error"]["etype"] for r in kept] == ["E"] * 50
     assert all(r["error"]["details"] == "" and len(r["error"]["msg"]) == 200 for r in kept)
     assert fitted["result"]["timeline"][-1]["t"] == 599  # the newest kept
     # Under budget: untouched.
-    assert kstatus.fit_budget(copy.deepcopy(derived), 10**7) == derived
+    assert kstatus.fit_budget(copy.deepcopy(original), 10**7) == original
 
 
 def test_the_status_budget_is_a_setting() -> None:

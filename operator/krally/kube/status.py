@@ -1054,6 +1054,9 @@ def fit_budget(derived: dict[str, Any], budget: int) -> dict[str, Any]:
             if wanted(result):
                 size -= trim(result, drop)  # exact: only this result's bytes change
     timeline = (derived.get("result") or {}).get("timeline")
+    if size > budget and isinstance(timeline, list):
+        timeline = list(timeline)  # the runner's own list (the task's status): not in place
+        derived["result"] = {**derived["result"], "timeline": timeline}
     while size > budget and isinstance(timeline, list) and timeline:
         del timeline[: max(1, len(timeline) // 2)]
         size = json_size(derived)
