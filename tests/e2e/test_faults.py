@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cluster import images
 from tests.cluster.controlplane import Cluster
 from tests.e2e.support import (
     Operator,
@@ -299,3 +300,37 @@ def test_short_watches_are_re_established(
     finally:
         cluster.kubectl("delete", "bt", "--all", "-n", ns, "--wait=false", check=False)
         op.stop()
+
+
+GARBAGE = [
+    "not a result at all",
+    '{"status": "great"}',
+    '{"status": "success", "started_at": "yesterday"}',
+    '{"status": "success", "output": "x"}',
+    "[" * 3000,
+]
+
+
+def test_a_hook_image_writing_garbage_gets_failed_invalid_results(
+    cluster: Cluster, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    # The alt image's test-only hook writes its config as the termination message, exits 0.
+    hooks = [
+        {
+            "name": "krally_test_garbage",
+            "args": text,
+            "trigger": {"name": "event", "args": {"unit": "iteration", "at": [2]}},
+            "job": {"image": images.ALT_REF},
+        }
+        for text in GARBAGE
+    ]
+    spec = dummy_spec(times=200, sleep=0.05, hooks=hooks)
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("garbage", spec))
+    status = wait_phase(cluster, ns, "garbage", FINAL, wait_for, 180)
+    assert status["phase"] == "Succeeded", status.get("message")
+    for hook, text in zip(status["hooks"], GARBAGE, strict=True):
+        (result,) = hook["results"]
+        assert result["status"] == "failed", result
+        assert result["error"]["etype"] == "InvalidHookResult", result
+        assert result["error"]["details"] == text[:500]
+    assert "Traceback" not in operator.log.read_text(errors="replace")

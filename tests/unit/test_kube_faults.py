@@ -558,3 +558,57 @@ def test_the_final_write_deadline_is_the_runner_jobs_own() -> None:
     assert runner.final_write_deadline({"runnerPod": {"timeoutSeconds": 90}}, 1000.0) == 1090.0
     before = time.monotonic()
     assert runner.final_write_deadline({}, 0.0) >= before + runner.FINAL_WRITE_PATIENCE
+
+
+class FlakyApi(RefusingApi):
+    """Answers 503 to the first ``n`` attempts at creating one object, then works."""
+
+    def __init__(self, key: tuple[str, str], n: int) -> None:
+        super().__init__({key}, api_error(503, "ServiceUnavailable", "etcd is away"))
+        self.key, self.n = key, n
+
+    def _create(self, kind: str) -> Any:
+        refusing = super()._create(kind)
+        plain = FakeApi._create(self, kind)
+
+        def create(namespace: str, body: dict[str, Any], **kw: Any) -> Any:
+            if (kind, body["metadata"]["name"]) == self.key and self.attempts.count(self.key) >= (
+                self.n
+            ):
+                self.attempts.append(self.key)
+                return plain(namespace, body, **kw)
+            return refusing(namespace, body, **kw)
+
+        return create
+
+
+def test_a_hook_job_failing_transiently_is_retried_until_created_once() -> None:
+    task = make_controller_task()
+    task["status"] = {
+        "runnerJob": "t-runner",
+        "phase": "Running",
+        "runner": {"state": "Running", "firings": [{"hook": 0, "eventType": "iteration",
+                                                     "value": 5, "firedAt": "x"}]},
+        "conditions": [{"type": "Accepted", "status": "True"}],
+    }  # fmt: skip
+    runner_job = {"metadata": {"name": "t-runner", "uid": "j1",
+                               "ownerReferences": [{"uid": "uid-1"}], "labels": {}},
+                  "status": {"active": 1}}  # fmt: skip
+    api = FlakyApi(("Job", "t-h0-i5"), n=7)
+    fast = RetryPolicy(delays=(0.001,), base=0.001, max_backoff=0.01, rng=random.Random(1))
+
+    async def scenario() -> None:
+        store = Store({"task_index": {KEY: [task]}, "job_index": {KEY: [runner_job]},
+                       "pod_index": {}})  # fmt: skip
+        op = Controller(Settings(status_write_period=0), api, store=store, policy=fast)
+        op.kick(KEY)
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if ("Job", "t-h0-i5") in api.created:
+                break
+        await op.queue.idle()
+        assert op.memory[KEY].failures == {}
+
+    asyncio.run(scenario())
+    assert api.created == [("Job", "t-h0-i5")]
+    assert api.attempts.count(("Job", "t-h0-i5")) == 8  # 7 refused, then created
