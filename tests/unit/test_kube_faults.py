@@ -375,10 +375,18 @@ def api_error(status: int, reason: str, message: str) -> ApiException:
     return exc
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+@pytest.mark.parametrize("status", [400, 404, 422])
 def test_a_refusal_is_permanent(status: int) -> None:
-    exc = api_error(status, "Forbidden", "no")
+    exc = api_error(status, "Invalid", "no")
     assert RetryPolicy.permanent(exc) and not RetryPolicy.transient(exc)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_forbidden_is_permanent_only_when_it_lasts(status: int) -> None:
+    # A restarted API server answers 403 until its authorizer caught up; a quota may free up.
+    exc = api_error(status, "Forbidden", "no")
+    assert not RetryPolicy.transient(exc)
+    assert [RetryPolicy.permanent(exc, n) for n in range(1, 8)] == [False] * 5 + [True] * 2
 
 
 @pytest.mark.parametrize(
@@ -462,7 +470,7 @@ def test_a_refused_hook_job_fails_its_firing_once_with_the_api_message() -> None
     }  # fmt: skip
     runner = {"metadata": {"name": "t-runner", "uid": "j1", "ownerReferences": [{"uid": "uid-1"}],
                            "labels": {}}, "status": {"active": 1}}  # fmt: skip
-    api = RefusingApi({("Job", "t-h0-i5")}, api_error(403, "Forbidden", "denied by policy"))
+    api = RefusingApi({("Job", "t-h0-i5")}, api_error(400, "BadRequest", "denied by policy"))
 
     async def scenario() -> None:
         op = _controller(api, task, [runner])
@@ -476,7 +484,7 @@ def test_a_refused_hook_job_fails_its_firing_once_with_the_api_message() -> None
     assert result["status"] == "failed"
     assert result["error"]["etype"] == "JobCreateFailed"
     assert "denied by policy" in result["error"]["msg"]
-    assert result["error"]["details"] == "Forbidden"
+    assert result["error"]["details"] == "BadRequest"
 
 
 def test_a_refused_runner_job_fails_the_task_once() -> None:
@@ -495,15 +503,23 @@ def test_a_refused_runner_job_fails_the_task_once() -> None:
     failed = next(c for c in final["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "RunnerCreateFailed"
     assert "spec.x: Invalid value" in final["message"]
-    # A refused identity too (e.g. RBAC forbids creating the Role).
+    # A refused identity too (e.g. RBAC forbids creating the Role: after 6 attempts in a row).
     api = RefusingApi({("Role", "t-runner")}, api_error(403, "Forbidden", "cannot create roles"))
+    fast = RetryPolicy(delays=(0.001,), base=0.001, max_backoff=0.01, rng=random.Random(1))
 
     async def identity() -> None:
-        op = _controller(api, make_controller_task(), [])
+        store = Store({"task_index": {KEY: [make_controller_task()]}, "job_index": {KEY: []},
+                       "pod_index": {}})  # fmt: skip
+        op = Controller(Settings(status_write_period=0), api, store=store, policy=fast)
         op.kick(KEY)
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if op.memory[KEY].runner_refused:
+                break
         await op.queue.idle()
 
     asyncio.run(identity())
+    assert api.attempts.count(("Role", "t-runner")) == 6
     assert ("Job", "t-runner") not in api.attempts
     assert "Role t-runner" in api.patches[-1]["message"]
     assert api.patches[-1]["phase"] == "Failed"

@@ -5,10 +5,12 @@ restarted create never makes a second Job); deletes treat 404 as success. Every 
 timeout. A transient failure (429, 5xx, a timeout, a broken connection) is retried in place after
 the policy's jittered delays; when it lasts, a hook Job's create is tried again after a capped
 exponential back-off of its own (the firing stays pending), anything else fails the pass and the
-work queue plans it again after the same kind of back-off. A permanent refusal (400, 403, 404,
-422: RBAC, a quota, an admission webhook or policy) is never retried: a hook Job's firing is
-recorded failed with the API's message, a refused runner Job or identity fails the task. The
-official client blocks, so every call runs off the event loop.
+work queue plans it again after the same kind of back-off. A permanent refusal (400, 404, 422:
+an admission webhook or policy, an invalid object) is not retried: a hook Job's firing is
+recorded failed with the API's message, a refused runner Job or identity fails the task. 401 and
+403 (RBAC, a quota) are taken as permanent only after FORBIDDEN_PATIENCE attempts in a row: an
+API server that just restarted answers 403 until its authorizer has caught up, and a quota may
+free up. The official client blocks, so every call runs off the event loop.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ log = logging.getLogger("krally.operator")
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 # 4xx that a retry cannot change: bad request (an admission webhook's denial), forbidden (RBAC,
 # a ValidatingAdmissionPolicy, a quota), not found (the namespace), gone, too large, invalid.
-_PERMANENT_STATUS = frozenset({400, 401, 403, 404, 405, 406, 410, 413, 415, 422})
+_PERMANENT_STATUS = frozenset({400, 404, 405, 406, 410, 413, 415, 422})
+_FORBIDDEN_STATUS = frozenset({401, 403})
+# Attempts (with the back-off between them: about 10 s in all) before a 401/403 counts as final.
+FORBIDDEN_PATIENCE = 6
 # Every API call of the operator gives up after this many seconds (a hung connection during an
 # API outage must not hold a task's pass forever); the retry policy then takes over.
 REQUEST_TIMEOUT = 20.0
@@ -80,9 +85,12 @@ class RetryPolicy:
         )
 
     @staticmethod
-    def permanent(exc: BaseException) -> bool:
-        """The API server refused the request for good (retrying only repeats the refusal)."""
+    def permanent(exc: BaseException, attempts: int = 1) -> bool:
+        """The API server refused the request for good (retrying only repeats the refusal),
+        ``attempts`` being how many times in a row it answered so."""
         status = getattr(exc, "status", None)
+        if status in _FORBIDDEN_STATUS:
+            return attempts >= FORBIDDEN_PATIENCE
         return isinstance(status, int) and status in _PERMANENT_STATUS
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -112,6 +120,16 @@ def refusal(exc: BaseException) -> tuple[str, str]:
         reason = str(body.get("reason") or reason)
         message = str(body.get("message") or "")
     return reason or "Refused", f"{status} {reason}: {message or exc}"[:1000]
+
+
+# memory.failures counts the runner's failed creates (identity and Job) under this key.
+RUNNER_KEY = ""
+
+
+def _count(memory: Memory, name: str) -> int:
+    """One more failed attempt at creating ``name``; the count so far."""
+    memory.failures[name] = memory.failures.get(name, 0) + 1
+    return memory.failures[name]
 
 
 def _short(exc: BaseException) -> str:
@@ -199,11 +217,12 @@ class Applier:
                     try:
                         await self.create(kind, namespace, body)
                     except Exception as exc:
-                        if not self.policy.permanent(exc):
+                        if not self.policy.permanent(exc, _count(memory, RUNNER_KEY)):
                             raise
                         self._runner_refused(key, memory, f"{kind} {body['metadata']['name']}", exc)
                         return  # the runner needs its identity: the task fails instead
                 memory.identity_done = True
+                memory.failures.pop(RUNNER_KEY, None)
             elif isinstance(action, CreateJob):
                 await self.create_job(namespace, memory, action, key)
                 if action.role != ROLE_HOOK and memory.runner_refused:
@@ -235,7 +254,9 @@ class Applier:
             reply = await self.create("Job", namespace, action.body)
         except Exception as exc:
             memory.created.pop(action.name, None)
-            if key is not None and self.policy.permanent(exc):
+            counter = action.name if action.role == ROLE_HOOK else RUNNER_KEY
+            attempts = _count(memory, counter)
+            if key is not None and self.policy.permanent(exc, attempts):
                 if action.role == ROLE_HOOK:
                     reason, message = refusal(exc)
                     memory.refused[action.name] = hook_error(
@@ -250,8 +271,7 @@ class Applier:
                 return
             if key is None or action.role != ROLE_HOOK:
                 raise
-            failures = memory.failures[action.name] = memory.failures.get(action.name, 0) + 1
-            delay = self.policy.backoff(failures)
+            delay = self.policy.backoff(attempts)
             log.warning(
                 "creating hook Job %s/%s failed (%s); trying again in %.1f s",
                 namespace,
@@ -263,7 +283,7 @@ class Applier:
             memory.created[action.name] = placeholder
             self._spawn(self._again_after(key, memory, action.name, placeholder, delay))
             return
-        memory.failures.pop(action.name, None)
+        memory.failures.pop(action.name if action.role == ROLE_HOOK else RUNNER_KEY, None)
         if reply is not None and action.name in memory.created:
             memory.created[action.name] = reply
         if action.firing is None:

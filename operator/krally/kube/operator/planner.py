@@ -59,7 +59,9 @@ class Memory:
     # the firing's error; the runner's (its Job or identity) as a message.
     refused: dict[str, HookError] = field(default_factory=dict)
     runner_refused: str = ""
-    failures: dict[str, int] = field(default_factory=dict)  # hook Job → transient failures
+    failures: dict[str, int] = field(
+        default_factory=dict
+    )  # failed creates in a row, by Job ('' = runner)
 
 
 # -- actions -----------------------------------------------------------------------------------
