@@ -335,3 +335,30 @@ def test_a_hook_image_writing_garbage_gets_failed_invalid_results(
         assert result["error"]["etype"] == "InvalidHookResult", result
         assert result["error"]["details"] == text[:500]
     assert "Traceback" not in operator.log.read_text(errors="replace")
+
+
+def test_the_status_stays_under_its_byte_budget(
+    cluster: Cluster, ns: str, wait_for: Any, tmp_path: Path
+) -> None:
+    # A small budget and hooks that print 3 KB each: 12 firings would need ~40 KB.
+    budget = 24_000
+    op = Operator(cluster, ns, tmp_path).start(KRALLY_STATUS_MAX_BYTES=str(budget))
+    try:
+        at = list(range(5, 125, 10))
+        command = 'python3 -c "print(3000 * chr(120))"'
+        printer = sys_call(command, "event", unit="iteration", at=at)
+        spec = dummy_spec(times=150, sleep=0.05, hooks=[printer])
+        cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("budget", spec))
+        status = wait_phase(cluster, ns, "budget", FINAL, wait_for, 180)
+        assert status["phase"] == "Succeeded", status.get("message")
+        (hook,) = status["hooks"]
+        assert hook["summary"] == {"success": len(at)}
+        assert [r["status"] for r in hook["results"]] == ["success"] * len(at)
+        trimmed = [bool(r.get("trimmed")) for r in hook["results"]]
+        assert trimmed[0] and not trimmed[-1], trimmed  # the oldest outputs went first
+        size = len(json.dumps(status, separators=(",", ":")).encode())
+        assert size <= budget, size
+        print(f"status: {size} bytes for {len(at)} firings, {sum(trimmed)} outputs trimmed")
+    finally:
+        cluster.kubectl("delete", "bt", "--all", "-n", ns, "--wait=false", check=False)
+        op.stop()
