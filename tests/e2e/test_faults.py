@@ -326,6 +326,7 @@ def test_a_hook_image_writing_garbage_gets_failed_invalid_results(
         for text in GARBAGE
     ]
     spec = dummy_spec(times=200, sleep=0.05, hooks=hooks)
+    spec["runnerPod"] = {"image": images.ALT_REF}  # the runner loads the hook plugins too
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("garbage", spec))
     status = wait_phase(cluster, ns, "garbage", FINAL, wait_for, 180)
     assert status["phase"] == "Succeeded", status.get("message")
