@@ -44,8 +44,8 @@ from krally.kube.operator.planner import (
 log = logging.getLogger("krally.operator")
 
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
-# 4xx that a retry cannot change: bad request (an admission webhook's denial), forbidden (RBAC,
-# a ValidatingAdmissionPolicy, a quota), not found (the namespace), gone, too large, invalid.
+# 4xx that a retry cannot change: bad request (an admission webhook's denial), not found (the
+# namespace), gone, too large, invalid (a ValidatingAdmissionPolicy, a bad object).
 _PERMANENT_STATUS = frozenset({400, 404, 405, 406, 410, 413, 415, 422})
 _FORBIDDEN_STATUS = frozenset({401, 403})
 # Attempts (with the back-off between them: about 10 s in all) before a 401/403 counts as final.
