@@ -134,7 +134,11 @@ def _count(memory: Memory, name: str) -> int:
 
 def _short(exc: BaseException) -> str:
     status = getattr(exc, "status", None)
-    return f"{status} {getattr(exc, 'reason', '')}" if isinstance(status, int) else str(exc)
+    if isinstance(status, int) and status:
+        return f"{status} {getattr(exc, 'reason', '')}"
+    # urllib3's errors repeat the whole URL and cause: one short line is enough for a retry.
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[-160:] if len(text) > 160 else text}"
 
 
 class Clients:
