@@ -628,3 +628,21 @@ def test_a_hook_job_failing_transiently_is_retried_until_created_once() -> None:
     asyncio.run(scenario())
     assert api.created == [("Job", "t-h0-i5")]
     assert api.attempts.count(("Job", "t-h0-i5")) == 8  # 7 refused, then created
+
+
+def test_a_hook_that_finished_as_the_abort_came_keeps_its_result() -> None:
+    task = make_task({"state": "Running", "firings": firings([5])})
+    task["spec"]["abort"] = True
+    done = hook_pod_with(5, json.dumps({"status": "success", "started_at": 1767268800.0}))
+    active = dict(hook_job(5), status={"active": 1})
+    derived = kstatus.derive_status(task, [runner_job(), active], [done], NOW, created=[])
+    assert derived["hooks"][0]["results"][0]["status"] == "success"
+    # Still running: stopped.
+    derived = kstatus.derive_status(task, [runner_job(), active], [], NOW, created=[])
+    assert derived["hooks"][0]["results"][0]["error"]["etype"] == "Aborted"
+
+
+def hook_pod_with(value: int, message: str) -> dict[str, Any]:
+    pod = garbage_pod(message)
+    assert hook_job(value)["metadata"]["name"] in pod["metadata"]["name"]
+    return pod

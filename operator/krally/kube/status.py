@@ -264,6 +264,21 @@ def invalid_result(why: str, text: str) -> HookResult:
 
 _DONE = frozenset({"complete", "failed"})
 
+
+def _aborted_result(previous: dict[str, Any] | None, ran: bool) -> HookResult:
+    """A firing stopped (or never started) because of spec.abort."""
+    return hook_result(
+        HOOK_FAILED,
+        started_at=(previous or {}).get("startedAt"),
+        error=hook_error(
+            ABORTED_HOOK,
+            "hook Job stopped by spec.abort"
+            if ran
+            else "not run: the task was aborted (spec.abort) before its Job started",
+        ),
+    )
+
+
 # Waiting reasons of a pod on its way to run, not stuck.
 _STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 
@@ -309,18 +324,8 @@ def firing_result(
         # The Job (or its pod) was cleaned up after it finished: its recorded result stands.
         kept = {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
         return cast(HookResult, kept)
-    if aborted and not created and (job is None or job_state(job)[0] not in _DONE):
-        ran = job is not None or (previous or {}).get("status") == HOOK_RUNNING
-        return hook_result(
-            HOOK_FAILED,
-            started_at=(previous or {}).get("startedAt"),
-            error=hook_error(
-                ABORTED_HOOK,
-                "hook Job stopped by spec.abort"
-                if ran
-                else "not run: the task was aborted (spec.abort) before its Job started",
-            ),
-        )
+    if aborted and not created and job is None:
+        return _aborted_result(previous, (previous or {}).get("status") == HOOK_RUNNING)
     if job is None:
         if previous and previous.get("status") == HOOK_RUNNING and not created:
             return hook_result(
@@ -344,6 +349,8 @@ def firing_result(
             # FallbackToLogsOnError); anything else there is no result to trust.
             why = "not JSON" if data is None else "no status member"
             return invalid_result(why, text)
+    if aborted and not created and job_state(job)[0] not in _DONE:
+        return _aborted_result(previous, True)  # its Job is being deleted
     state, reason, message = job_state(job)
     job_status = job.get("status") or {}
     if state == "failed":
