@@ -534,6 +534,19 @@ class Cluster:
             return []
         return realnode.host_leftovers(self.net, self.workdir)
 
+    def restart_component(self, name: str, down_for: float = 0.0, timeout: float = 60.0) -> float:
+        """An outage of one component: stop it, keep it down ``down_for`` seconds, start it
+        again with the same argv, environment and log (same ports, same etcd); for
+        kube-apiserver, wait until it is ready. Returns the seconds it was down."""
+        component = next(c for c in self.components if c.name == name)
+        mark = time.monotonic()
+        component.stop()
+        time.sleep(max(0.0, down_for - (time.monotonic() - mark)))
+        component.start()
+        if name == "kube-apiserver":
+            self._wait_readyz(component, timeout)
+        return time.monotonic() - mark
+
     # -- diagnostics -----------------------------------------------------------------------
 
     def check(self) -> None:

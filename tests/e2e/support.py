@@ -46,7 +46,7 @@ class Operator:
         token = cluster.token_for(namespace, OPERATOR_SA)
         cluster.write_kubeconfig(self.kubeconfig, token=token, namespace=namespace)
 
-    def start(self) -> Operator:
+    def start(self, **extra_env: str) -> Operator:
         env = {
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
@@ -60,6 +60,7 @@ class Operator:
             "KRALLY_ALLOWED_IMAGES": images.ALT_REF,
             "PYTHONUNBUFFERED": "1",
             **self.env,
+            **extra_env,
         }
         handle = self.log.open("ab")
         watch = [arg for namespace in self.watch for arg in ("-n", namespace)]

@@ -276,6 +276,20 @@ def test_shipped_install_runs_a_task_from_its_deployment(
         cluster.kubectl(
             "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
         )
+        # The webhook through its Service, in the cluster: a bad scenario argument is refused at
+        # apply. Six tries, so a replica not serving it (fail-open) would let some through.
+        bad = dummy_spec(1, 0, [])
+        bad["scenario"]["args"] = {"sleep": -1}
+
+        def refused() -> bool:
+            proc = cluster.kubectl(
+                "apply", "--dry-run=server", "-n", namespace, "-f", "-",
+                input=task_yaml("bad", bad), check=False,
+            )  # fmt: skip
+            return proc.returncode != 0 and "spec.scenario.args.sleep" in proc.stderr
+
+        wait_for(refused, timeout=60, message="the webhook refuses sleep: -1")
+        assert all(refused() for _ in range(6)), "some replica does not serve the webhook"
         spec = dummy_spec(30, 0.02, [sys_call("/bin/echo 123", "event", unit="iteration", at=[5])])
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=task_yaml("shipped", spec))
         status = wait_phase(cluster, namespace, "shipped", {"Succeeded", "Failed"}, wait_for, 150)
@@ -316,6 +330,11 @@ def test_shipped_install_runs_a_task_from_its_deployment(
         # The all-namespaces operator must not outlive this test (others run their own).
         cluster.kubectl("delete", "bt", "--all", "-n", namespace, "--wait=false", check=False)
         cluster.kubectl("delete", "namespace", "krally-system", "--timeout=60s", check=False)
+        # Persistent (kept when an operator stops): it goes with the install.
+        cluster.kubectl(
+            "delete", "validatingwebhookconfiguration", "krally.dev", "--ignore-not-found",
+            check=False,
+        )  # fmt: skip
 
 
 # -- tear-down -----------------------------------------------------------------------------------

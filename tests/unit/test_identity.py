@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from krally.api.names import LABEL_TASK
+from krally.api.times import rfc3339
 from krally.kube import jobs as kjobs
 from krally.kube.operator import admission
 from krally.kube.operator.controller import Controller
@@ -181,9 +183,9 @@ class Api:
         if kind is None:
             raise AttributeError(name)
         if verb == "create":
-            return lambda namespace, body: self._create(kind, body)
+            return lambda namespace, body, **_: self._create(kind, body)
         if verb == "read":
-            return lambda name, namespace: self._read(kind, name)
+            return lambda name, namespace, **_: self._read(kind, name)
         raise AttributeError(name)
 
     def _create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -200,14 +202,14 @@ class Api:
             raise ApiException(status=404, reason="NotFound")
         return self.objects[(kind, name)]
 
-    def patch_namespaced_custom_object_status(self, *args: Any) -> dict[str, Any]:
+    def patch_namespaced_custom_object_status(self, *args: Any, **_: Any) -> dict[str, Any]:
         self.patches.append(args[-1]["status"])
         return {}
 
-    def delete_namespaced_job(self, name: str, namespace: str, body: Any = None) -> None:
+    def delete_namespaced_job(self, name: str, namespace: str, body: Any = None, **_: Any) -> None:
         self.deletes.append((name, body.preconditions.uid if body.preconditions else None))
 
-    def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_namespaced_event(self, namespace: str, body: dict[str, Any], **_: Any) -> None:
         pass
 
 
@@ -270,7 +272,8 @@ def test_a_hook_job_name_taken_by_a_stranger_is_a_failed_firing() -> None:
     stranger = {"metadata": {"name": "t-h0-i5", "uid": "x"}}  # no ownerReference at all
     api = Api({("Job", "t-h0-i5"): stranger})
     runner = {**owned_by("uid-1"), "status": {"active": 1}}
-    firing = {"hook": 0, "eventType": "iteration", "value": 5, "firedAt": "2026-01-01T00:00:00Z"}
+    # Fired just now (an old firedAt would be a Late firing, never created).
+    firing = {"hook": 0, "eventType": "iteration", "value": 5, "firedAt": rfc3339(time.time())}
     status = {
         "runnerJob": "krally-t-runner",
         "runner": {"state": "Running", "firings": [firing]},

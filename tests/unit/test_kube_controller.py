@@ -31,17 +31,27 @@ class FakeApi:
         self.deleted: list[str] = []
         self.events: list[str] = []
         self.existing: set[tuple[str, str]] = set()
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
 
     def _create(self, kind: str) -> Any:
-        def create(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        def create(namespace: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
             key = (kind, body["metadata"]["name"])
             if key in self.existing:
                 raise ApiException(status=409, reason="AlreadyExists")
             self.existing.add(key)
             self.created.append(key)
-            return {**copy.deepcopy(body), "status": {}}
+            self.objects[key] = {**copy.deepcopy(body), "status": {}}
+            return self.objects[key]
 
         return create
+
+    def _read(self, kind: str) -> Any:
+        def read(name: str, namespace: str, **_: Any) -> dict[str, Any]:
+            if (kind, name) not in self.objects:
+                raise ApiException(status=404, reason="NotFound")
+            return self.objects[(kind, name)]
+
+        return read
 
     # The attributes apply.Clients exposes.
     @property
@@ -62,16 +72,18 @@ class FakeApi:
         }
         if name in kinds:
             return self._create(kinds[name])
+        if name.replace("read_", "create_", 1) in kinds:
+            return self._read(kinds[name.replace("read_", "create_", 1)])
         raise AttributeError(name)
 
-    def patch_namespaced_custom_object_status(self, *args: Any) -> dict[str, Any]:
+    def patch_namespaced_custom_object_status(self, *args: Any, **_: Any) -> dict[str, Any]:
         self.patches.append(args[-1]["status"])
         return {}
 
     def delete_namespaced_job(self, name: str, namespace: str, **_: Any) -> None:
         self.deleted.append(name)
 
-    def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+    def create_namespaced_event(self, namespace: str, body: dict[str, Any], **_: Any) -> None:
         self.events.append(body["reason"])
 
 

@@ -595,12 +595,24 @@ PHASE_EXAMPLES = {
         "RunnerDeleted",
         "runner Job krally-t-runner was deleted",
     ),
+    "runner-create-refused": (
+        kstatus.PhaseFacts(create_refused="the API server refused to create the runner's Job"),
+        "Failed",
+        "RunnerCreateFailed",
+        "the API server refused to create the runner's Job",
+    ),
     "creating-runner": (kstatus.PhaseFacts(), "Pending", "CreatingRunner", "creating"),
     "runner-pod-deleted": (
         kstatus.PhaseFacts(state="Running", job="failed", pod_deleting=True),
         "Failed",
         "RunnerPodDeleted",
         "runner pod was deleted",
+    ),
+    "runner-killed": (
+        kstatus.PhaseFacts(state="Running", job="failed", exit_code=137, at=" at 3/10 iterations"),
+        "Failed",
+        "RunnerKilled",
+        "the runner was killed (SIGKILL, exit code 137) at 3/10 iterations",
     ),
     "runner-failed": (
         kstatus.PhaseFacts(

@@ -270,6 +270,13 @@ _HOOK = {
             },
         },
         "job": _HOOK_JOB,
+        "maxDelaySeconds": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "A firing the operator sees more than this many seconds after it "
+            "happened (e.g. after an outage) is not run but recorded failed with etype Late: a "
+            "disruption minutes late misleads. Default 60.",
+        },
     },
 }
 

@@ -102,6 +102,11 @@ _HOOK_RESULT = _obj(
         "job": _str("Name of the Job that runs this firing."),
         "error": _ERROR,
         "output": _OUTPUT,
+        "trimmed": _bool(
+            "True when this result's output (and maybe its error details) was dropped to keep "
+            "the status under the operator's byte budget (KRALLY_STATUS_MAX_BYTES), oldest "
+            "results first; its status and times are kept."
+        ),
     },
 )
 

@@ -67,6 +67,7 @@ class HookSpec(TypedDict, total=False):
     args: Any
     trigger: PluginRef
     job: HookJob
+    maxDelaySeconds: int
 
 
 class TaskSpec(TypedDict, total=False):
@@ -106,6 +107,7 @@ class HookResult(TypedDict, total=False):
     job: str
     error: HookError
     output: Any
+    trimmed: bool
 
 
 class Firing(TypedDict, total=False):

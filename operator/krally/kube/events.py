@@ -136,6 +136,9 @@ def post(core_api: Any, task: dict[str, Any], events: list[tuple[str, str, str]]
     for etype, reason, message in events:
         body = event_body(task, etype, reason, message)
         try:
-            core_api.create_namespaced_event(task["metadata"]["namespace"], body)
+            # Bounded like every operator call (an Event is best effort).
+            core_api.create_namespaced_event(
+                task["metadata"]["namespace"], body, _request_timeout=10
+            )
         except Exception as exc:
             log.warning("could not post Event %s for %s: %s", reason, task["metadata"]["name"], exc)

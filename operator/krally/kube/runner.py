@@ -36,6 +36,12 @@ MAX_TIMELINE = 600
 # Each firing becomes a hook Job and a result in the task's status; past this many, firings are
 # counted in status.runner.droppedFirings instead, so the object stays far below etcd's limit.
 MAX_FIRINGS = 500
+# How long the final status write is retried when the task sets no runnerPod.timeoutSeconds (an
+# API outage as the load ends); with one, until that deadline.
+FINAL_WRITE_PATIENCE = 600.0
+# Each status write gives up after this many seconds (then it is retried): a hung connection
+# during an API outage must not stall the writer.
+REQUEST_TIMEOUT = 15.0
 DURATION_KEYS = {
     "min": "min",
     "median": "median",
@@ -65,6 +71,7 @@ class StatusWriter:
         self._stopping = False
         self._last_write = 0.0
         self.writes = 0
+        self.last_error_permanent = False
         self._thread = threading.Thread(target=self._loop, name="krally-status", daemon=True)
 
     def start(self) -> None:
@@ -121,6 +128,9 @@ class StatusWriter:
             self._patch_fn(state)
         except Exception as exc:  # keep running the load; the next write carries everything
             log.warning("status write failed: %s", exc)
+            status = getattr(exc, "status", None)
+            # 404: the task is gone; 403: no right to write it; 422: refused as is.
+            self.last_error_permanent = status in (400, 403, 404, 422)
             with self._cond:
                 self._dirty = True
             return False
@@ -129,19 +139,28 @@ class StatusWriter:
         self.writes += 1
         return True
 
-    def close(self, **final: Any) -> bool:
-        """Stop the thread and write the final state synchronously (retried a few times)."""
+    def close(self, deadline: float | None = None, **final: Any) -> bool:
+        """Stop the thread and write the final state synchronously, retried (capped back-off)
+        until it is written, the API refuses it for good (the task is gone) or ``deadline``
+        (monotonic; default FINAL_WRITE_PATIENCE from now) passes: an API outage as the load
+        ends must not lose the results."""
         with self._cond:
             self._state.update(final)
             self._stopping = True
             self._cond.notify()
         self._thread.join(timeout=10)
         state = self.snapshot()
-        for attempt in range(5):
+        if deadline is None:
+            deadline = time.monotonic() + FINAL_WRITE_PATIENCE
+        attempt = 0
+        while True:
             if self._send(json.loads(json.dumps(state))):
                 return True
-            time.sleep(0.5 * (attempt + 1))
-        return False
+            attempt += 1
+            wait = min(0.5 * 2 ** min(attempt - 1, 10), 5.0)
+            if self.last_error_permanent or time.monotonic() + wait > deadline:
+                return False
+            time.sleep(wait)
 
 
 class RecordingLauncher:
@@ -279,6 +298,7 @@ def make_patcher(namespace: str, name: str) -> Any:
             names.PLURAL,
             name,
             {"status": {"runner": state}},
+            _request_timeout=REQUEST_TIMEOUT,
         )
 
     return patch
@@ -325,10 +345,21 @@ def main(
         return _run(spec, writer, abort, stop_reason)
 
 
+def final_write_deadline(spec: dict[str, Any], started: float) -> float:
+    """Monotonic time until which the final status write is retried: the runner Job's own
+    deadline (spec.runnerPod.timeoutSeconds, counted from ``started``, monotonic), else
+    FINAL_WRITE_PATIENCE from now."""
+    timeout = (spec.get("runnerPod") or {}).get("timeoutSeconds")
+    if isinstance(timeout, int | float) and timeout > 0:
+        return started + timeout
+    return time.monotonic() + FINAL_WRITE_PATIENCE
+
+
 def _run(
     spec: dict[str, Any], writer: StatusWriter, abort: threading.Event, stop_reason: list[str]
 ) -> int:
     """The load and its status writes, under main()'s signal handlers."""
+    started_mono = time.monotonic()
     from krally.task.engine import run_workload
     from krally.task.loader import workload_from_spec
 
@@ -359,6 +390,7 @@ def _run(
     except Exception as exc:
         log.exception("runner failed")
         writer.close(
+            final_write_deadline(spec, started_mono),
             state="Error",
             error=f"{type(exc).__name__}: {exc}",
             finishedAt=rfc3339(time.time()),
@@ -383,7 +415,7 @@ def _run(
     progress["failures"] = summary["failures"]
     progress["elapsedSeconds"] = round(time.time() - started, 3)
     final["progress"] = progress
-    ok = writer.close(**final)
+    ok = writer.close(final_write_deadline(spec, started_mono), **final)
     log.info(
         "runner %s: %s iterations, %s status writes", state, summary["iterations"], writer.writes
     )

@@ -9,12 +9,13 @@ here; ``status.runner`` belongs to the runner pod and is only read. The phase is
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
-from krally.api.times import format_time, rfc3339
+from krally.api.times import format_time, parse_time, rfc3339
 from krally.api.types import (
     ABORTED,
     ACTIVE,
@@ -31,6 +32,7 @@ from krally.api.types import (
     RUNNING,
     SUCCEEDED,
     TERMINAL,
+    HookError,
     HookResult,
     hook_error,
     hook_result,
@@ -114,16 +116,18 @@ def container_state(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def termination_message(pod: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """(parsed JSON termination message or None, the terminated state or {})."""
+    """(parsed JSON termination message or None, the terminated state or {}). The message is
+    untrusted (any image writes anything): nothing here raises on it."""
     terminated = container_state(pod).get("terminated") or {}
-    text = (terminated.get("message") or "").strip()
+    raw = terminated.get("message")
+    text = raw.strip() if isinstance(raw, str) else ""
     if not text:
         return None, terminated
     # FallbackToLogsOnError may put log lines before the JSON: take the last JSON object line.
     for candidate in [text, *reversed(text.splitlines())]:
         try:
             value = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             continue
         if isinstance(value, dict):
             return value, terminated
@@ -163,19 +167,115 @@ def previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+INVALID_HOOK_RESULT = "InvalidHookResult"
+# A result's output is charts for the report; more than this is no result krally wrote (its
+# termination message is cut to 4096 bytes), so it is refused, not stored.
+MAX_RESULT_OUTPUT = 4096
+_RESULT_STATUSES = HOOK_FINAL
+
+
+class InvalidResult(ValueError):
+    """A termination message that is not a hook result; the message says what is wrong."""
+
+
+def _result_time(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidResult(f"{key} is {type(value).__name__}, not a time")
+    seconds = parse_time(value)
+    if seconds is None or not math.isfinite(seconds) or not 0 <= seconds < 1e11:
+        raise InvalidResult(f"{key} {str(value)[:40]!r} is not a time")
+    return rfc3339(seconds)
+
+
+DEFAULT_MAX_DELAY = 60
+LATE = "Late"
+ABORTED_HOOK = "Aborted"
+
+
+def firing_delay(firing: dict[str, Any], now: float) -> float | None:
+    """Seconds between a firing (its firedAt) and ``now``; None when it carries no time."""
+    fired = parse_time(firing.get("firedAt"))
+    return None if fired is None else now - fired
+
+
+def is_late(firing: dict[str, Any], spec_hook: dict[str, Any], now: float) -> bool:
+    """The firing is seen more than ``maxDelaySeconds`` after it happened: it must not run (a
+    disruption minutes late misleads), it is recorded failed (etype Late) instead."""
+    delay = firing_delay(firing, now)
+    limit = spec_hook.get("maxDelaySeconds") or DEFAULT_MAX_DELAY
+    return delay is not None and delay > limit
+
+
+def late_result(firing: dict[str, Any], spec_hook: dict[str, Any], now: float) -> HookResult:
+    delay = firing_delay(firing, now) or 0.0
+    limit = spec_hook.get("maxDelaySeconds") or DEFAULT_MAX_DELAY
+    return hook_result(
+        HOOK_FAILED,
+        error=hook_error(
+            LATE,
+            f"not run: the operator saw this firing {delay:.0f} s after it happened "
+            f"(maxDelaySeconds: {limit})",
+        ),
+    )
+
+
 def _hook_result_from_json(data: dict[str, Any]) -> HookResult:
-    """A hook pod's termination message (Rally's snake_case result) → a status result."""
+    """A hook pod's termination message (Rally's snake_case result) → a status result; raises
+    InvalidResult when it is not one (wrong status, types or size)."""
+    status = data.get("status")
+    if not isinstance(status, str) or status not in _RESULT_STATUSES:
+        raise InvalidResult(f"status {str(status)[:40]!r} is not one of {sorted(_RESULT_STATUSES)}")
     error = data.get("error")
     if isinstance(error, dict):
-        error = hook_error(*(error.get(k) or "" for k in ("etype", "msg", "details")))
-    elif error:
-        error = hook_error("Error", error)
+        error = hook_error(*(str(error.get(k) or "")[:2000] for k in ("etype", "msg", "details")))
+    elif isinstance(error, str | list):
+        error = hook_error("Error", str(error)[:2000]) if error else None
+    elif error is not None:
+        raise InvalidResult(f"error is {type(error).__name__}, not an object")
+    output = data.get("output")
+    if output is not None:
+        if not isinstance(output, dict) or not all(isinstance(v, list) for v in output.values()):
+            raise InvalidResult("output is not {additive: [...], complete: [...]}")
+        if len(json.dumps(output)) > MAX_RESULT_OUTPUT:
+            raise InvalidResult(f"output is larger than {MAX_RESULT_OUTPUT} bytes")
     return hook_result(
-        data.get("status") or HOOK_FAILED,
-        started_at=rfc3339(data.get("started_at")),
-        finished_at=rfc3339(data.get("finished_at")),
+        cast(Any, status),
+        started_at=_result_time(data, "started_at"),
+        finished_at=_result_time(data, "finished_at"),
         error=error or None,
-        output=data.get("output"),
+        output=output,
+    )
+
+
+def invalid_result(why: str, text: str) -> HookResult:
+    """The failed result of a firing whose pod wrote something that is not a hook result."""
+    return hook_result(
+        HOOK_FAILED,
+        error=hook_error(
+            INVALID_HOOK_RESULT,
+            f"the hook pod's termination message is not a hook result: {why}",
+            text[:500],
+        ),
+    )
+
+
+_DONE = frozenset({"complete", "failed"})
+
+
+def _aborted_result(previous: dict[str, Any] | None, ran: bool) -> HookResult:
+    """A firing stopped (or never started) because of spec.abort."""
+    return hook_result(
+        HOOK_FAILED,
+        started_at=(previous or {}).get("startedAt"),
+        error=hook_error(
+            ABORTED_HOOK,
+            "hook Job stopped by spec.abort"
+            if ran
+            else "not run: the task was aborted (spec.abort) before its Job started",
+        ),
     )
 
 
@@ -215,12 +315,17 @@ def firing_result(
     pods: Sequence[dict[str, Any]],
     previous: dict[str, Any] | None,
     created: bool,
+    aborted: bool = False,
 ) -> HookResult:
-    """status, startedAt, finishedAt, error, output of one firing's Job (without triggeredBy)."""
+    """status, startedAt, finishedAt, error, output of one firing's Job (without triggeredBy).
+    ``aborted``: spec.abort is set, so a firing without a Job never gets one, and the Jobs
+    still running are stopped."""
     if previous and previous.get("status") in HOOK_FINAL and (job is None or not pods):
         # The Job (or its pod) was cleaned up after it finished: its recorded result stands.
         kept = {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
         return cast(HookResult, kept)
+    if aborted and not created and job is None:
+        return _aborted_result(previous, (previous or {}).get("status") == HOOK_RUNNING)
     if job is None:
         if previous and previous.get("status") == HOOK_RUNNING and not created:
             return hook_result(
@@ -232,9 +337,20 @@ def firing_result(
         return hook_result(HOOK_PENDING)
     pod = pods[-1] if pods else None
     for candidate in reversed(pods):
-        data, _ = termination_message(candidate)
+        data, ended = termination_message(candidate)
+        text = str(ended.get("message") or "")
         if data is not None and "status" in data:
-            return _hook_result_from_json(data)
+            try:
+                return _hook_result_from_json(data)
+            except InvalidResult as exc:
+                return invalid_result(str(exc), text)
+        if text.strip() and ended.get("exitCode") == 0:
+            # A zero exit writes a result (a failing one may leave its log tail instead:
+            # FallbackToLogsOnError); anything else there is no result to trust.
+            why = "not JSON" if data is None else "no status member"
+            return invalid_result(why, text)
+    if aborted and not created and job_state(job)[0] not in _DONE:
+        return _aborted_result(previous, True)  # its Job is being deleted
     state, reason, message = job_state(job)
     job_status = job.get("status") or {}
     if state == "failed":
@@ -297,14 +413,18 @@ def derive_hooks(
     jobs_by_name: dict[str, dict[str, Any]],
     pods_grouped: dict[str, list[dict[str, Any]]],
     created: Iterable[str] = (),
+    now: float | None = None,
+    refused: Mapping[str, HookError] | None = None,
 ) -> list[dict[str, Any]]:
-    """status.hooks: per spec hook (in task order) its Rally summary, results and unreached."""
+    """status.hooks: per spec hook (in task order) its Rally summary, results and unreached.
+    ``now`` (epoch seconds) decides which firings without a Job are late (None: none is)."""
     name = task["metadata"]["name"]
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
     status = task.get("status") or {}
     runner = status.get("runner") or {}
     previous = previous_results(status)
     created = set(created)
+    aborted = bool((task.get("spec") or {}).get("abort"))
     hooks: list[dict[str, Any]] = []
     for index, spec_hook in enumerate(spec_hooks):
         trigger = spec_hook.get("trigger") or {}
@@ -325,15 +445,30 @@ def derive_hooks(
         if fired_at is not None:
             item["firedAt"] = fired_at if isinstance(fired_at, str) else rfc3339(fired_at)
         item["job"] = job_name
-        item.update(
-            firing_result(
-                job_name,
-                jobs_by_name.get(job_name),
-                pods_grouped.get(job_name, []),
-                previous.get(job_name),
-                job_name in created,
+        job = jobs_by_name.get(job_name)
+        recorded = previous.get(job_name)
+        final = recorded is not None and recorded.get("status") in HOOK_FINAL
+        if job is None and not final and job_name in (refused or {}):
+            item.update(hook_result(HOOK_FAILED, error=(refused or {})[job_name]))
+        elif (
+            job is None
+            and job_name not in created
+            and not final
+            and now is not None
+            and is_late(firing, spec_hooks[index], now)
+        ):
+            item.update(late_result(firing, spec_hooks[index], now))
+        else:
+            item.update(
+                firing_result(
+                    job_name,
+                    job,
+                    pods_grouped.get(job_name, []),
+                    recorded,
+                    job_name in created,
+                    aborted,
+                )
             )
-        )
         hooks[index]["results"].append(item)
     for unreached in (runner.get("summary") or {}).get("unreached") or []:
         index = unreached.get("hook")
@@ -376,6 +511,8 @@ class PhaseFacts:
     killed_reason: str = ""  # the runner container's terminated reason, e.g. OOMKilled
     memory_limit: str = "none"  # spec.runnerPod.resources.limits.memory
     exit_detail: str = ""  # the runner container's exit code and last message line
+    exit_code: int | None = None  # the runner container's exit code, once terminated
+    create_refused: str = ""  # why the API server refused the runner's Job or identity
     busy_hooks: int = 0  # fired hooks not finished yet
     error: str = ""  # status.runner.error
     at: str = ""  # " at 750/1500 iterations", or ""
@@ -494,6 +631,13 @@ PHASE_RULES: tuple[PhaseRule, ...] = (
         lambda f: f"runner Job {f.recorded_job} was deleted before the load finished{f.at}{_KEPT}",
     ),
     PhaseRule(
+        "runner-create-refused",
+        lambda f: f.job is None and bool(f.create_refused),
+        FAILED,
+        "RunnerCreateFailed",
+        lambda f: f.create_refused,
+    ),
+    PhaseRule(
         "creating-runner",
         lambda f: f.job is None,
         PENDING,
@@ -506,6 +650,14 @@ PHASE_RULES: tuple[PhaseRule, ...] = (
         FAILED,
         "RunnerPodDeleted",
         lambda f: f"runner pod was deleted{f.at}{_KEPT}",
+    ),
+    # SIGKILL (not a graceful stop: the runner had no chance to report): 128 + 9.
+    PhaseRule(
+        "runner-killed",
+        lambda f: f.job == "failed" and f.exit_code == 137 and f.state != "Finished",
+        FAILED,
+        "RunnerKilled",
+        lambda f: f"the runner was killed (SIGKILL, exit code 137){f.at}{_KEPT}",
     ),
     PhaseRule(
         "runner-failed",
@@ -578,6 +730,7 @@ def phase_facts(
         memory_limit=str(limits.get("memory", "none")),
         pod_deleting=bool(pod is not None and (pod.get("metadata") or {}).get("deletionTimestamp")),
         exit_detail=detail,
+        exit_code=code if isinstance(code := (terminated or {}).get("exitCode"), int) else None,
         busy_hooks=hooks_busy,
         error=str(runner.get("error") or ""),
         at=f" at {progress} iterations" if progress else "",
@@ -644,6 +797,8 @@ def derive_status(
     now: datetime | str,
     *,
     created: Iterable[str],
+    refused: Mapping[str, HookError] | None = None,
+    runner_refused: str = "",
 ) -> dict[str, Any]:
     """The operator-owned part of ``status`` (every key of OPERATOR_KEYS, None = remove).
 
@@ -652,7 +807,8 @@ def derive_status(
     Jobs, a terminal phase is absorbing, conditions keep their transition times); ``jobs`` and
     ``pods``, this task's children (any order); ``now``; ``created``, what the operator process
     remembers: hook Job names it created that the watch has not shown yet (counted as pending,
-    not missing).
+    not missing); ``refused``, hook Jobs the API server refused to create (the firing's error),
+    and ``runner_refused``, why it refused the runner's Job or identity (the task fails).
     """
     now_text = now if isinstance(now, str) else format_time(now)
     meta = task.get("metadata") or {}
@@ -668,12 +824,15 @@ def derive_status(
     runner_job_name = kjobs.runner_name(name)
     runner_job = by_name.get(runner_job_name)
 
-    hooks = derive_hooks(task, by_name, grouped, created)
+    epoch = parse_time(now_text)
+    hooks = derive_hooks(task, by_name, grouped, created, now=epoch, refused=refused)
     fired = sum(len(h["results"]) for h in hooks)
     succeeded = sum(h["summary"].get(HOOK_SUCCESS, 0) for h in hooks)
     busy = sum(1 for h in hooks for r in h["results"] if r["status"] not in HOOK_FINAL)
 
     facts = phase_facts(task, runner_job, grouped.get(runner_job_name, []), busy)
+    if runner_refused:
+        facts = replace(facts, create_refused=runner_refused)
     phase, reason, message = next_phase(status, facts)
 
     summary = runner.get("summary") or {}
@@ -855,3 +1014,65 @@ def _new_not_started(new_hooks: Any, old_hooks: Any) -> bool:
         }
 
     return bool(causes(new_hooks) - causes(old_hooks))
+
+
+# -- the byte budget ---------------------------------------------------------------------------
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON (about what the API server stores)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def fit_budget(derived: dict[str, Any], budget: int) -> dict[str, Any]:
+    """``derived`` trimmed until it takes at most ``budget`` bytes, whatever hooks print.
+
+    What goes, oldest results first (by firedAt, then hook order), each step only while over:
+    hook outputs, then error details, then the rest of long error messages; a trimmed result
+    says ``trimmed: true``. Kept always: every result's status, times, trigger and Job, the
+    summaries and counters. Last resort: the oldest half of ``result.timeline``, repeatedly.
+    """
+    size = json_size(derived)
+    if size <= budget:
+        return derived
+    hooks = derived.get("hooks") or []
+    order = sorted(
+        ((str(r.get("firedAt") or ""), h, n) for h, hook in enumerate(hooks)
+         for n, r in enumerate(hook.get("results") or [])),
+    )  # fmt: skip
+    results = [hooks[h]["results"][n] for _, h, n in order]
+
+    def trim(result: dict[str, Any], drop: Callable[[dict[str, Any]], None]) -> int:
+        before = json_size(result)
+        drop(result)
+        result["trimmed"] = True
+        return before - json_size(result)
+
+    def no_output(r: dict[str, Any]) -> None:
+        r.pop("output", None)
+
+    def no_details(r: dict[str, Any]) -> None:
+        r["error"] = {**r["error"], "details": ""}
+
+    def short_msg(r: dict[str, Any]) -> None:
+        r["error"] = {**r["error"], "msg": r["error"]["msg"][:200]}
+
+    steps: list[tuple[Callable[[dict[str, Any]], bool], Callable[[dict[str, Any]], None]]] = [
+        (lambda r: "output" in r, no_output),
+        (lambda r: bool((r.get("error") or {}).get("details")), no_details),
+        (lambda r: len((r.get("error") or {}).get("msg") or "") > 200, short_msg),
+    ]
+    for wanted, drop in steps:
+        for result in results:
+            if size <= budget:
+                return derived
+            if wanted(result):
+                size -= trim(result, drop)  # exact: only this result's bytes change
+    timeline = (derived.get("result") or {}).get("timeline")
+    if size > budget and isinstance(timeline, list):
+        timeline = list(timeline)  # the runner's own list (the task's status): not in place
+        derived["result"] = {**derived["result"], "timeline": timeline}
+    while size > budget and isinstance(timeline, list) and timeline:
+        del timeline[: max(1, len(timeline) // 2)]
+        size = json_size(derived)
+    return derived

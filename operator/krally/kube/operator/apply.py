@@ -4,23 +4,32 @@ Child names are deterministic, so a retried or restarted create never makes a se
 AlreadyExists is answered by reading the object, which is adopted only when its controller
 ownerReference is this task (anything else raises :class:`NameConflict`). Deletes treat 404 as
 success and carry the uid as a precondition (never someone else's object under the name).
-A transient failure (429, 5xx, a broken connection) is retried in place after the policy's
-delays; anything else, or a transient failure that lasts, fails the pass, and the work queue
-plans it again after the same policy's back-off. The official client blocks, so every call
-runs off the event loop.
+Every call has a timeout. A transient failure (429, 5xx, a timeout, a broken connection) is
+retried in place after the policy's jittered delays; when it lasts, a hook Job's create is tried
+again after a capped exponential back-off of its own (the firing stays pending), anything else
+fails the pass and the work queue plans it again after the same kind of back-off. A permanent
+refusal (400, 404, 422: an admission webhook or policy, an invalid object) is not retried: a hook
+Job's firing is recorded failed with the API's message, a refused runner Job or identity fails
+the task. 401 and 403 (RBAC, a quota) are taken as permanent only after FORBIDDEN_PATIENCE
+attempts in a row: an API server that just restarted answers 403 until its authorizer has caught
+up, and a quota may free up. The official client blocks, so every call runs off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from krally.api import names
+from krally.api.names import ROLE_HOOK
 from krally.api.times import rfc3339
+from krally.api.types import hook_error
 from krally.kube import events as kevents
 from krally.kube.operator.planner import (
     Abort,
@@ -31,6 +40,7 @@ from krally.kube.operator.planner import (
     Key,
     Memory,
     Obj,
+    StopHooks,
     WriteStatus,
     conflict_stand_in,
 )
@@ -38,6 +48,15 @@ from krally.kube.operator.planner import (
 log = logging.getLogger("krally.operator")
 
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+# 4xx that a retry cannot change: bad request (an admission webhook's denial), not found (the
+# namespace), gone, too large, invalid (a ValidatingAdmissionPolicy, a bad object).
+_PERMANENT_STATUS = frozenset({400, 404, 405, 406, 410, 413, 415, 422})
+_FORBIDDEN_STATUS = frozenset({401, 403})
+# Attempts (with the back-off between them: about 10 s in all) before a 401/403 counts as final.
+FORBIDDEN_PATIENCE = 6
+# Every API call of the operator gives up after this many seconds (a hung connection during an
+# API outage must not hold a task's pass forever); the retry policy then takes over.
+REQUEST_TIMEOUT = 20.0
 
 
 class NameConflict(Exception):
@@ -67,34 +86,88 @@ def _owner_text(obj: Obj) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """In place: ``delays`` between attempts of one transient call. Between passes:
-    ``backoff(n)`` after the n-th failed pass in a row (the last delay caps it)."""
+    """In place: ``delays`` between attempts of one transient call (each jittered down to half).
+    Between passes: ``backoff(n)`` after the n-th failure in a row, capped exponential with
+    jitter. A permanent refusal is never retried (the caller records it)."""
 
     delays: tuple[float, ...] = (0.5, 1.0, 2.0)
-    max_backoff: float = 5.0
+    base: float = 0.5
+    max_backoff: float = 10.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def backoff(self, failures: int) -> float:
-        return min(0.5 * failures, self.max_backoff)
+        """min(base * 2^(n-1), max_backoff), drawn uniformly from its upper half: retries of
+        many tasks spread out instead of hitting a recovering API server at once."""
+        ceiling = min(self.base * 2 ** max(0, min(failures, 64) - 1), self.max_backoff)
+        return self.rng.uniform(ceiling / 2, ceiling)
 
     @staticmethod
     def transient(exc: BaseException) -> bool:
         status = getattr(exc, "status", None)
-        if isinstance(status, int):
+        if isinstance(status, int) and status:
             return status in _TRANSIENT_STATUS
-        return isinstance(exc, ConnectionError | TimeoutError) or type(exc).__module__.startswith(
-            "urllib3"
+        # No HTTP status (0: the client's own ApiException without a response): no answer.
+        return (
+            isinstance(exc, ConnectionError | TimeoutError)
+            or type(exc).__module__.startswith("urllib3")
+            or type(exc).__name__ == "ApiException"
         )
 
+    @staticmethod
+    def permanent(exc: BaseException, attempts: int = 1) -> bool:
+        """The API server refused the request for good (retrying only repeats the refusal),
+        ``attempts`` being how many times in a row it answered so."""
+        status = getattr(exc, "status", None)
+        if status in _FORBIDDEN_STATUS:
+            return attempts >= FORBIDDEN_PATIENCE
+        return isinstance(status, int) and status in _PERMANENT_STATUS
+
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         for delay in (*self.delays, None):
             try:
                 return await asyncio.to_thread(fn, *args, **kwargs)
             except Exception as exc:
                 if delay is None or not self.transient(exc):
                     raise
-                log.warning("API call failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                wait = self.rng.uniform(delay / 2, delay)
+                log.warning("API call failed (%s); retrying in %.1f s", _short(exc), wait)
+                await asyncio.sleep(wait)
         raise AssertionError("unreachable")
+
+
+def refusal(exc: BaseException) -> tuple[str, str]:
+    """(reason, message) of an API refusal, as the API server's Status says them."""
+    status = getattr(exc, "status", None)
+    reason = str(getattr(exc, "reason", "") or "")
+    message = ""
+    try:
+        body = json.loads(getattr(exc, "body", None) or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    if isinstance(body, dict):
+        reason = str(body.get("reason") or reason)
+        message = str(body.get("message") or "")
+    return reason or "Refused", f"{status} {reason}: {message or exc}"[:1000]
+
+
+# memory.failures counts the runner's failed creates (identity and Job) under this key.
+RUNNER_KEY = ""
+
+
+def _count(memory: Memory, name: str) -> int:
+    """One more failed attempt at creating ``name``; the count so far."""
+    memory.failures[name] = memory.failures.get(name, 0) + 1
+    return memory.failures[name]
+
+
+def _short(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and status:
+        return f"{status} {getattr(exc, 'reason', '')}"
+    # urllib3's errors repeat the whole URL and cause: one short line is enough for a retry.
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[-160:] if len(text) > 160 else text}"
 
 
 class Clients:
@@ -130,12 +203,14 @@ class Applier:
         later: Callable[[Key, float], None],
         cancel_later: Callable[[Key], None],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
+        kick: Callable[[Key], None] | None = None,
     ) -> None:
         self.api = api
         self.policy = policy or RetryPolicy()
         self._later = later
         self._cancel_later = cancel_later
         self._spawn = spawn
+        self._kick = kick or (lambda key: later(key, 0))
 
     def _verb(self, verb: str, kind: str) -> Callable[..., Any]:
         api, resource = {
@@ -206,14 +281,29 @@ class Applier:
         for action in actions:
             if isinstance(action, CreateIdentity):
                 for kind, body in action.bodies:
-                    await self.create(kind, namespace, body)
+                    try:
+                        await self.create(kind, namespace, body)
+                    except Exception as exc:
+                        if not self.policy.permanent(exc, _count(memory, RUNNER_KEY)):
+                            raise
+                        self._runner_refused(key, memory, f"{kind} {body['metadata']['name']}", exc)
+                        return  # the runner needs its identity: the task fails instead
                 memory.identity_done = True
+                memory.failures.pop(RUNNER_KEY, None)
             elif isinstance(action, CreateJob):
-                replan = await self.create_job(namespace, memory, action) or replan
+                replan = await self.create_job(namespace, memory, action, key) or replan
+                if action.role != ROLE_HOOK and memory.runner_refused:
+                    return
             elif isinstance(action, Abort):
                 if action.job:
                     await self.delete_job(namespace, action.job, action.uid)
                 memory.abort_sent = True
+            elif isinstance(action, StopHooks):
+                uids = action.uids or (None,) * len(action.jobs)
+                for name, uid in zip(action.jobs, uids, strict=True):
+                    await self.delete_job(namespace, name, uid)
+                    memory.stopped.add(name)
+                    log.info("stopped hook Job %s/%s (spec.abort)", namespace, name)
             elif isinstance(action, FlushLater):
                 self._later(key, action.delay)
             elif isinstance(action, WriteStatus):
@@ -222,9 +312,13 @@ class Applier:
         if replan:  # a hook's name conflict: no watch event will come, plan its result now
             self._later(key, 0.0)
 
-    async def create_job(self, namespace: str, memory: Memory, action: CreateJob) -> bool:
+    async def create_job(
+        self, namespace: str, memory: Memory, action: CreateJob, key: Key | None = None
+    ) -> bool:
         """Create a runner or hook Job; in-flight names are marked first, so a concurrent pass
-        does not create it again (and a second create would only be a 409).
+        does not create it again (and a second create would only be a 409). A hook Job refused
+        for good is recorded in ``memory.refused`` (its firing fails); one failing transiently
+        stays marked in flight for a back-off, then is planned again.
 
         A hook Job's name taken by an object this task does not control becomes that firing's
         failed result (etype NameConflict), not a failed task: the firing cannot run under its
@@ -235,7 +329,7 @@ class Applier:
         try:
             reply, new = await self.create("Job", namespace, action.body)
         except NameConflict as exc:
-            if action.role != names.ROLE_HOOK:
+            if action.role != ROLE_HOOK:
                 memory.created.pop(action.name, None)
                 raise
             log.error("hook Job %s/%s: %s", namespace, action.name, exc)
@@ -243,9 +337,38 @@ class Applier:
                 action.name, str(exc), rfc3339(time.time())
             )
             return True
-        except Exception:
+        except Exception as exc:
             memory.created.pop(action.name, None)
-            raise
+            counter = action.name if action.role == ROLE_HOOK else RUNNER_KEY
+            attempts = _count(memory, counter)
+            if key is not None and self.policy.permanent(exc, attempts):
+                if action.role == ROLE_HOOK:
+                    reason, message = refusal(exc)
+                    memory.refused[action.name] = hook_error(
+                        "JobCreateFailed",
+                        f"the API server refused to create hook Job {action.name}: {message}",
+                        reason,
+                    )
+                    log.error("hook Job %s/%s refused: %s", namespace, action.name, message)
+                    self._kick(key)  # the status records it
+                else:
+                    self._runner_refused(key, memory, f"Job {action.name}", exc)
+                return False
+            if key is None or action.role != ROLE_HOOK:
+                raise
+            delay = self.policy.backoff(attempts)
+            log.warning(
+                "creating hook Job %s/%s failed (%s); trying again in %.1f s",
+                namespace,
+                action.name,
+                _short(exc),
+                delay,
+            )
+            placeholder = {"metadata": {"name": action.name}}
+            memory.created[action.name] = placeholder
+            self._spawn(self._again_after(key, memory, action.name, placeholder, delay))
+            return False
+        memory.failures.pop(action.name if action.role == ROLE_HOOK else RUNNER_KEY, None)
         if action.name in memory.created:
             memory.created[action.name] = reply
         if action.firing is None:
@@ -261,6 +384,21 @@ class Applier:
             "" if new else " (already existed)",
         )
         return False
+
+    async def _again_after(
+        self, key: Key, memory: Memory, name: str, placeholder: Obj, delay: float
+    ) -> None:
+        """End a hook Job's back-off: unmark it (unless something else took it) and plan again."""
+        await asyncio.sleep(delay)
+        if memory.created.get(name) is placeholder:
+            del memory.created[name]
+        self._kick(key)
+
+    def _runner_refused(self, key: Key, memory: Memory, what: str, exc: BaseException) -> None:
+        _, message = refusal(exc)
+        memory.runner_refused = f"the API server refused to create the runner's {what}: {message}"
+        log.error("%s/%s: %s", key[0], key[1], memory.runner_refused)
+        self._kick(key)  # the status records it
 
     async def write_status(self, task: Obj, memory: Memory, action: WriteStatus) -> None:
         meta = task["metadata"]

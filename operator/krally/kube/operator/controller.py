@@ -51,6 +51,7 @@ class Controller:
             later=self.queue.later,
             cancel_later=self.queue.cancel_later,
             spawn=self.queue.spawn,
+            kick=self.queue.kick,
         )
         self.memory: dict[Key, Memory] = {}
         self.leadership.on_acquired(self.kick_all)
@@ -88,13 +89,14 @@ class Controller:
     async def _create_hook_job(
         self, key: Key, task: dict[str, Any], memory: Memory, action: CreateJob
     ) -> None:
+        # Failures are handled there: a refusal is recorded, a transient one backs off.
         try:
-            if await self.applier.create_job(task["metadata"]["namespace"], memory, action):
+            if await self.applier.create_job(task["metadata"]["namespace"], memory, action, key):
                 self.queue.kick(key)  # a name conflict: no watch event will record the result
-        except Exception as exc:
-            log.error("creating hook Job %s failed: %s", action.name, exc)
+        except Exception as exc:  # not an API error: a bug; the next pass tries again
+            log.exception("creating hook Job %s failed: %s", action.name, exc)
             await asyncio.sleep(self.policy.backoff(1))
-            self.kick(key)  # level-based: the next pass tries again
+            self.kick(key)
 
     # -- reconcile ------------------------------------------------------------------------------
 

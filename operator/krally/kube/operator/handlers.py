@@ -46,11 +46,18 @@ def register(
         settings.posting.enabled = False
         # Retry quickly: a failed API call in the firing path must not wait a minute.
         settings.execution.default_backoff = 1
-        settings.networking.error_backoffs = [0.5, 1, 2, 5]
+        # ... and ride out an API outage of up to about 5 minutes: past its last back-off a
+        # watch's failure escalates and stops the operator.
+        settings.networking.error_backoffs = [0.5, 1, 2, 5, *[10] * 30]
         settings.execution.max_workers = krally_settings.max_workers
-        # Re-establish watches every few minutes; inactivity_timeout catches silent freezes.
-        settings.watching.server_timeout = 300
+        # Re-establish watches every few minutes (KRALLY_WATCH_TIMEOUT); inactivity_timeout
+        # catches silent freezes; no request of kopf's hangs through an API outage.
+        settings.watching.server_timeout = krally_settings.watch_timeout
+        settings.watching.client_timeout = krally_settings.watch_timeout + 30
+        settings.watching.connect_timeout = 10
         settings.watching.inactivity_timeout = 70
+        settings.networking.request_timeout = 30
+        settings.networking.connect_timeout = 10
         # No cluster-wide CRD/namespace listing unless asked: the CRD is installed beforehand.
         settings.scanning.disabled = not krally_settings.scanning
         clients = Clients()

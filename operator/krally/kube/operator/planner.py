@@ -22,7 +22,7 @@ from typing import Any
 
 from krally.api.names import REASON_NAME_CONFLICT, ROLE_HOOK, ROLE_RUNNER
 from krally.api.times import rfc3339
-from krally.api.types import HOOK_PENDING, TERMINAL
+from krally.api.types import HOOK_PENDING, TERMINAL, HookError
 from krally.kube import events as kevents
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
@@ -57,6 +57,14 @@ class Memory:
     identity_done: bool = False
     # A child's name taken by an object this task does not control (the task fails with it).
     conflict: str | None = None
+    stopped: set[str] = field(default_factory=set)  # hook Jobs deleted because of spec.abort
+    # Creates the API server refused for good (until the status records them): hook Job name →
+    # the firing's error; the runner's (its Job or identity) as a message.
+    refused: dict[str, HookError] = field(default_factory=dict)
+    runner_refused: str = ""
+    failures: dict[str, int] = field(
+        default_factory=dict
+    )  # failed creates in a row, by Job ('' = runner)
 
 
 # -- actions -----------------------------------------------------------------------------------
@@ -88,6 +96,15 @@ class Abort:
 
 
 @dataclass(frozen=True)
+class StopHooks:
+    """spec.abort: delete the hook Jobs still running (404 counts as deleted); ``uids`` (same
+    order) are the preconditions: only the objects this task owns are deleted."""
+
+    jobs: tuple[str, ...]
+    uids: tuple[str | None, ...] = ()
+
+
+@dataclass(frozen=True)
 class WriteStatus:
     patch: Obj
     message: str
@@ -101,7 +118,7 @@ class FlushLater:
     delay: float
 
 
-Action = CreateIdentity | CreateJob | Abort | WriteStatus | FlushLater
+Action = CreateIdentity | CreateJob | Abort | StopHooks | WriteStatus | FlushLater
 
 
 # -- firings -----------------------------------------------------------------------------------
@@ -160,6 +177,10 @@ def plan_firings(
         return []  # not accepted (yet): the full plan validates first
     if meta.get("deletionTimestamp"):
         return []
+    spec = task.get("spec") or {}
+    if spec.get("abort"):
+        return []  # no firing starts after an abort (the status records them as not run)
+    spec_hooks = spec.get("hooks") or []
     created_at = rfc3339(now)
     return [
         CreateJob(
@@ -169,8 +190,25 @@ def plan_firings(
             firing,
         )
         for index, firing, name in firings_without_job(
-            task, _by_name(observed.jobs), memory.created
+            task, _by_name(observed.jobs), [*memory.created, *memory.refused]
         )
+        # Too late to run (the status records it failed, etype Late).
+        if not kstatus.is_late(firing, spec_hooks[index], now)
+    ]
+
+
+def hook_jobs_to_stop(task: Obj, observed: Observed, memory: Memory) -> list[str]:
+    """Hook Jobs still running when the task is aborted (deleted once each; their results are
+    recorded failed, etype Aborted)."""
+    if not (task.get("spec") or {}).get("abort"):
+        return []
+    runner = kjobs.runner_name(task["metadata"]["name"])
+    return [
+        name
+        for job in observed.jobs
+        if (name := job["metadata"]["name"]) != runner
+        and name not in memory.stopped
+        and kstatus.job_state(job)[0] not in ("complete", "failed")
     ]
 
 
@@ -240,6 +278,7 @@ def plan(
         and not status.get("runnerJob")
         and not spec.get("abort")
         and not terminal
+        and not memory.runner_refused
     ):
         if not memory.identity_done:
             bodies: list[tuple[str, Obj]] = [
@@ -260,6 +299,10 @@ def plan(
         known = runner_job or memory.created.get(runner_name)
         uid = ((known or {}).get("metadata") or {}).get("uid")
         actions.append(Abort(runner_name if known is not None else None, uid))
+    stop = hook_jobs_to_stop(task, observed, memory)
+    if stop:
+        uids = tuple((by_name[name].get("metadata") or {}).get("uid") for name in stop)
+        actions.append(StopHooks(tuple(stop), uids))
 
     # 4. Status: from the runner's report and the children, counting what this pass creates.
     seen = set(by_name)
@@ -268,9 +311,20 @@ def plan(
     if planned_runner is not None:
         jobs_view.append(planned_runner)
     created = [*pending, *(h.name for h in hooks)]
-    derived = kstatus.derive_status(task, jobs_view, observed.pods, now, created=created)
+    derived = kstatus.derive_status(
+        task,
+        jobs_view,
+        observed.pods,
+        now,
+        created=created,
+        refused=memory.refused,
+        runner_refused=memory.runner_refused,
+    )
     # Found once, at acceptance; afterwards (even after a restart) the status keeps them.
     derived["warnings"] = memory.warnings or status.get("warnings") or None
+    # The runner's part counts too (bounded by the runner: MAX_FIRINGS, MAX_TIMELINE).
+    budget = settings.status_max_bytes - kstatus.json_size(status.get("runner") or {})
+    derived = kstatus.fit_budget(derived, budget)
     actions.extend(_status_actions(task, derived, memory, settings, clock))
     return actions
 
@@ -295,6 +349,8 @@ def describe(action: Action) -> str:
         return "create " + ", ".join(f"{kind} {b['metadata']['name']}" for kind, b in action.bodies)
     if isinstance(action, Abort):
         return f"abort (delete {action.job})" if action.job else "abort (no runner Job)"
+    if isinstance(action, StopHooks):
+        return "stop hook Jobs " + ", ".join(action.jobs)
     if isinstance(action, WriteStatus):
         return "write status " + json.dumps(sorted(action.patch))
     return f"flush status in {action.delay:.1f} s"

@@ -88,10 +88,15 @@ class WorkQueue:
                 try:
                     await self._work(key)
                     failures = 0
-                except Exception:
+                except Exception as exc:
                     failures += 1
-                    log.exception("reconcile of %s/%s failed", *key)
-                    await asyncio.sleep(self._policy.backoff(failures))
+                    delay = self._policy.backoff(failures)
+                    if self._policy.transient(exc):  # an outage: one line, not a traceback each
+                        log.warning("reconcile of %s/%s failed (%s); again in %.1f s",
+                                    *key, type(exc).__name__, delay)  # fmt: skip
+                    else:
+                        log.exception("reconcile of %s/%s failed", *key)
+                    await asyncio.sleep(delay)
                     slot.dirty = True
         finally:
             slot.running = False

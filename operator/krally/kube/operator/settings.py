@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_IMAGE = "krally:0.1.0"
 DEFAULT_HOOK_TIMEOUT = 600
+DEFAULT_STATUS_MAX_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,12 @@ class Settings:
     lease_duration: int = 10
     # KRALLY_POD_NAME: this replica's name in the Lease (downward API; else the host name).
     pod_name: str | None = None
+    # KRALLY_STATUS_MAX_BYTES: a task's status stays under this many bytes (JSON), whatever
+    # hooks print: the oldest hook outputs are trimmed first (etcd refuses objects over 1.5 MiB).
+    status_max_bytes: int = DEFAULT_STATUS_MAX_BYTES
+    # KRALLY_WATCH_TIMEOUT: seconds a watch request lasts before the API server ends it and
+    # kopf re-establishes it (settings.watching.server_timeout).
+    watch_timeout: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +109,8 @@ class Settings:
             leader_namespace=env.get("KRALLY_LEADER_NAMESPACE") or None,
             lease_duration=parse_lease_duration(env.get("KRALLY_LEASE_DURATION")),
             pod_name=env.get("KRALLY_POD_NAME") or None,
+            status_max_bytes=int(env.get("KRALLY_STATUS_MAX_BYTES") or DEFAULT_STATUS_MAX_BYTES),
+            watch_timeout=int(env.get("KRALLY_WATCH_TIMEOUT") or 300),
         )
 
     def image_allowed(self, image: str) -> bool:
