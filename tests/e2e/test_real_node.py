@@ -281,14 +281,26 @@ def test_shipped_install_runs_a_task_from_its_deployment(
         bad = dummy_spec(1, 0, [])
         bad["scenario"]["args"] = {"sleep": -1}
 
+        answers: list[str] = []
+
         def refused() -> bool:
             proc = cluster.kubectl(
                 "apply", "--dry-run=server", "-n", namespace, "-f", "-",
                 input=task_yaml("bad", bad), check=False,
             )  # fmt: skip
+            answers.append(proc.stderr or proc.stdout)
             return proc.returncode != 0 and "spec.scenario.args.sleep" in proc.stderr
 
-        wait_for(refused, timeout=60, message="the webhook refuses sleep: -1")
+        def operator_logs() -> str:
+            return cluster.kubectl(
+                "logs", "-n", "krally-system", "-l", "app.kubernetes.io/component=operator",
+                "--tail=30", "--prefix", check=False,
+            ).stdout  # fmt: skip
+
+        try:
+            wait_for(refused, timeout=60, message="the webhook refuses sleep: -1")
+        except Exception as exc:
+            raise AssertionError(f"{exc}; last answer {answers[-1:]}\n{operator_logs()}") from exc
         assert all(refused() for _ in range(6)), "some replica does not serve the webhook"
         spec = dummy_spec(30, 0.02, [sys_call("/bin/echo 123", "event", unit="iteration", at=[5])])
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=task_yaml("shipped", spec))

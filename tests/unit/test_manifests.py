@@ -164,6 +164,15 @@ def test_deployment_runs_as_the_image_user():
     assert pod["securityContext"]["runAsGroup"] == pod["securityContext"]["runAsUser"]
 
 
+def test_no_service_link_env_can_shadow_a_setting():
+    """Kubernetes puts <SERVICE>_PORT=tcp://... into pods for every Service of the namespace:
+    the install's own Service krally-webhook would override KRALLY_WEBHOOK_PORT (found on the
+    real node: the operator crashed at start)."""
+    docs = _kustomize(MANIFESTS)
+    pod = _one(docs, "Deployment", "krally-operator")["spec"]["template"]["spec"]
+    assert pod["enableServiceLinks"] is False
+
+
 def test_liveness_probe_polls_kopfs_endpoint():
     container = _operator_container(_kustomize(MANIFESTS))
     assert container["command"] == ["krally"]
