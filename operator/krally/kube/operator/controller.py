@@ -117,14 +117,7 @@ class Controller:
         seen = {j["metadata"]["name"] for j in observed.jobs}
         for name in [n for n in memory.created if n in seen]:
             del memory.created[name]  # the watch caught up: the index is the truth again
-        actions = planner.plan(
-            task,
-            observed,
-            memory,
-            self.settings,
-            now=datetime.now(UTC),
-            clock=time.monotonic(),
-        )
+        actions = self._plan(task, observed, memory)
         for action in actions:
             log.debug("%s/%s: %s", *key, planner.describe(action))
         try:
@@ -134,19 +127,14 @@ class Controller:
             # it (planned again, so the status says so in this same pass).
             log.error("%s/%s: %s", *key, exc)
             memory.conflict = str(exc)
-            await self.applier.apply(
-                key,
-                task,
-                memory,
-                planner.plan(
-                    task,
-                    observed,
-                    memory,
-                    self.settings,
-                    now=datetime.now(UTC),
-                    clock=time.monotonic(),
-                ),
-            )
+            await self.applier.apply(key, task, memory, self._plan(task, observed, memory))
+
+    def _plan(
+        self, task: dict[str, Any], observed: planner.Observed, memory: Memory
+    ) -> list[planner.Action]:
+        return planner.plan(
+            task, observed, memory, self.settings, now=datetime.now(UTC), clock=time.monotonic()
+        )
 
     async def _admit(self, task: dict[str, Any], memory: Memory) -> None:
         """Validate the spec, reading the ServiceAccounts it names (their opt-in)."""
