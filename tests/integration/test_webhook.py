@@ -172,3 +172,12 @@ def test_a_hook_account_its_admin_did_not_opt_in_is_refused_at_apply(cluster, we
     )
     proc = _apply(cluster, namespace, "borrow", spec)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_image_outside_the_allow_list_is_refused_at_apply(cluster, webhook, namespace):
+    """The operator's image allow-list at apply time (the fixture allows its own images and
+    images.example.test:5000/team/*)."""
+    spec = dict(GOOD_SPEC, hooks=[], runnerPod={"image": "elsewhere.example.test/krally:1"})
+    proc = _apply(cluster, namespace, "foreign", spec)
+    assert proc.returncode != 0, proc.stdout
+    assert "spec.runnerPod.image" in proc.stderr and "not allowed" in proc.stderr, proc.stderr
