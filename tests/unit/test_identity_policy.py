@@ -328,3 +328,31 @@ def test_revalidation_of_a_running_task_keeps_it_accepted() -> None:
         assert all(
             c["status"] == "True" for c in patch.get("conditions") or [] if c["type"] == "Accepted"
         )
+
+
+def test_a_running_task_refused_after_a_restart_is_stopped_keeping_what_was_recorded() -> None:
+    """The admin revoked the opt-in while the task ran; a restarted operator validates again:
+    the runner and the running hook Jobs are deleted (only the objects this task owns), the task
+    ends Failed/InvalidSpec, and its recorded start, progress and hook results stay."""
+    api = Api({("ServiceAccount", "chaos"): {"metadata": {"name": "chaos"}}})  # no opt-in now
+    runner = {**owned_by("uid-1"), "status": {"active": 1}}
+    hook = {**owned_by("uid-1", "t-h0-i1"), "status": {"active": 1}}
+    recorded = [{"triggeredBy": {"eventType": "iteration", "value": 1}, "status": "running"}]
+    status = {
+        "phase": "Running",
+        "startedAt": "2026-12-01T10:00:00Z",
+        "runnerJob": "krally-t-runner",
+        "progress": {"done": 40, "total": 100},
+        "hooks": [{"summary": {"running": 1}, "results": recorded}],
+        "runner": {"state": "Running"},
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted"}],
+    }
+    reconcile(api, task(status, job={"serviceAccountName": "chaos"}), [runner, hook])
+    assert ("krally-t-runner", runner["metadata"]["uid"]) in api.deletes
+    assert ("t-h0-i1", hook["metadata"]["uid"]) in api.deletes
+    final = api.patches[-1]
+    assert final["phase"] == "Failed"
+    assert condition(final, "Failed")["reason"] == "InvalidSpec"
+    assert "spec.hooks[0].job.serviceAccountName" in final["message"]
+    for key in ("startedAt", "progress", "hooks", "runnerJob"):
+        assert key not in final, f"{key} was rewritten: {final.get(key)}"

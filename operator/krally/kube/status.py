@@ -947,6 +947,7 @@ def rejected_status(
     generation = meta.get("generation")
     status = task.get("status") or {}
     message = "; ".join(problems) if accepted else "invalid spec: " + "; ".join(problems)
+    started = bool(status.get("runnerJob") or status.get("startedAt"))
     wanted = {
         "Accepted": ("True", "Accepted", "spec and every plugin config are valid")
         if accepted
@@ -954,8 +955,18 @@ def rejected_status(
         "Running": ("False", FAILED, ""),
         "Complete": ("False", FAILED, ""),
         "Failed": ("True", reason, message),
-        "SLAPassed": ("Unknown", "NotChecked", "the task never ran"),
+        "SLAPassed": ("Unknown", "NotChecked", "the task never ran" if not started else ""),
     }
+    if started:
+        # Refused after it started (its Jobs are stopped): what was recorded is kept.
+        return {
+            **{key: status.get(key) for key in OPERATOR_KEYS},
+            "observedGeneration": generation,
+            "phase": FAILED,
+            "conditions": _conditions(status.get("conditions") or [], wanted, generation, now_text),
+            "message": message,
+            "finishedAt": status.get("finishedAt") or now_text,
+        }
     return {
         "observedGeneration": generation,
         "phase": FAILED,

@@ -212,6 +212,28 @@ def hook_jobs_to_stop(task: Obj, observed: Observed, memory: Memory) -> list[str
     ]
 
 
+def _stop_refused(task: Obj, observed: Observed, memory: Memory) -> list[Action]:
+    """Abort and StopHooks for the owned Jobs of a task refused by admission (none: nothing)."""
+    if (task.get("status") or {}).get("phase") in TERMINAL:
+        return []
+    actions: list[Action] = []
+    by_name = _by_name(observed.jobs)
+    runner = by_name.get(kjobs.runner_name(task["metadata"]["name"]))
+    if runner is not None and not memory.abort_sent:
+        actions.append(Abort(runner["metadata"]["name"], runner["metadata"].get("uid")))
+    running = [
+        name
+        for name, job in by_name.items()
+        if job is not runner
+        and name not in memory.stopped
+        and kstatus.job_state(job)[0] not in ("complete", "failed")
+    ]
+    if running:
+        uids = tuple(by_name[name]["metadata"].get("uid") for name in running)
+        actions.append(StopHooks(tuple(running), uids))
+    return actions
+
+
 # -- the plan ----------------------------------------------------------------------------------
 
 
@@ -251,7 +273,12 @@ def plan(
         raise ValueError("plan() needs the validation result in memory.problems")
     if memory.problems:
         rejected = kstatus.rejected_status(task, memory.problems, now)
-        return _status_actions(task, rejected, memory, settings, clock)
+        # Refused after it started (an opt-in revoked, an allow-list tightened, found when a
+        # restarted operator validates again): stop what runs; what was recorded stays.
+        return [
+            *_stop_refused(task, observed, memory),
+            *_status_actions(task, rejected, memory, settings, clock),
+        ]
     if memory.conflict:
         failed = kstatus.rejected_status(
             task, [memory.conflict], now, reason=REASON_NAME_CONFLICT, accepted=True
