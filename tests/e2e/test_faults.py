@@ -244,9 +244,14 @@ def test_an_api_outage_mid_run_and_as_the_load_ends_loses_nothing(
     cluster: Cluster, ns: str, operator: Operator, wait_for: Any
 ) -> None:
     at = [20, 100, 200, 300, 400, 500, 600, 690]
-    spec = dummy_spec(
-        times=700, sleep=0.1, hooks=[sys_call("/bin/echo hi", "event", unit="iteration", at=at)]
-    )
+    hook = sys_call("/bin/echo hi", "event", unit="iteration", at=at)
+    # A firing during the 30 s outage reaches the operator only after it (and the API server's
+    # warm-up, when it answers 403): it must still run, not turn Late (its own tests).
+    hook["maxDelaySeconds"] = 300
+    # A hook Job's deadline counts wall time, the outage included (the Operator fixture's
+    # default is 60 s): a Job created as the second outage starts must not time out in it.
+    hook["job"] = {"timeoutSeconds": 300}
+    spec = dummy_spec(times=700, sleep=0.1, hooks=[hook])
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("outage", spec))
 
     def done_at_least(n: int) -> Any:

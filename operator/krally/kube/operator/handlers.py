@@ -46,16 +46,18 @@ def register(
         settings.posting.enabled = False
         # Retry quickly: a failed API call in the firing path must not wait a minute.
         settings.execution.default_backoff = 1
-        # ... and ride out an API outage of up to about 5 minutes: past its last back-off a
-        # watch's failure escalates and stops the operator.
-        settings.networking.error_backoffs = [0.5, 1, 2, 5, *[10] * 30]
+        # ... and ride out an API outage of up to about 5 minutes (past its last back-off a
+        # watch's failure escalates and stops the operator), retrying every 3 s at most: a
+        # watch back within seconds of the API server keeps firings from turning Late.
+        settings.networking.error_backoffs = [0.5, 1, 2, *[3] * 100]
         settings.execution.max_workers = krally_settings.max_workers
         # Re-establish watches every few minutes (KRALLY_WATCH_TIMEOUT); inactivity_timeout
         # catches silent freezes; no request of kopf's hangs through an API outage.
         settings.watching.server_timeout = krally_settings.watch_timeout
         settings.watching.client_timeout = krally_settings.watch_timeout + 30
         settings.watching.connect_timeout = 10
-        settings.watching.inactivity_timeout = 70
+        # A watch silent this long is re-established (bookmarks arrive about every minute).
+        settings.watching.inactivity_timeout = 30
         settings.networking.request_timeout = 30
         settings.networking.connect_timeout = 10
         # No cluster-wide CRD/namespace listing unless asked: the CRD is installed beforehand.
