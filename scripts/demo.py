@@ -93,7 +93,13 @@ def main() -> int:
         print(f"SLA: {status.get('display', {}).get('sla', '')}   phase: {phase}")
         print(kubectl("-n", NAMESPACE, "get", "jobs", "-L", "krally.dev/role").stdout, end="")
         if args.operator_log:
-            print(kubectl("-n", "krally-system", "logs", "deployment/krally-operator").stdout)
+            # Both replicas (the leader's lines show the work; the follower's its waiting).
+            print(
+                kubectl(
+                    "-n", "krally-system", "logs", "-l", "app.kubernetes.io/component=operator",
+                    "--prefix", "--tail=-1",
+                ).stdout
+            )  # fmt: skip
         return 0 if phase == "Succeeded" else 1
     finally:
         say("stopping the local control plane")
