@@ -368,3 +368,35 @@ def test_the_status_stays_under_its_byte_budget(
     finally:
         cluster.kubectl("delete", "bt", "--all", "-n", ns, "--wait=false", check=False)
         op.stop()
+
+
+def test_a_firing_the_operator_sees_late_is_recorded_late_not_run(
+    cluster: Cluster, ns: str, wait_for: Any, tmp_path: Path
+) -> None:
+    """The operator is down when the hook fires and comes back later than the hook's
+    maxDelaySeconds: the disruption is not run minutes late, it is recorded failed (Late)."""
+    op = Operator(cluster, ns, tmp_path).start()
+    try:
+        hook = sys_call("/bin/echo late", "event", unit="iteration", at=[3])
+        hook["maxDelaySeconds"] = 1
+        spec = dummy_spec(times=40, sleep=0.1, hooks=[hook])
+        cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("late", spec))
+        wait_for(lambda: jobs(cluster, ns, "krally.dev/role=runner"), timeout=60, message="runner")
+        op.kill()  # down before the runner pod has even started
+
+        def fired() -> bool:
+            runner = get_status(cluster, ns, "late").get("runner") or {}
+            return bool(runner.get("firings"))
+
+        wait_for(fired, timeout=90, message="the runner records the firing")
+        time.sleep(3)  # > maxDelaySeconds since the firing
+        op.start()
+        status = wait_phase(cluster, ns, "late", FINAL, wait_for, 120)
+        (result,) = status["hooks"][0]["results"]
+        assert result["status"] == "failed", result
+        assert result["error"]["etype"] == "Late", result
+        assert not jobs(cluster, ns, "krally.dev/role=hook"), "a Late firing must not run"
+    finally:
+        cluster.kubectl("delete", "bt", "--all", "-n", ns, "--wait=false", check=False)
+        op.stop()
+        print(f"--- operator log ---\n{op.output(60)}")

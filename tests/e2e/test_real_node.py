@@ -343,10 +343,8 @@ def test_shipped_install_runs_a_task_from_its_deployment(
         cluster.kubectl("delete", "bt", "--all", "-n", namespace, "--wait=false", check=False)
         cluster.kubectl("delete", "namespace", "krally-system", "--timeout=60s", check=False)
         # Persistent (kept when an operator stops): it goes with the install.
-        cluster.kubectl(
-            "delete", "validatingwebhookconfiguration", "krally.dev", "--ignore-not-found",
-            check=False,
-        )  # fmt: skip
+        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+            cluster.kubectl("delete", kind, "krally.dev", "--ignore-not-found", check=False)
 
 
 # -- tear-down -----------------------------------------------------------------------------------

@@ -102,9 +102,8 @@ def webhook(cluster, tmp_path_factory) -> Iterator[dict]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-        cluster.kubectl(
-            "delete", "validatingwebhookconfiguration", "krally.dev", "--ignore-not-found"
-        )
+        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+            cluster.kubectl("delete", kind, "krally.dev", "--ignore-not-found")
         cluster.kubectl("delete", "secret", SECRET, "-n", SYSTEM, "--ignore-not-found")
 
 
@@ -181,3 +180,21 @@ def test_an_image_outside_the_allow_list_is_refused_at_apply(cluster, webhook, n
     proc = _apply(cluster, namespace, "foreign", spec)
     assert proc.returncode != 0, proc.stdout
     assert "spec.runnerPod.image" in proc.stderr and "not allowed" in proc.stderr, proc.stderr
+
+
+def test_the_shipped_rbac_covers_everything_kopfs_managed_mode_does(cluster, webhook):
+    """kopf's managed mode also keeps a MutatingWebhookConfiguration (empty); refused, its
+    manager retries for ~5 minutes and then stops the operator (found by the demo's log)."""
+    mutating = wait_for(
+        lambda: (
+            cluster.kubectl(
+                "get", "mutatingwebhookconfiguration", "krally.dev", "-o", "json", check=False
+            ).returncode
+            == 0
+        ),
+        timeout=30,
+        message="the managed MutatingWebhookConfiguration krally.dev",
+    )
+    assert mutating
+    log = webhook["log"].read_text(errors="replace")
+    assert "forbidden" not in log.lower(), log[-3000:]
