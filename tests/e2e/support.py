@@ -94,7 +94,7 @@ class Operator:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-LEADER_ELECTION = ROOT / "manifests" / "leader-election.yaml"
+LEADER_ELECTION = ROOT / "manifests" / "operator" / "leader-election.yaml"
 
 
 def grant_lease_rights(cluster: Any, ns: str) -> None:

@@ -25,7 +25,8 @@ SA = "krally-operator"
 @pytest.fixture
 def lease_client(cluster: Any, namespace: str) -> Any:
     cluster.kubectl("create", "serviceaccount", SA, "-n", namespace)
-    docs = [d for d in yaml.safe_load_all((ROOT / "manifests/leader-election.yaml").read_text())]
+    manifest = ROOT / "manifests" / "operator" / "leader-election.yaml"
+    docs = list(yaml.safe_load_all(manifest.read_text()))
     for doc in docs:
         doc["metadata"]["namespace"] = namespace
         for subject in doc.get("subjects") or []:

@@ -251,9 +251,13 @@ def test_namespaced_overlay_grants_roles_in_the_namespaces_it_watches():
     docs = _kustomize(NAMESPACED)
     kinds = {d["kind"] for d in docs}
     assert not kinds & {"ClusterRole", "ClusterRoleBinding"}  # no cluster-wide rights
-    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
-    bindings = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "RoleBinding"}
+    served = [d for d in docs if d["metadata"].get("namespace") != "krally-system"]
+    roles = {d["metadata"]["namespace"]: d for d in served if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in served if d["kind"] == "RoleBinding"}
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
+    # The operator's own namespace: only the Lease rights of its two leader-elected replicas.
+    own = [d for d in docs if d["kind"] == "Role" and d not in served]
+    assert [d["metadata"]["name"] for d in own] == ["krally-operator-leader"]
     # The same rights as the cluster-wide install, namespace by namespace.
     cluster_rules = _one(_kustomize(MANIFESTS), "ClusterRole", "krally-operator")["rules"]
     account = _one(docs, "ServiceAccount", "krally-operator")["metadata"]
@@ -273,11 +277,24 @@ def test_namespaced_overlay_grants_roles_in_the_namespaces_it_watches():
     assert "--all-namespaces" not in args and "-A" not in args
     watched = [args[i + 1] for i, arg in enumerate(args) if arg == "-n"]
     assert sorted(watched) == sorted(roles)
-    # The rest is the cluster-wide install's operator: same image defaults, same Deployment.
+    # Two replicas: leader-elected, never two acting (--standalone would make both act).
+    assert "--leader-elect" in args and "--standalone" not in args
+    # No webhook: its configuration is cluster-scoped (refused, kopf would stop the operator).
     env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["KRALLY_WEBHOOK"] == "0"
+    # The rest is the cluster-wide install's operator: same image defaults, same Deployment.
     assert env["KRALLY_RUNNER_IMAGE"] == env["KRALLY_HOOK_IMAGE"] == container["image"]
     base = _operator_container(_kustomize(MANIFESTS))
-    assert {**container, "args": None} == {**base, "args": None}
+    unchanged = {
+        **container,
+        "args": None,
+        "env": [e for e in container["env"] if e["name"] != "KRALLY_WEBHOOK"],
+    }
+    assert unchanged == {
+        **base,
+        "args": None,
+        "env": [e for e in base["env"] if e["name"] != "KRALLY_WEBHOOK"],
+    }
     assert all(d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "krally" for d in docs)
 
 
