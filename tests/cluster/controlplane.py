@@ -680,9 +680,10 @@ class Cluster:
     # -- namespaces ------------------------------------------------------------------------
 
     def create_namespace(
-        self, name: str | None = None, labels: dict[str, str] | None = None, timeout: float = 30
+        self, name: str | None = None, labels: dict[str, str] | None = None, timeout: float = 90
     ) -> str:
-        """Create a namespace (a generated name when None) and wait for its default SA."""
+        """Create a namespace (a generated name when None) and wait for its default SA (made by
+        the controller manager, which takes a while to catch up after an API server restart)."""
         name = name or f"t-{secrets.token_hex(4)}"
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
         if labels:
