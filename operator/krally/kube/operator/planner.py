@@ -202,6 +202,11 @@ def hook_jobs_to_stop(task: Obj, observed: Observed, memory: Memory) -> list[str
     recorded failed, etype Aborted)."""
     if not (task.get("spec") or {}).get("abort"):
         return []
+    return unfinished_hook_jobs(task, observed, memory)
+
+
+def unfinished_hook_jobs(task: Obj, observed: Observed, memory: Memory) -> list[str]:
+    """The task's hook Jobs not finished and not stopped yet (what a stop must delete)."""
     runner = kjobs.runner_name(task["metadata"]["name"])
     return [
         name
@@ -221,13 +226,7 @@ def _stop_refused(task: Obj, observed: Observed, memory: Memory) -> list[Action]
     runner = by_name.get(kjobs.runner_name(task["metadata"]["name"]))
     if runner is not None and not memory.abort_sent:
         actions.append(Abort(runner["metadata"]["name"], runner["metadata"].get("uid")))
-    running = [
-        name
-        for name, job in by_name.items()
-        if job is not runner
-        and name not in memory.stopped
-        and kstatus.job_state(job)[0] not in ("complete", "failed")
-    ]
+    running = unfinished_hook_jobs(task, observed, memory)
     if running:
         uids = tuple(by_name[name]["metadata"].get("uid") for name in running)
         actions.append(StopHooks(tuple(running), uids))
