@@ -263,7 +263,7 @@ def test_a_taken_name_is_a_name_conflict_not_an_adoption() -> None:
 def test_a_child_this_task_controls_is_adopted() -> None:
     # Left by an earlier pass (e.g. the operator died between two creates).
     api = Api({("ServiceAccount", "krally-t-runner"): owned_by("uid-1")})
-    reconcile(api, task())
+    reconcile(api, task(arming={"enabled": False}))
     assert ("Job", "krally-t-runner") in api.created
     assert api.patches[-1]["phase"] == "Pending"
 

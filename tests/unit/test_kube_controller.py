@@ -101,6 +101,7 @@ def make_task(hooks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         "spec": {
             "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0.01}},
             "runner": {"type": "constant", "times": 100},
+            "arming": {"enabled": False},
             "hooks": hooks
             if hooks is not None
             else [

@@ -97,7 +97,7 @@ def test_a_malformed_termination_message_is_a_failed_invalid_result(message: str
     assert result["error"]["msg"].startswith("the hook pod's termination message is not a hook")
     assert len(result["error"]["details"]) <= 500
     # The result is what the CRD accepts: strings where strings go, no unknown status.
-    assert set(result) <= {"triggeredBy", "firedAt", "job", "status", "error"}
+    assert set(result) <= {"triggeredBy", "firedAt", "job", "armed", "status", "error"}
     assert len(json.dumps(derived)) < 10_000
 
 

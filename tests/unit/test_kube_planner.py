@@ -49,6 +49,8 @@ def make_task(status: dict[str, Any] | None = None, **spec: Any) -> dict[str, An
                     "trigger": {"name": "event", "args": {"unit": "iteration", "at": [5, 50]}},
                 }
             ],
+            # Arming has tests of its own (test_kube_arming.py); these plan unarmed hooks.
+            "arming": {"enabled": False},
             **spec,
         },
         "status": status or {},

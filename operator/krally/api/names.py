@@ -29,6 +29,8 @@ ROLE_HOOK: Final = "hook"
 # 1 s resolution, too coarse to measure the firing → Job lag.
 ANNOTATION_CREATED_AT: Final = "krally.dev/created-at"
 ANNOTATION_FIRED_AT: Final = "krally.dev/fired-at"
+# On a hook Job created ahead of its firing (its pod waits for it): "true".
+ANNOTATION_ARMED: Final = "krally.dev/armed"
 # On a ServiceAccount: its namespace's admin lets tasks run hooks as it (spec.hooks[].job.
 # serviceAccountName); any other value, or none, refuses it.
 ANNOTATION_HOOKS: Final = "krally.dev/hooks"

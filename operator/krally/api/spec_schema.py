@@ -370,6 +370,35 @@ SPEC_SCHEMA: dict[str, Any] = {
             "description": "Hooks fired by triggers while the load runs, in this order in results.",
             "items": _HOOK,
         },
+        "arming": {
+            "type": "object",
+            "description": "Armed hooks (cluster only): the Job of each firing known ahead "
+            "(event values, the next periodic values) is created before the firing, its pod "
+            "starts, prepares the hook and waits, and runs it milliseconds after the runner "
+            "records the firing; the load starts once the first armed pods are ready. Firings "
+            "not known ahead get their Job when they fire.",
+            "properties": {
+                "enabled": {
+                    "type": "boolean",
+                    "description": "Arm the hooks (default true); false: every hook Job is "
+                    "created when its firing happens (its command starts seconds later).",
+                },
+                "maxArmed": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 100,
+                    "description": "At most this many armed pods waiting at once (default 10); "
+                    "the later firings are armed as earlier ones fire.",
+                },
+                "startTimeoutSeconds": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 3600,
+                    "description": "The load waits at most this long for the first armed pods "
+                    "to be ready (default 120); then it starts anyway (status.arming says so).",
+                },
+            },
+        },
         "runnerPod": {
             "type": "object",
             "description": "Cluster-only settings of the pod that runs the load. Absent fields "

@@ -100,6 +100,10 @@ _HOOK_RESULT = _obj(
         "startedAt": _time("When the hook started running in its pod."),
         "finishedAt": _time("When the hook finished."),
         "job": _str("Name of the Job that runs this firing."),
+        "armed": _bool(
+            "True when the firing's pod was armed (started ahead, waiting for the firing); "
+            "false when its Job was created as it fired."
+        ),
         "error": _ERROR,
         "output": _OUTPUT,
         "trimmed": _bool(
@@ -243,6 +247,31 @@ _RUNNER = _obj(
     },
 )
 
+_ARMING = _obj(
+    "Armed hooks (spec.arming): how the load waited for the first armed pods and how the "
+    "firings were served.",
+    {
+        "startedAt": _time("When the first armed Jobs were created."),
+        "loadReleasedAt": _time("When the runner Job was created (the load's wait ended)."),
+        "waitedSeconds": _num("Seconds the load waited for the first armed pods."),
+        "awaited": _int("Armed pods the load waited for.", minimum=0),
+        "readyAtRelease": _int("Of those, ready when the load was released.", minimum=0),
+        "timedOut": _bool("True when the load started after startTimeoutSeconds, not ready."),
+        "armed": _int("Armed Jobs created so far.", minimum=0),
+        "waiting": _int("Armed pods waiting for their firing now.", minimum=0),
+        "onFire": _int(
+            "Firings whose Job was created when they fired: not predictable ahead, or the "
+            "trigger fired faster than pods could be armed.",
+            minimum=0,
+        ),
+        "unreached": _int(
+            "Armed Jobs ended because the load ended (or was aborted) before their firing.",
+            minimum=0,
+        ),
+        "message": _str("One line on how arming went, e.g. why firings fell back to on-fire."),
+    },
+)
+
 STATUS_SCHEMA: Schema = _obj(
     "Observed state of the task, written by the operator (and status.runner by the runner pod).",
     {
@@ -272,6 +301,7 @@ STATUS_SCHEMA: Schema = _obj(
                 "sla": _str("SLA verdict: Passed, Failed or empty while unknown."),
             },
         ),
+        "arming": _ARMING,
         "hooks": _list("Per hook of spec.hooks, in the same order: its firings.", _HOOK),
         "sla": _list(
             "SLA criteria results.",

@@ -70,6 +70,12 @@ class HookSpec(TypedDict, total=False):
     maxDelaySeconds: int
 
 
+class Arming(TypedDict, total=False):
+    enabled: bool
+    maxArmed: int
+    startTimeoutSeconds: int
+
+
 class TaskSpec(TypedDict, total=False):
     description: str
     scenario: PluginRef
@@ -78,6 +84,7 @@ class TaskSpec(TypedDict, total=False):
     sla: dict[str, Any]
     abortOnSLAFailure: bool
     hooks: list[HookSpec]
+    arming: Arming
     runnerPod: RunnerPod
     abort: bool
 
@@ -105,6 +112,7 @@ class HookResult(TypedDict, total=False):
     startedAt: str
     finishedAt: str
     job: str
+    armed: bool
     error: HookError
     output: Any
     trimmed: bool
@@ -149,6 +157,20 @@ class Condition(TypedDict, total=False):
     observedGeneration: int
 
 
+class ArmingStatus(TypedDict, total=False):
+    startedAt: str
+    loadReleasedAt: str
+    waitedSeconds: float
+    awaited: int
+    readyAtRelease: int
+    timedOut: bool
+    armed: int
+    waiting: int
+    onFire: int
+    unreached: int
+    message: str
+
+
 class TaskStatus(TypedDict, total=False):
     observedGeneration: int
     phase: Phase
@@ -161,6 +183,7 @@ class TaskStatus(TypedDict, total=False):
     progress: Progress
     display: dict[str, str]
     hooks: list[dict[str, Any]]
+    arming: ArmingStatus
     sla: list[dict[str, Any]]
     passSLA: bool
     result: dict[str, Any]

@@ -18,10 +18,11 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from krally.api.types import failed_now, hook_error
-from krally.kube import podsignals
+from krally.kube import armedpod, podsignals
 
 MAX_MESSAGE = 4096
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -81,8 +82,8 @@ def failed_result(triggered_by: dict[str, Any], etype: str, msg: str, details: s
     return failed_now(triggered_by, hook_error(etype, msg, details))
 
 
-def run_hook(payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """Run the hook of ``payload`` synchronously; (result, hook instance or None)."""
+def prepare_hook(payload: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    """(the hook instance ready to run, None) or (None, the failed result saying why not)."""
     from krally.errors import KrallyError
     from krally.task.hook import Hook
 
@@ -91,61 +92,174 @@ def run_hook(payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         hook_cls = Hook.get(payload["name"])
         problems = hook_cls.validate_config(payload.get("args"), "args")
         if problems:
-            return failed_result(triggered_by, "InvalidConfig", str(problems[0])), None
+            return None, failed_result(triggered_by, "InvalidConfig", str(problems[0]))
         hook = hook_cls(None, copy.deepcopy(payload.get("args")), triggered_by)
     except KrallyError as exc:
-        return failed_result(triggered_by, type(exc).__name__, str(exc)), None
+        return None, failed_result(triggered_by, type(exc).__name__, str(exc))
+    return hook, None
+
+
+def execute(hook: Any, triggered_by: dict[str, Any]) -> dict[str, Any]:
     _CURRENT.append(hook)
     hook.run_sync()
-    return hook.result() or failed_result(triggered_by, "NoResult", "hook gave no result"), hook
+    return hook.result() or failed_result(triggered_by, "NoResult", "hook gave no result")
+
+
+def run_hook(payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Run the hook of ``payload`` synchronously; (result, hook instance or None)."""
+    hook, failed = prepare_hook(payload)
+    if failed is not None:
+        return failed, None
+    return execute(hook, payload.get("triggeredBy") or {}), hook
 
 
 _CURRENT: list[Any] = []
 
 
-def main(argv_path: str | None = None, payload: dict[str, Any] | None = None) -> int:
+def _finish(result: dict[str, Any], path: str) -> None:
+    text = fit(result)
+    _write(text, path)
+    print(text, flush=True)
+
+
+def main(
+    argv_path: str | None = None,
+    payload: dict[str, Any] | None = None,
+    task_states: Iterable[dict[str, Any]] | None = None,
+) -> int:
+    """Run one firing. An armed payload first waits for the firing in ``task_states`` (default:
+    a watch on the pod's own task)."""
     path = argv_path or os.environ.get("KRALLY_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
     try:
         payload = payload if payload is not None else json.loads(os.environ["KRALLY_HOOK"])
     except (KeyError, ValueError) as exc:
-        result = failed_result({}, "BadPayload", f"KRALLY_HOOK missing or not JSON: {exc}")
-        text = fit(result)
-        _write(text, path)
-        print(text)
+        _finish(failed_result({}, "BadPayload", f"KRALLY_HOOK missing or not JSON: {exc}"), path)
         return 2
     triggered_by = payload.get("triggeredBy") or {}
-    done = threading.Event()
+    armed = payload.get("armed") or None
+    timeout = payload.get("timeoutSeconds")
+    lock = threading.Lock()
+    state = {"done": False, "running": False}
+
+    def stop_with(etype: str, msg: str) -> None:
+        with lock:
+            if state["done"]:
+                return
+            state["done"] = True
+        for hook in _CURRENT:
+            hook.stop()
+        _finish(failed_result(triggered_by, etype, msg), path)
+        os._exit(1)
 
     def on_term(signum: int, _frame: Any) -> None:
         # activeDeadlineSeconds (timeout) or deletion: stop the hook's processes and say why;
         # the kubelet would otherwise record only "Error" with no result.
-        if done.is_set():
-            return
-        for hook in _CURRENT:
-            hook.stop()
-        timeout = payload.get("timeoutSeconds")
-        result = failed_result(
-            triggered_by,
-            "Timeout" if timeout else "Terminated",
+        with lock:
+            disarm = armed is not None and not state["running"] and not state["done"]
+            if disarm:
+                state["done"] = True
+        if disarm:
+            # Not fired yet: nothing ran, so the Job may start a replacement pod.
+            _finish({"status": "disarmed", "reason": signal.Signals(signum).name}, path)
+            os._exit(armedpod.DISARMED_EXIT)
+        stop_with(
+            "Timeout" if timeout and armed is None else "Terminated",
             f"hook pod received {signal.Signals(signum).name}"
-            + (f" (timeout {timeout} s or deletion)" if timeout else ""),
+            + (f" (timeout {timeout} s or deletion)" if timeout and armed is None else ""),
         )
-        text = fit(result)
-        _write(text, path)
-        print(text, flush=True)
-        os._exit(1)
 
     with podsignals.handling(on_term, signal.SIGTERM):
         try:
             from krally.task import plugin
 
             plugin.load_builtin_plugins()
-            result, _ = run_hook(payload)
+            hook, failed = prepare_hook(payload)
+            if failed is not None:
+                result = failed
+            elif armed is None:
+                result = execute(hook, triggered_by)
+            else:
+                outcome = _await_firing(payload, armed, task_states)
+                if outcome.firing is None:
+                    with lock:
+                        state["done"] = True
+                    _finish({"status": "unreached", "reason": outcome.unreached}, path)
+                    return 0
+                result = _fire_armed(hook, payload, armed, outcome.firing, lock, state, stop_with)
         except Exception as exc:  # anything unexpected still ends as a readable failed result
             result = failed_result(triggered_by, type(exc).__name__, str(exc))
-        done.set()
-    text = fit(result)
-    _write(text, path)
-    print(text, flush=True)
-    status = result.get("status")
-    return 0 if status == "success" else 1
+        with lock:
+            state["done"] = True
+    _finish(result, path)
+    return 0 if result.get("status") == "success" else 1
+
+
+def _await_firing(
+    payload: dict[str, Any],
+    armed: dict[str, Any],
+    task_states: Iterable[dict[str, Any]] | None,
+) -> armedpod.Outcome:
+    """Watch the task (ready once the watch is open) until the firing is recorded or cannot
+    come any more."""
+    ready = armedpod.ReadyPort(int(armed.get("readyPort") or armedpod.READY_PORT))
+    if task_states is None:
+        from krally.kube import taskwatch
+
+        task_states = taskwatch.watch_task(
+            os.environ["KRALLY_TASK_NAMESPACE"],
+            os.environ["KRALLY_TASK_NAME"],
+            taskwatch.ApiEndpoint.in_cluster(),
+            on_connected=ready.open,
+        )
+    else:
+        ready.open()
+    triggered_by = payload.get("triggeredBy") or {}
+    try:
+        return armedpod.wait_for_firing(
+            task_states,
+            int(payload.get("index", 0)),
+            str(triggered_by.get("event_type", "")),
+            triggered_by.get("value"),
+        )
+    finally:
+        ready.close()
+
+
+def _fire_armed(
+    hook: Any,
+    payload: dict[str, Any],
+    armed: dict[str, Any],
+    firing: dict[str, Any],
+    lock: threading.Lock,
+    state: dict[str, bool],
+    stop_with: Any,
+) -> dict[str, Any]:
+    """Run the armed hook now, unless its firing is already too old (a replacement pod started
+    long after it): the same Late rule the operator applies to a Job created too late."""
+    import time
+
+    triggered_by = payload.get("triggeredBy") or {}
+    max_delay = armed.get("maxDelaySeconds")
+    late = armedpod.delay(firing, time.time())
+    if isinstance(max_delay, int | float) and late is not None and late > max_delay:
+        return failed_result(
+            triggered_by,
+            "Late",
+            f"not run: the armed pod saw its firing {late:.0f} s after it happened "
+            f"(maxDelaySeconds {max_delay})",
+        )
+    with lock:
+        if state["done"]:
+            return failed_result(triggered_by, "Terminated", "hook pod stopped before firing")
+        state["running"] = True
+    timeout = payload.get("timeoutSeconds")
+    if timeout:
+        # An armed Job has no activeDeadlineSeconds (it waits first): the pod keeps the timeout.
+        timer = threading.Timer(
+            float(timeout),
+            stop_with,
+            ("Timeout", f"hook did not finish within its timeout of {timeout} s"),
+        )
+        timer.daemon = True
+        timer.start()
+    return execute(hook, triggered_by)

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from krally.api.names import (
+    ANNOTATION_ARMED,
     ANNOTATION_CREATED_AT,
     ANNOTATION_FIRED_AT,
     API_VERSION,
@@ -29,6 +30,7 @@ from krally.api.names import (
     ROLE_HOOK,
     ROLE_RUNNER,
 )
+from krally.kube.armedpod import DEFAULT_MAX_DELAY, DISARMED_EXIT, READY_PORT
 from krally.kube.operator.settings import Settings
 
 MAX_NAME = 63
@@ -230,6 +232,51 @@ def runner_role(task: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def hook_reader_role(task: dict[str, Any]) -> dict[str, Any]:
+    """What an armed hook pod needs to learn of its firing: get and watch this one task
+    (resourceNames; a watch names it with fieldSelector metadata.name). Nothing else: it
+    cannot even read another task."""
+    name = task["metadata"]["name"]
+    meta = _metadata(task, hook_service_account_name(name), task_labels(name, ROLE_HOOK))
+    return {
+        "apiVersion": f"{_RBAC}/v1",
+        "kind": "Role",
+        "metadata": meta,
+        "rules": [
+            {
+                "apiGroups": [GROUP],
+                "resources": [PLURAL],
+                "resourceNames": [name],
+                "verbs": ["get", "list", "watch"],
+            }
+        ],
+    }
+
+
+def hook_reader_binding(task: dict[str, Any]) -> dict[str, Any]:
+    """The reader Role bound to every identity an armed hook pod of this task runs as: the
+    per-task hooks ServiceAccount and each ServiceAccount a hook names."""
+    name = task["metadata"]["name"]
+    namespace = task["metadata"]["namespace"]
+    accounts = sorted(
+        {
+            (h.get("job") or {}).get("serviceAccountName") or hook_service_account_name(name)
+            for h in (task.get("spec") or {}).get("hooks") or []
+        }
+    )
+    meta = _metadata(task, hook_service_account_name(name), task_labels(name, ROLE_HOOK))
+    return {
+        "apiVersion": f"{_RBAC}/v1",
+        "kind": "RoleBinding",
+        "metadata": meta,
+        "roleRef": {"apiGroup": _RBAC, "kind": "Role", "name": hook_service_account_name(name)},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": account, "namespace": namespace}
+            for account in accounts
+        ],
+    }
+
+
 def runner_role_binding(task: dict[str, Any]) -> dict[str, Any]:
     sa = runner_name(task["metadata"]["name"])
     return _runner_object(
@@ -256,7 +303,8 @@ def _job(
     deadline: int | None,
     pod_extra: dict[str, Any],
     annotations: dict[str, str] | None = None,
-    mount_token: bool = True,
+    mount_token: bool | None = None,
+    job_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     volume, mount = _tmp_volume()
     container = {
@@ -277,14 +325,17 @@ def _job(
     }
     if service_account:
         pod_spec["serviceAccountName"] = service_account
-    if not mount_token:
-        pod_spec["automountServiceAccountToken"] = False
+    # None: as the ServiceAccount says. An armed pod (which watches its task) needs its token
+    # even when its ServiceAccount (the per-task one) turns automounting off.
+    if mount_token is not None:
+        pod_spec["automountServiceAccountToken"] = mount_token
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
     }
     if deadline:
         job_spec["activeDeadlineSeconds"] = int(deadline)
+    job_spec.update(job_extra or {})
     meta = _metadata(task, name, labels)
     if annotations:
         meta["annotations"] = dict(annotations)
@@ -343,13 +394,16 @@ def hook_job(
     settings: Settings,
     *,
     created_at: str | None = None,
+    armed: bool = False,
 ) -> dict[str, Any]:
-    """The Job of one firing of ``spec.hooks[index]``: runs ``krally hook run``."""
+    """The Job of one firing of ``spec.hooks[index]``: runs ``krally hook run``. ``armed``: made
+    before the firing (``firing`` holds only eventType and value); its pod prepares the hook,
+    watches the task and runs the hook the moment the runner records the firing."""
     name = task["metadata"]["name"]
     hook = (task.get("spec") or {}).get("hooks", [])[index]
     job = hook.get("job") or {}
     unit, value = firing.get("eventType", ""), firing.get("value")
-    payload = {
+    payload: dict[str, Any] = {
         "index": index,
         "name": hook["name"],
         "args": hook.get("args"),
@@ -357,6 +411,11 @@ def hook_job(
         "triggeredBy": {"event_type": unit, "value": value},
         "timeoutSeconds": hook_timeout(hook, settings),
     }
+    if armed:
+        payload["armed"] = {
+            "readyPort": READY_PORT,
+            "maxDelaySeconds": int(hook.get("maxDelaySeconds") or DEFAULT_MAX_DELAY),
+        }
     container: dict[str, Any] = {
         "name": "hook",
         "image": job.get("image") or settings.hook_image,
@@ -376,8 +435,34 @@ def hook_job(
         annotations[ANNOTATION_CREATED_AT] = created_at
     if firing.get("firedAt"):
         annotations[ANNOTATION_FIRED_AT] = str(firing["firedAt"])
+    job_extra: dict[str, Any] = {}
+    if armed:
+        annotations[ANNOTATION_ARMED] = "true"
+        # Ready = watching the task: the operator releases the load once the first are.
+        container["readinessProbe"] = {
+            "tcpSocket": {"port": READY_PORT},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        }
+        container["ports"] = [{"name": "armed", "containerPort": READY_PORT}]
+        # Stopped before its firing (deleted, evicted), the pod exits DISARMED_EXIT: the Job
+        # starts a replacement without counting a failure. Any other failure fails the Job
+        # (backoffLimit 0): a hook that began must never run twice.
+        job_extra["podFailurePolicy"] = {
+            "rules": [
+                {
+                    "action": "Ignore",
+                    "onExitCodes": {
+                        "containerName": "hook",
+                        "operator": "In",
+                        "values": [DISARMED_EXIT],
+                    },
+                }
+            ]
+        }
     # A named ServiceAccount was opted in by the namespace's admin (admission checks it) and
-    # keeps its token (kubectl in a sys_call hook needs it); else the per-task one, no token.
+    # keeps its token (kubectl in a sys_call hook needs it); else the per-task one, with a
+    # token only when armed (the reader Role: get/watch of this task, nothing else).
     account = job.get("serviceAccountName")
     return _job(
         task,
@@ -385,8 +470,15 @@ def hook_job(
         hook_labels(name, index, unit, value),
         container,
         service_account=account or hook_service_account_name(name),
-        mount_token=bool(account),
-        deadline=hook_timeout(hook, settings),
+        mount_token=True if armed else None if account else False,
+        # Armed, the pod waits first: it enforces the timeout itself once the firing came.
+        deadline=None if armed else hook_timeout(hook, settings),
         pod_extra={"nodeSelector": job.get("nodeSelector"), "tolerations": job.get("tolerations")},
         annotations=annotations,
+        job_extra=job_extra,
     )
+
+
+def is_armed(job: dict[str, Any]) -> bool:
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(ANNOTATION_ARMED) == "true"

@@ -37,6 +37,7 @@ from krally.api.types import (
     hook_error,
     hook_result,
 )
+from krally.kube import armedpod
 from krally.kube import jobs as kjobs
 
 # Status keys the operator owns (everything but `runner`); absent ones are removed (null).
@@ -52,6 +53,7 @@ OPERATOR_KEYS = (
     "progress",
     "display",
     "hooks",
+    "arming",
     "sla",
     "passSLA",
     "result",
@@ -190,7 +192,7 @@ def _result_time(data: dict[str, Any], key: str) -> str | None:
     return rfc3339(seconds)
 
 
-DEFAULT_MAX_DELAY = 60
+DEFAULT_MAX_DELAY = armedpod.DEFAULT_MAX_DELAY
 LATE = "Late"
 ABORTED_HOOK = "Aborted"
 
@@ -469,6 +471,11 @@ def derive_hooks(
                     aborted,
                 )
             )
+        if job is not None and "armed" not in item:
+            item["armed"] = kjobs.is_armed(job)
+        if item.get("armed") and item["status"] == HOOK_RUNNING and item.get("firedAt"):
+            # The armed pod ran long before its firing: the hook started when it fired.
+            item["startedAt"] = item["firedAt"]
         hooks[index]["results"].append(item)
     for unreached in (runner.get("summary") or {}).get("unreached") or []:
         index = unreached.get("hook")

@@ -11,7 +11,7 @@ subclass does. Written the Rally way (``from krally.task import trigger``;
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from krally import consts
@@ -77,6 +77,14 @@ class Trigger(plugin.Plugin, kind="trigger"):
     def planned_values(self) -> Sequence[Any] | None:
         """Every value this trigger would fire at, if finite and known (for "never reached"
         reporting); None when unbounded or unknown. krally addition, not Rally API."""
+        return None
+
+    @classmethod
+    def upcoming(cls, config: Any, iterations: int | None) -> Iterable[Any] | None:
+        """The values this (valid) trigger config fires at, in firing order, as far as they are
+        known before the load starts (``iterations``: the runner's count, None if unknown); may
+        be endless. None: not predictable, so its firings are never armed ahead (the hook Job
+        is created when it fires). krally addition, not Rally API."""
         return None
 
     @classmethod

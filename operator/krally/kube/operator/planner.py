@@ -26,6 +26,7 @@ from krally.api.types import HOOK_PENDING, TERMINAL, HookError
 from krally.kube import events as kevents
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
+from krally.kube.operator import arming
 from krally.kube.operator.settings import Settings
 from krally.kube.throttle import write_delay
 
@@ -294,27 +295,49 @@ def plan(
     hooks = plan_firings(task, observed, memory, settings, now=now.timestamp())
     actions.extend(hooks)
 
-    # 2. The runner: identity then Job, once.
+    # 2. The identities (before any pod: an armed hook pod needs its ServiceAccount), the
+    # armed hook Jobs, then the runner Job, once, when the first armed pods are ready.
     runner_name = kjobs.runner_name(meta["name"])
     runner_job = by_name.get(runner_name)
     planned_runner: Obj | None = None
-    if (
+    runner_due = (
         runner_job is None
         and runner_name not in memory.created
         and not status.get("runnerJob")
         and not spec.get("abort")
         and not terminal
         and not memory.runner_refused
-    ):
-        if not memory.identity_done:
-            bodies: list[tuple[str, Obj]] = [
-                ("ServiceAccount", kjobs.runner_service_account(task)),
-                ("Role", kjobs.runner_role(task)),
-                ("RoleBinding", kjobs.runner_role_binding(task)),
-            ]
-            if kjobs.needs_hook_service_account(task):
-                bodies.append(("ServiceAccount", kjobs.hook_service_account(task)))
-            actions.append(CreateIdentity(tuple(bodies)))
+    )
+    if runner_due and not memory.identity_done:
+        actions.append(CreateIdentity(tuple(_identity(task))))
+    jobs_now = {**memory.created, **by_name}
+    armed_plan = arming.plan(
+        task,
+        jobs_now,
+        kstatus.pods_by_job(observed.pods),
+        [*memory.created, *memory.refused, *(h.name for h in hooks)],
+        now=now.timestamp(),
+        runner_exists=not runner_due,
+        stopped=memory.stopped,
+    )
+    created_at = rfc3339(now)
+    armed = [
+        CreateJob(
+            kjobs.hook_job_name(meta["name"], index, unit, value),
+            kjobs.hook_job(
+                task,
+                index,
+                {"eventType": unit, "value": value},
+                settings,
+                created_at=created_at,
+                armed=True,
+            ),
+            ROLE_HOOK,
+        )
+        for index, unit, value in armed_plan.arm
+    ]
+    actions.extend(armed)
+    if runner_due and not armed_plan.hold_runner:
         body = kjobs.runner_job(task, settings)
         actions.append(CreateJob(runner_name, body, ROLE_RUNNER))
         # The status below assumes it is created (a failed create stops the pass first).
@@ -326,6 +349,8 @@ def plan(
         uid = ((known or {}).get("metadata") or {}).get("uid")
         actions.append(Abort(runner_name if known is not None else None, uid))
     stop = hook_jobs_to_stop(task, observed, memory)
+    # Armed Jobs whose firing will never come (the load is over); abort stops them already.
+    stop += [n for n in armed_plan.disarm if n not in stop and n in by_name]
     if stop:
         uids = tuple((by_name[name].get("metadata") or {}).get("uid") for name in stop)
         actions.append(StopHooks(tuple(stop), uids))
@@ -336,7 +361,7 @@ def plan(
     jobs_view = [*observed.jobs, *(j for j in pending.values() if j.get("status") is not None)]
     if planned_runner is not None:
         jobs_view.append(planned_runner)
-    created = [*pending, *(h.name for h in hooks)]
+    created = [*pending, *(h.name for h in hooks), *(a.name for a in armed)]
     derived = kstatus.derive_status(
         task,
         jobs_view,
@@ -348,11 +373,34 @@ def plan(
     )
     # Found once, at acceptance; afterwards (even after a restart) the status keeps them.
     derived["warnings"] = memory.warnings or status.get("warnings") or None
+    derived["arming"] = armed_plan.status
+    if armed_plan.hold_runner and armed_plan.status:
+        derived["message"] = armed_plan.status.get("message") or derived.get("message")
     # The runner's part counts too (bounded by the runner: MAX_FIRINGS, MAX_TIMELINE).
     budget = settings.status_max_bytes - kstatus.json_size(status.get("runner") or {})
     derived = kstatus.fit_budget(derived, budget)
     actions.extend(_status_actions(task, derived, memory, settings, clock))
+    if armed_plan.hold_runner:
+        # Pod readiness changes plan again at once; this is the startTimeoutSeconds deadline
+        # (after the status write, which cancels earlier plans-later).
+        actions.append(FlushLater(armed_plan.recheck))
     return actions
+
+
+def _identity(task: Obj) -> list[tuple[str, Obj]]:
+    """The runner's ServiceAccount, Role and RoleBinding; the hooks' ServiceAccount when a hook
+    names none; the armed hook pods' reader Role and its binding when the task arms hooks."""
+    bodies: list[tuple[str, Obj]] = [
+        ("ServiceAccount", kjobs.runner_service_account(task)),
+        ("Role", kjobs.runner_role(task)),
+        ("RoleBinding", kjobs.runner_role_binding(task)),
+    ]
+    if kjobs.needs_hook_service_account(task):
+        bodies.append(("ServiceAccount", kjobs.hook_service_account(task)))
+    if arming.config(task.get("spec") or {}).enabled:
+        bodies.append(("Role", kjobs.hook_reader_role(task)))
+        bodies.append(("RoleBinding", kjobs.hook_reader_binding(task)))
+    return bodies
 
 
 def newest(task: Obj, snapshot: Obj | None) -> Obj:

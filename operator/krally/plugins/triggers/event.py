@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from krally import consts
@@ -44,6 +44,13 @@ class EventTrigger(trigger.Trigger):
         if event_type != self.config["unit"] or value not in self._at:
             return False
         return super().on_event(event_type, value)
+
+    @classmethod
+    def upcoming(cls, config: Any, iterations: int | None) -> Iterable[Any] | None:
+        values = sorted(v for v in config.get("at") or [] if isinstance(v, int))
+        if config.get("unit") == consts.EventUnit.ITERATION and iterations is not None:
+            values = [v for v in values if v <= iterations]
+        return values
 
     @classmethod
     def unreachable(cls, config: Any, iterations: int, path: str) -> list[str]:

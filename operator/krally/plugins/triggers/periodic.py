@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from krally import consts
@@ -51,6 +52,18 @@ class PeriodicTrigger(trigger.Trigger):
         ):
             return False
         return super().on_event(event_type, value)
+
+    @classmethod
+    def upcoming(cls, config: Any, iterations: int | None) -> Iterable[Any] | None:
+        unit, step = config.get("unit"), config.get("step")
+        if not isinstance(step, int) or step < 1:
+            return None
+        start = config.get("start", 0 if unit == consts.EventUnit.TIME else 1)
+        end = config.get("end")
+        if unit == consts.EventUnit.ITERATION and iterations is not None:
+            end = iterations if end is None else min(end, iterations)
+        # Endless (time unit, no end): the operator only ever takes the next few.
+        return range(start, end + 1, step) if end is not None else itertools.count(start, step)
 
     @classmethod
     def unreachable(cls, config: Any, iterations: int, path: str) -> list[str]:

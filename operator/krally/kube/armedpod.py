@@ -1,0 +1,117 @@
+"""The armed hook pod's wait: from the task's successive states to "fire now" or "never".
+
+The operator creates an armed hook Job before its firing (payload ``armed``); its pod prepares
+the hook, watches its own task (:mod:`krally.kube.taskwatch`), says it is ready by listening on
+``readyPort`` (the pod's tcpSocket readiness probe, which the operator waits for before it
+releases the load) and runs the hook as soon as the runner records the firing in
+``status.runner.firings``. The decisions are pure functions of the task objects, so unit tests
+drive them with plain dicts.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from krally.api.times import parse_time
+
+# Exit code of an armed pod stopped (SIGTERM: deleted, evicted) before its firing: the hook Job's
+# podFailurePolicy ignores it, so the Job controller starts a replacement pod (still one run).
+DISARMED_EXIT = 3
+READY_PORT = 8086
+# hooks[].maxDelaySeconds when unset: a firing seen later than this is not run (etype Late).
+DEFAULT_MAX_DELAY = 60
+_RUNNER_DONE = frozenset({"Finished", "Aborted", "Error"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the wait ended with: ``firing`` (run it) or ``unreached`` (why it never comes)."""
+
+    firing: dict[str, Any] | None = None
+    unreached: str = ""
+
+
+def find_firing(task: dict[str, Any], index: int, unit: str, value: Any) -> dict[str, Any] | None:
+    """The runner's record of this firing in ``status.runner.firings``, if there."""
+    runner = (task.get("status") or {}).get("runner") or {}
+    for firing in runner.get("firings") or []:
+        if (
+            firing.get("hook") == index
+            and str(firing.get("eventType", "")) == unit
+            and firing.get("value") == value
+        ):
+            return dict(firing)
+    return None
+
+
+def never_reached(task: dict[str, Any]) -> str:
+    """Why no firing will be recorded any more ('' while one still may be): the runner wrote
+    its final state (it records every firing before that), or the task was aborted or is being
+    deleted."""
+    meta = task.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return "the task is being deleted"
+    if (task.get("spec") or {}).get("abort"):
+        return "the task was aborted (spec.abort) before the firing"
+    runner = (task.get("status") or {}).get("runner") or {}
+    state = runner.get("state")
+    if state in _RUNNER_DONE:
+        return f"the load ended ({state}) before the firing"
+    return ""
+
+
+def wait_for_firing(states: Iterable[dict[str, Any]], index: int, unit: str, value: Any) -> Outcome:
+    """Consume task states until this firing is recorded or can no longer come."""
+    for task in states:
+        firing = find_firing(task, index, unit, value)
+        if firing is not None:
+            return Outcome(firing=firing)
+        why = never_reached(task)
+        if why:
+            return Outcome(unreached=why)
+    return Outcome(unreached="the watch ended")
+
+
+def delay(firing: dict[str, Any], now: float) -> float | None:
+    """Seconds since the firing was recorded (None: no readable time)."""
+    fired = parse_time(firing.get("firedAt"))
+    return None if fired is None else now - fired
+
+
+class ReadyPort:
+    """Listens on ``port`` once the pod is ready to fire, for the kubelet's tcpSocket readiness
+    probe; connections are accepted and closed at once (an unaccepted backlog would fill and
+    fail the probe)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._sock: socket.socket | None = None
+
+    def open(self) -> None:
+        if self._sock is not None:
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # All addresses of the pod: the kubelet probes the pod IP.
+        sock.bind(("0.0.0.0", self.port))
+        sock.listen(16)
+        self._sock = sock
+        threading.Thread(target=self._serve, name="krally-ready", daemon=True).start()
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

@@ -1,0 +1,226 @@
+"""Armed hooks, planned: which firings get their Job ahead, when the load may start, and which
+armed Jobs to end. Pure functions of the task and its observed Jobs and pods (no I/O).
+
+A firing is known ahead when its trigger's ``upcoming(config, iterations)`` lists it (event
+values; periodic values, bounded by the runner's iterations when the unit is iteration). The
+operator keeps at most ``maxArmed`` armed pods waiting per task, the earliest firings first
+(taken in turn from each hook), and arms the next ones as earlier ones fire. The runner Job is
+created once the first armed pods are ready (watching the task), or ``startTimeoutSeconds``
+after arming began. An armed Job whose firing the load never reached is ended (its pod also
+exits by itself when it sees the runner's final state); a firing no armed Job was made for gets
+its Job as it fires (create-on-fire), as without arming.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from krally.api.times import parse_time, rfc3339
+from krally.api.types import TERMINAL
+from krally.kube import jobs as kjobs
+from krally.kube import status as kstatus
+
+Obj = dict[str, Any]
+Firing = tuple[int, str, Any]  # (hook index, unit, value)
+
+DEFAULT_MAX_ARMED = 10
+DEFAULT_START_TIMEOUT = 120
+_RUNNER_DONE = frozenset({"Finished", "Aborted", "Error"})
+
+
+@dataclass(frozen=True)
+class Config:
+    enabled: bool = True
+    max_armed: int = DEFAULT_MAX_ARMED
+    start_timeout: float = DEFAULT_START_TIMEOUT
+
+
+def config(spec: Obj) -> Config:
+    arming = spec.get("arming") or {}
+    return Config(
+        enabled=arming.get("enabled", True) is not False and bool(spec.get("hooks")),
+        max_armed=int(arming.get("maxArmed") or DEFAULT_MAX_ARMED),
+        start_timeout=float(arming.get("startTimeoutSeconds", DEFAULT_START_TIMEOUT)),
+    )
+
+
+def _expected_iterations(spec: Obj) -> int | None:
+    from krally.errors import PluginNotFound
+    from krally.task.runner import ScenarioRunner
+
+    runner = dict(spec.get("runner") or {"type": "serial"})
+    try:
+        runner_cls = ScenarioRunner.get(str(runner.pop("type", "serial")))
+        return runner_cls.expected_iterations(runner)
+    except (PluginNotFound, TypeError, ValueError):
+        return None
+
+
+def _upcoming(spec: Obj) -> list[Iterator[Firing]]:
+    """Per hook, its predictable firings in order (empty for a trigger that cannot say)."""
+    from krally.errors import PluginNotFound
+    from krally.task.trigger import Trigger
+
+    iterations = _expected_iterations(spec)
+    streams: list[Iterator[Firing]] = []
+    for index, hook in enumerate(spec.get("hooks") or []):
+        trigger = hook.get("trigger") or {}
+        args = trigger.get("args") or {}
+        values: Iterable[Any] | None = None
+        try:
+            values = Trigger.get(str(trigger.get("name"))).upcoming(args, iterations)
+        except (PluginNotFound, TypeError, ValueError, AttributeError):
+            values = None
+        unit = str(args.get("unit", ""))
+        streams.append((index, unit, v) for v in values or ())
+    return streams
+
+
+def predictable(spec: Obj, skip: set[str], task_name: str, limit: int) -> list[Firing]:
+    """The next ``limit`` predictable firings whose Job name is not in ``skip``, the earliest of
+    each hook in turn (round robin: no hook starves the others of armed pods)."""
+    if limit <= 0:
+        return []
+    streams = _upcoming(spec)
+    found: list[Firing] = []
+    # Each stream skips at most len(skip) names before it yields a new one, so this ends even
+    # for endless periodic triggers.
+    budget = (len(skip) + limit + 1) * max(1, len(streams))
+    live = list(streams)
+    while live and len(found) < limit and budget > 0:
+        for stream in list(live):
+            for firing in itertools.islice(stream, len(skip) + 1):
+                budget -= 1
+                if kjobs.hook_job_name(task_name, *firing) not in skip:
+                    found.append(firing)
+                    break
+            else:
+                live.remove(stream)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _fired_names(task: Obj) -> set[str]:
+    name = task["metadata"]["name"]
+    status = task.get("status") or {}
+    spec_hooks = (task.get("spec") or {}).get("hooks") or []
+    firings = (status.get("runner") or {}).get("firings") or []
+    return {
+        kjobs.hook_job_name(name, f["hook"], str(f.get("eventType", "")), f.get("value"))
+        for f in kstatus.unique_firings(firings, len(spec_hooks))
+    }
+
+
+def _pod_ready(pod: Obj) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+@dataclass(frozen=True)
+class ArmingPlan:
+    arm: tuple[Firing, ...]  # armed Jobs to create now
+    hold_runner: bool  # do not create the runner Job yet
+    recheck: float  # hold: plan again after this many seconds at the latest
+    disarm: tuple[str, ...]  # armed Jobs to delete: their firing will never come
+    status: Obj | None  # status.arming
+
+
+def plan(
+    task: Obj,
+    jobs: Mapping[str, Obj],
+    pods: Mapping[str, list[Obj]],
+    created: Iterable[str],
+    *,
+    now: float,
+    runner_exists: bool,
+    stopped: Iterable[str] = (),
+) -> ArmingPlan:
+    """Arming for one accepted task. ``jobs``: its Jobs by name (observed and just created),
+    ``pods``: their pods by Job name, ``created``: hook Job names created by this process the
+    watch has not shown, ``runner_exists``: the runner Job exists or was created."""
+    spec = task.get("spec") or {}
+    status = task.get("status") or {}
+    name = task["metadata"]["name"]
+    cfg = config(spec)
+    previous = status.get("arming") or {}
+    if not cfg.enabled:
+        return ArmingPlan((), False, 0.0, (), None)
+    runner = status.get("runner") or {}
+    runner_name = kjobs.runner_name(name)
+    runner_job = jobs.get(runner_name)
+    load_over = (
+        runner.get("state") in _RUNNER_DONE
+        or bool(spec.get("abort"))
+        or status.get("phase") in TERMINAL
+        or (runner_job is not None and kstatus.job_state(runner_job)[0] in ("complete", "failed"))
+    )
+    fired = _fired_names(task)
+    created = set(created)
+    armed_jobs = {n: j for n, j in jobs.items() if kjobs.is_armed(j)}
+    done = {n for n, j in armed_jobs.items() if kstatus.job_state(j)[0] in ("complete", "failed")}
+    waiting = sorted(n for n in armed_jobs if n not in fired and n not in done)
+    stopped = set(stopped)
+
+    disarm: tuple[str, ...] = ()
+    arm: list[Firing] = []
+    if load_over:
+        disarm = tuple(n for n in waiting if n not in stopped)
+    else:
+        skip = set(jobs) | created | fired | set(kstatus.previous_results(status))
+        arm = predictable(spec, skip, name, cfg.max_armed - len(waiting))
+
+    started_at = previous.get("startedAt") or (rfc3339(now) if (arm or armed_jobs) else None)
+    hold, recheck = False, 0.0
+    arming: Obj = dict(previous)
+    if started_at:
+        arming["startedAt"] = started_at
+    if not runner_exists and not load_over and not previous.get("loadReleasedAt"):
+        # The first armed pods: those created so far (this pass's included), up to maxArmed.
+        awaited = sorted([*waiting, *(kjobs.hook_job_name(name, *f) for f in arm)])
+        ready = sum(1 for n in awaited if any(_pod_ready(p) for p in pods.get(n, [])))
+        waited = now - (parse_time(started_at) or now)
+        if awaited and ready < len(awaited) and waited < cfg.start_timeout:
+            hold, recheck = True, max(0.5, cfg.start_timeout - waited)
+            arming["message"] = (
+                f"the load waits for {len(awaited)} armed hook pods to be ready ({ready} are; "
+                f"at most {cfg.start_timeout:g} s)"
+            )
+        else:
+            arming.update(
+                loadReleasedAt=rfc3339(now),
+                waitedSeconds=round(max(0.0, waited), 3),
+                awaited=len(awaited),
+                readyAtRelease=ready,
+                timedOut=bool(awaited) and ready < len(awaited),
+                message=(
+                    f"load started after {waited:.1f} s with {ready} of {len(awaited)} armed "
+                    "pods ready (startTimeoutSeconds passed)"
+                    if awaited and ready < len(awaited)
+                    else f"load started after {waited:.1f} s with {len(awaited)} armed pods ready"
+                ),
+            )
+    # Counts only grow: a Job cleaned up later (or deleted when disarmed) must not lower them.
+    on_fire = sum(1 for n in fired if n in jobs and not kjobs.is_armed(jobs[n]))
+    on_fire = max(on_fire, int(previous.get("onFire") or 0))
+    ended = {n for n in done if kstatus.job_state(armed_jobs[n])[0] == "complete"}
+    unreached = len((ended | stopped | set(disarm)) - fired)
+    arming.update(
+        armed=max(len(armed_jobs) + len(arm), int(previous.get("armed") or 0)),
+        waiting=len(waiting) + len(arm) - len(disarm),
+        onFire=on_fire,
+        unreached=max(unreached, int(previous.get("unreached") or 0)),
+    )
+    if on_fire and not previous.get("onFire"):
+        arming["message"] = (
+            f"{on_fire} firing(s) got their Job only as they fired: not predictable ahead, "
+            f"or firing faster than {cfg.max_armed} armed pods at a time (spec.arming.maxArmed)"
+        )
+    if not started_at and not on_fire:
+        return ArmingPlan((), False, 0.0, (), None)  # nothing armable: no arming status
+    return ArmingPlan(tuple(arm), hold, recheck, disarm, arming)
