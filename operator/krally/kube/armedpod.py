@@ -10,6 +10,7 @@ drive them with plain dicts.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterable
@@ -100,18 +101,22 @@ class ReadyPort:
         sock.bind(("0.0.0.0", self.port))
         sock.listen(16)
         self._sock = sock
-        threading.Thread(target=self._serve, name="krally-ready", daemon=True).start()
+        threading.Thread(target=self._serve, args=(sock,), name="krally-ready", daemon=True).start()
 
-    def _serve(self) -> None:
-        assert self._sock is not None
+    @staticmethod
+    def _serve(sock: socket.socket) -> None:
         while True:
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 return
             conn.close()
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        """Not ready any more (it fired): a blocked accept() holds the socket open until the
+        socket is shut down, so shut it down first."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()

@@ -1013,6 +1013,9 @@ def urgent(patch: dict[str, Any], current: dict[str, Any]) -> bool:
     operator's write period."""
     if "phase" in patch:
         return True
+    arming = patch.get("arming") or {}
+    if arming.get("loadReleasedAt") and not (current.get("arming") or {}).get("loadReleasedAt"):
+        return True  # how long the load waited for its armed pods: recorded with the release
     if _new_not_started(patch.get("hooks"), current.get("hooks")):
         return True
     if "conditions" not in patch:

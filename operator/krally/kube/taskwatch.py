@@ -103,20 +103,13 @@ def watch_task(
     attempt = 0
     while True:
         try:
-            conn = endpoint.connect(READ_TIMEOUT)
-            conn.request(
-                "GET",
-                task_path(namespace, name, version),
-                headers={
-                    "Authorization": f"Bearer {endpoint.token()}",
-                    "Accept": "application/json",
-                },
-            )
-            response = conn.getresponse()
-            if response.status in (401, 403, 404):
-                raise WatchRefused(response.status, response.read(2000).decode(errors="replace"))
-            if response.status != 200:
-                raise OSError(f"HTTP {response.status}: {response.read(500)!r}")
+            if not version:
+                # The current state first, then a watch from its version (a watch with no
+                # version would need the storage's watch-progress feature on some servers).
+                task = _get(endpoint, object_path(namespace, name))
+                version = (task.get("metadata") or {}).get("resourceVersion") or ""
+                yield task
+            conn, response = _open(endpoint, task_path(namespace, name, version))
             failing_since, attempt = None, 0
             if on_connected is not None:
                 on_connected()
@@ -129,7 +122,8 @@ def watch_task(
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         version = ""  # too old: start again from the current state
-                    break
+                        break
+                    raise OSError(f"watch error: {obj.get('message') or obj}")
                 version = (obj.get("metadata") or {}).get("resourceVersion") or version
                 if kind in ("ADDED", "MODIFIED"):
                     yield obj
@@ -143,3 +137,39 @@ def watch_task(
                 raise OSError(f"watch of task {namespace}/{name} failing: {exc}") from exc
             attempt += 1
             time.sleep(min(0.2 * 2 ** min(attempt, 5), 3.0))
+
+
+def object_path(namespace: str, name: str) -> str:
+    return f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{names.PLURAL}/{name}"
+
+
+def _open(
+    endpoint: ApiEndpoint, path: str
+) -> tuple[http.client.HTTPSConnection, http.client.HTTPResponse]:
+    conn = endpoint.connect(READ_TIMEOUT)
+    conn.request(
+        "GET",
+        path,
+        headers={"Authorization": f"Bearer {endpoint.token()}", "Accept": "application/json"},
+    )
+    response = conn.getresponse()
+    if response.status in (401, 403, 404):
+        text = response.read(2000).decode(errors="replace")
+        conn.close()
+        raise WatchRefused(response.status, text)
+    if response.status != 200:
+        text = response.read(500).decode(errors="replace")
+        conn.close()
+        raise OSError(f"HTTP {response.status}: {text}")
+    return conn, response
+
+
+def _get(endpoint: ApiEndpoint, path: str) -> dict[str, Any]:
+    conn, response = _open(endpoint, path)
+    try:
+        value = json.loads(response.read())
+    finally:
+        conn.close()
+    if not isinstance(value, dict):
+        raise ValueError("the task is not a JSON object")
+    return value

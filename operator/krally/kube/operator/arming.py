@@ -74,9 +74,12 @@ def _upcoming(spec: Obj) -> list[Iterator[Firing]]:
             values = Trigger.get(str(trigger.get("name"))).upcoming(args, iterations)
         except (PluginNotFound, TypeError, ValueError, AttributeError):
             values = None
-        unit = str(args.get("unit", ""))
-        streams.append((index, unit, v) for v in values or ())
+        streams.append(_stream(index, str(args.get("unit", "")), values or ()))
     return streams
+
+
+def _stream(index: int, unit: str, values: Iterable[Any]) -> Iterator[Firing]:
+    return ((index, unit, v) for v in values)
 
 
 def predictable(spec: Obj, skip: set[str], task_name: str, limit: int) -> list[Firing]:
@@ -180,28 +183,39 @@ def plan(
     arming: Obj = dict(previous)
     if started_at:
         arming["startedAt"] = started_at
-    if not runner_exists and not load_over and not previous.get("loadReleasedAt"):
-        # The first armed pods: those created so far (this pass's included), up to maxArmed.
-        awaited = sorted([*waiting, *(kjobs.hook_job_name(name, *f) for f in arm)])
-        ready = sum(1 for n in awaited if any(_pod_ready(p) for p in pods.get(n, [])))
-        waited = now - (parse_time(started_at) or now)
-        if awaited and ready < len(awaited) and waited < cfg.start_timeout:
+    # The first armed pods: those created so far (this pass's included), up to maxArmed.
+    awaited = sorted([*waiting, *(kjobs.hook_job_name(name, *f) for f in arm)])
+    ready = sum(1 for n in awaited if any(_pod_ready(p) for p in pods.get(n, [])))
+    if started_at and not previous.get("loadReleasedAt"):
+        released = now
+        if runner_exists:
+            # Released by an earlier pass whose status write was lost (throttled, or the
+            # operator restarted): the runner Job's creation is when.
+            created_at = ((runner_job or {}).get("metadata") or {}).get("creationTimestamp")
+            released = parse_time(created_at) or now
+        waited = released - (parse_time(started_at) or released)
+        unready = bool(awaited) and ready < len(awaited)
+        if not runner_exists and not load_over and unready and waited < cfg.start_timeout:
             hold, recheck = True, max(0.5, cfg.start_timeout - waited)
+        if hold:
             arming["message"] = (
                 f"the load waits for {len(awaited)} armed hook pods to be ready ({ready} are; "
                 f"at most {cfg.start_timeout:g} s)"
             )
         else:
+            timed_out = bool(awaited) and ready < len(awaited) and not runner_exists
             arming.update(
-                loadReleasedAt=rfc3339(now),
+                loadReleasedAt=rfc3339(
+                    now - max(0.0, now - (parse_time(started_at) or now) - waited)
+                ),
                 waitedSeconds=round(max(0.0, waited), 3),
                 awaited=len(awaited),
                 readyAtRelease=ready,
-                timedOut=bool(awaited) and ready < len(awaited),
+                timedOut=timed_out,
                 message=(
                     f"load started after {waited:.1f} s with {ready} of {len(awaited)} armed "
                     "pods ready (startTimeoutSeconds passed)"
-                    if awaited and ready < len(awaited)
+                    if timed_out
                     else f"load started after {waited:.1f} s with {len(awaited)} armed pods ready"
                 ),
             )

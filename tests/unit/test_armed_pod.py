@@ -1,0 +1,129 @@
+"""The armed hook pod: waits for its firing in the task's states, then runs the hook at once."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from krally.api.times import rfc3339
+from krally.kube import armedpod, hookpod
+from tests.cluster.controlplane import free_port
+
+
+def state(firings: list[dict[str, Any]] = (), runner_state: str = "Running", **spec: Any) -> dict:
+    return {
+        "metadata": {"name": "t"},
+        "spec": spec,
+        "status": {"runner": {"state": runner_state, "firings": list(firings)}},
+    }
+
+
+def firing(value: Any, hook: int = 0, unit: str = "iteration", at: float | None = None) -> dict:
+    return {"hook": hook, "eventType": unit, "value": value, "firedAt": rfc3339(at or time.time())}
+
+
+def payload(port: int, command: str = "echo armed", value: Any = 5) -> dict[str, Any]:
+    return {
+        "index": 0,
+        "name": "sys_call",
+        "args": command,
+        "triggeredBy": {"event_type": "iteration", "value": value},
+        "timeoutSeconds": 30,
+        "armed": {"readyPort": port, "maxDelaySeconds": 60},
+    }
+
+
+def test_the_wait_ends_on_its_own_firing_only() -> None:
+    states = [
+        state(),
+        state([firing(4), firing(5, hook=1), firing(5, unit="time")]),
+        state([firing(4), firing(5)]),
+    ]
+    outcome = armedpod.wait_for_firing(iter(states), 0, "iteration", 5)
+    assert outcome.firing is not None and outcome.firing["value"] == 5
+    assert outcome.unreached == ""
+
+
+@pytest.mark.parametrize(
+    ("last", "why"),
+    [
+        (state(runner_state="Finished"), "the load ended (Finished)"),
+        (state(runner_state="Aborted"), "the load ended (Aborted)"),
+        (state(abort=True), "aborted"),
+        ({"metadata": {"deletionTimestamp": "x"}}, "being deleted"),
+    ],
+)
+def test_the_wait_ends_unreached_when_no_firing_can_come(last: dict, why: str) -> None:
+    outcome = armedpod.wait_for_firing(iter([state(), last]), 0, "iteration", 5)
+    assert outcome.firing is None and why in outcome.unreached
+
+
+def test_a_firing_recorded_with_the_final_state_still_runs() -> None:
+    # The runner writes every firing before (or with) its final state.
+    final = state([firing(5)], runner_state="Finished")
+    assert armedpod.wait_for_firing(iter([final]), 0, "iteration", 5).firing is not None
+
+
+def run_armed(tmp_path: Path, payload_: dict[str, Any], states: Iterator[dict]) -> tuple[int, dict]:
+    out = tmp_path / "termination-log"
+    code = hookpod.main(str(out), payload_, states)
+    return code, json.loads(out.read_text())
+
+
+def test_the_armed_pod_is_ready_while_waiting_and_runs_the_hook_when_it_fires(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    probes: list[bool] = []
+
+    def states() -> Iterator[dict]:
+        yield state()
+        # The kubelet's tcpSocket probe: the port accepts while the pod waits.
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            probes.append(True)
+        yield state([firing(5)])
+
+    fired_before = time.time()
+    code, result = run_armed(tmp_path, payload(port, "echo armed"), states())
+    assert probes == [True]
+    assert code == 0 and result["status"] == "success", result
+    assert result["triggered_by"] == {"event_type": "iteration", "value": 5}
+    assert result["started_at"] >= fired_before
+    assert "armed" in json.dumps(result["output"])
+    with pytest.raises(OSError):  # not ready any more once it has run
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_an_armed_pod_whose_firing_never_comes_ends_cleanly(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    states = iter([state(), state(runner_state="Finished")])
+    code, result = run_armed(tmp_path, payload(free_port(), f"touch {marker}"), states)
+    assert code == 0 and result["status"] == "unreached"
+    assert "load ended" in result["reason"]
+    assert not marker.exists()
+
+
+def test_a_firing_older_than_max_delay_is_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    old = firing(5, at=time.time() - 600)
+    code, result = run_armed(tmp_path, payload(free_port(), f"touch {marker}"), iter([state([old])]))
+    assert code == 1 and result["status"] == "failed"
+    assert result["error"]["etype"] == "Late" and "maxDelaySeconds 60" in result["error"]["msg"]
+    assert not marker.exists()
+
+
+def test_an_invalid_hook_config_fails_before_any_wait(tmp_path: Path) -> None:
+    bad = payload(free_port())
+    bad["args"] = {"not": "a command"}
+
+    def never() -> Iterator[dict]:
+        raise AssertionError("a hook that cannot run must not wait for its firing")
+        yield {}
+
+    code, result = run_armed(tmp_path, bad, never())
+    assert code == 1 and result["error"]["etype"] == "InvalidConfig"
