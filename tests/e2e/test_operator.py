@@ -27,6 +27,8 @@ from tests.e2e.support import (
     wait_phase,
 )
 
+from krally.api.times import parse_time as epoch
+
 pytestmark = pytest.mark.cluster
 
 # -- tests -------------------------------------------------------------------------------------
@@ -45,6 +47,15 @@ def test_rally_hooks_example(cluster: Any, ns: str, operator: Operator, wait_for
     for result in hook["results"]:
         assert result["firedAt"] <= result["startedAt"] <= result["finishedAt"]
         assert result["job"]
+        # Armed: its pod was waiting before the firing, so the hook started within a moment
+        # of its iteration (unarmed: seconds later, a pod start).
+        assert result["armed"] is True, result
+        assert epoch(result["startedAt"]) - epoch(result["firedAt"]) < 1.0, result
+    arming = status["arming"]
+    assert arming["armed"] == 4 and arming["awaited"] == 4, arming
+    assert arming["readyAtRelease"] == 4 and arming["timedOut"] is False, arming
+    assert arming["onFire"] == 0 and arming["unreached"] == 0 and arming["waiting"] == 0, arming
+    assert 0 < arming["waitedSeconds"] < 60, arming
     assert status["progress"]["done"] == 1500 == status["progress"]["total"]
     assert status["display"] == {"progress": "1500/1500", "hooks": "4/4", "sla": "Passed"}
     assert status["passSLA"] is True and status["result"]["iterations"] == 1500
