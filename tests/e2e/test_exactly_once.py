@@ -138,15 +138,25 @@ def test_twenty_operator_kills_lose_and_duplicate_no_firing(
     not_success = [r for r in hook_status["results"] if r["status"] != "success"]
     # Each mark is one execution: its pod's name, its trigger value.
     marks = Counter(json.loads(m["data"]["value"]) for m in _marks(cluster, ns))
-    hook_jobs = Counter(
-        j["metadata"]["labels"]["krally.dev/trigger-value"] for j in jobs(cluster, ns, HOOK_JOBS)
-    )
-    # How late the kills made the hooks: from the runner's firedAt to the Job's creation.
+    all_jobs = jobs(cluster, ns, HOOK_JOBS)
     fired_at = {str(f["value"]): _epoch(f["firedAt"]) for f in status["runner"]["firings"]}
+    value_of = {j["metadata"]["name"]: j["metadata"]["labels"]["krally.dev/trigger-value"]
+                for j in all_jobs}  # fmt: skip
+    hook_jobs = Counter(value_of[j["metadata"]["name"]] for j in all_jobs
+                        if value_of[j["metadata"]["name"]] in fired_at)  # fmt: skip
+    # Armed Jobs whose firing the load never reached end without running their hook.
+    never_fired = [j for j in all_jobs if value_of[j["metadata"]["name"]] not in fired_at]
+    assert all(
+        j["metadata"]["annotations"].get("krally.dev/armed") == "true"
+        and not j["status"].get("failed")
+        for j in never_fired
+    ), never_fired[:2]
+    # How the kills affected the hooks: from the runner's firedAt to the Job's creation
+    # (negative: armed ahead of its firing).
     delays = [
-        _epoch(j["metadata"]["creationTimestamp"])
-        - fired_at[j["metadata"]["labels"]["krally.dev/trigger-value"]]
-        for j in jobs(cluster, ns, HOOK_JOBS)
+        _epoch(j["metadata"]["creationTimestamp"]) - fired_at[value_of[j["metadata"]["name"]]]
+        for j in all_jobs
+        if value_of[j["metadata"]["name"]] in fired_at
     ]
     lost = [v for v in firings if marks[v] == 0]
     duplicated = {v: n for v, n in marks.items() if n > 1}

@@ -111,7 +111,9 @@ def test_an_armed_pod_whose_firing_never_comes_ends_cleanly(tmp_path: Path) -> N
 def test_a_firing_older_than_max_delay_is_not_run(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     old = firing(5, at=time.time() - 600)
-    code, result = run_armed(tmp_path, payload(free_port(), f"touch {marker}"), iter([state([old])]))
+    code, result = run_armed(
+        tmp_path, payload(free_port(), f"touch {marker}"), iter([state([old])])
+    )
     assert code == 1 and result["status"] == "failed"
     assert result["error"]["etype"] == "Late" and "maxDelaySeconds 60" in result["error"]["msg"]
     assert not marker.exists()

@@ -8,6 +8,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from tests.unit.test_kube_planner import NOW, SETTINGS, accepted_memory, make_task
+
 from krally.api.names import ANNOTATION_ARMED
 from krally.api.status_schema import pruned_fields
 from krally.kube import jobs as kjobs
@@ -18,12 +20,12 @@ from krally.kube.operator.planner import (
     CreateJob,
     FlushLater,
     Observed,
+    SetDeadline,
     StopHooks,
     WriteStatus,
     plan,
 )
 from krally.task import plugin
-from tests.unit.test_kube_planner import NOW, SETTINGS, accepted_memory, make_task
 
 plugin.load_builtin_plugins()
 
@@ -254,7 +256,8 @@ def test_a_firing_faster_than_arming_gets_its_job_on_fire_and_says_so() -> None:
     spec = {"arming": {"maxArmed": 1}}
     task = armed_task(at=[1, 2, 3, 4], status=status, **spec)
     task["spec"]["arming"] = spec["arming"]
-    armed_one = kjobs.hook_job(task, 0, {"eventType": "iteration", "value": 1}, SETTINGS, armed=True)
+    first = {"eventType": "iteration", "value": 1}
+    armed_one = kjobs.hook_job(task, 0, first, SETTINGS, armed=True)
     armed_one["metadata"]["uid"] = "u1"
     memory = accepted_memory(identity_done=True)
     observed = Observed((armed_one,))
@@ -263,9 +266,7 @@ def test_a_firing_faster_than_arming_gets_its_job_on_fire_and_says_so() -> None:
     assert [a.name for a in on_fire] == ["t-h0-i2", "t-h0-i3"]
     assert all(ANNOTATION_ARMED not in a.body["metadata"]["annotations"] for a in on_fire)
     # And the next unfired value is armed (one waiting at most).
-    assert [a.name for a in actions if isinstance(a, CreateJob) and a.firing is None] == [
-        "t-h0-i4"
-    ]
+    assert [a.name for a in actions if isinstance(a, CreateJob) and a.firing is None] == ["t-h0-i4"]
     memory.created.update({a.name: a.body for a in on_fire})
     jobs = (armed_one, *(as_observed(a)[0] for a in on_fire))
     again = plan(task, Observed(jobs), memory, SETTINGS, now=NOW + timedelta(seconds=6), clock=20.0)
@@ -298,3 +299,70 @@ def test_the_armed_flag_outlives_the_cleaned_up_job() -> None:
     again = kstatus.derive_hooks(task, {}, {})
     assert again[0]["results"][0]["armed"] is True
     assert list(itertools.chain.from_iterable(h["results"] for h in again))
+
+
+def test_a_pod_that_cannot_start_does_not_hold_the_load() -> None:
+    memory = accepted_memory()
+    first = plan(armed_task(), Observed(), memory, SETTINGS, now=NOW, clock=1.0)
+    memory.identity_done = True
+    observed = observe(first, ready=True)
+    stuck = copy.deepcopy(observed.pods[1])
+    stuck["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no"}
+        ],
+    }
+    task = armed_task(status={"arming": status_of(first)["arming"]})
+    later = NOW + timedelta(seconds=3)
+    observed = Observed(observed.jobs, (observed.pods[0], stuck))
+    actions = plan(task, observed, memory, SETTINGS, now=later, clock=9.0)
+    assert created(actions) == ["krally-t-runner"]
+    released = status_of(actions)["arming"]
+    assert released["readyAtRelease"] == 1 and released["timedOut"] is False
+    assert "1 cannot start" in released["message"]
+
+
+def test_a_fired_armed_job_gets_its_timeout_from_the_firing_once() -> None:
+    fired = {"hook": 0, "eventType": "iteration", "value": 5, "firedAt": "2026-01-01T12:01:00Z"}
+    status = {"runnerJob": "krally-t-runner", "runner": {"state": "Running", "firings": [fired]}}
+    task = armed_task(status=status)
+    task["spec"]["hooks"][0]["job"] = {"timeoutSeconds": 30}
+    job = kjobs.hook_job(task, 0, fired, SETTINGS, armed=True)
+    job["metadata"]["uid"] = "u5"
+    job["status"] = {"active": 1, "startTime": "2026-01-01T12:00:00Z"}
+    memory = accepted_memory(identity_done=True)
+    actions = plan(task, Observed((job,)), memory, SETTINGS, now=NOW, clock=1.0)
+    (deadline,) = [a for a in actions if isinstance(a, SetDeadline)]
+    # 60 s armed before the firing, then the hook's 30 s (and 5 s for the pod to report it).
+    assert (deadline.job, deadline.uid, deadline.seconds) == ("t-h0-i5", "u5", 95)
+    memory.deadlines.add("t-h0-i5")
+    again = plan(task, Observed((job,)), memory, SETTINGS, now=NOW, clock=50.0)
+    assert not [a for a in again if isinstance(a, SetDeadline)]
+
+
+def test_a_release_whose_status_write_was_lost_is_recorded_from_the_runner_job() -> None:
+    status = {
+        "runnerJob": "krally-t-runner",
+        "arming": {"startedAt": "2026-01-01T12:00:00Z", "armed": 2},
+        "runner": {"state": "Running", "firings": []},
+    }
+    runner = {
+        "metadata": {
+            "name": "krally-t-runner",
+            "uid": "r",
+            "creationTimestamp": "2026-01-01T12:00:07Z",
+        },
+        "status": {"active": 1},
+    }
+    actions = plan(
+        armed_task(status=status),
+        Observed((runner,)),
+        accepted_memory(identity_done=True),
+        SETTINGS,
+        now=NOW + timedelta(seconds=30),
+        clock=1.0,
+    )
+    arming_status = status_of(actions)["arming"]
+    assert arming_status["loadReleasedAt"] == "2026-01-01T12:00:07.000Z"
+    assert arming_status["waitedSeconds"] == 7.0

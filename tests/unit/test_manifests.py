@@ -215,7 +215,7 @@ def test_cluster_role_is_minimal():
         ("krally.dev", "benchmarktasks/status"): {"get", "patch"},
         # blockOwnerDeletion on children (OwnerReferencesPermissionEnforcement).
         ("krally.dev", "benchmarktasks/finalizers"): {"update"},
-        ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "delete"},
         ("", "pods"): {"get", "list", "watch"},
         ("", "serviceaccounts"): {"create", "get"},
         ("rbac.authorization.k8s.io", "roles"): {"create", "get"},

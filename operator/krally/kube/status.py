@@ -285,7 +285,7 @@ def _aborted_result(previous: dict[str, Any] | None, ran: bool) -> HookResult:
 _STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 
 
-def _stuck_cause(pod: dict[str, Any]) -> str:
+def stuck_cause(pod: dict[str, Any]) -> str:
     """Why a pod is not running yet when it says (bad image, unschedulable), else ''."""
     waiting = container_state(pod).get("waiting") or {}
     if waiting.get("reason") and waiting["reason"] not in _STARTING:
@@ -299,7 +299,7 @@ def _stuck_cause(pod: dict[str, Any]) -> str:
 def _never_started_cause(pod: dict[str, Any] | None, remembered: str = "") -> str:
     """Why a pod never ran (image pull, unschedulable), from its status, or else from what a
     pending result recorded before the pod was removed (the Job controller deletes it)."""
-    cause = _stuck_cause(pod) if pod is not None else ""
+    cause = stuck_cause(pod) if pod is not None else ""
     if cause or remembered:
         return cause or remembered
     if pod is None:
@@ -405,7 +405,7 @@ def firing_result(
     if running or (pod and (pod.get("status") or {}).get("phase") == "Running"):
         started = (running or {}).get("startedAt") or job_status.get("startTime")
         return hook_result(HOOK_RUNNING, started_at=started)
-    cause = _stuck_cause(pod) if pod else ""
+    cause = stuck_cause(pod) if pod else ""
     # Not a failure (yet): why it waits, kept for the timeout's message once the pod is gone.
     return hook_result(HOOK_PENDING, error=hook_error(NOT_STARTED, cause) if cause else None)
 

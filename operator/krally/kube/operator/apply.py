@@ -40,6 +40,7 @@ from krally.kube.operator.planner import (
     Key,
     Memory,
     Obj,
+    SetDeadline,
     StopHooks,
     WriteStatus,
     conflict_stand_in,
@@ -274,6 +275,20 @@ class Applier:
             elif code != 404:
                 raise
 
+    async def set_deadline(self, namespace: str, action: SetDeadline) -> None:
+        """Patch the Job's activeDeadlineSeconds; its uid in the patch makes the API server
+        refuse it (uid is immutable) if the name now belongs to another object."""
+        body: Obj = {"spec": {"activeDeadlineSeconds": action.seconds}}
+        if action.uid:
+            body["metadata"] = {"uid": action.uid}
+        try:
+            await self.policy.run(self.api.batch.patch_namespaced_job, action.job, namespace, body)
+        except Exception as exc:
+            # Gone or not ours: nothing to time. Refused (e.g. RBAC without patch): the pod's
+            # own timer still enforces the timeout; only a pod that never runs stays pending.
+            if _status_code(exc) not in (404, 409, 422):
+                log.warning("armed Job %s/%s: cannot set its timeout: %s", namespace, action.job, exc)
+
     async def apply(self, key: Key, task: Obj, memory: Memory, actions: list[Action]) -> None:
         """Every action in order; the first failure stops the pass (it raises)."""
         namespace = task["metadata"]["namespace"]
@@ -304,6 +319,9 @@ class Applier:
                     await self.delete_job(namespace, name, uid)
                     memory.stopped.add(name)
                     log.info("stopped hook Job %s/%s (spec.abort)", namespace, name)
+            elif isinstance(action, SetDeadline):
+                await self.set_deadline(namespace, action)
+                memory.deadlines.add(action.job)
             elif isinstance(action, FlushLater):
                 self._later(key, action.delay)
             elif isinstance(action, WriteStatus):

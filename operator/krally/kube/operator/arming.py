@@ -14,6 +14,7 @@ its Job as it fires (create-on-fire), as without arming.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -186,6 +187,9 @@ def plan(
     # The first armed pods: those created so far (this pass's included), up to maxArmed.
     awaited = sorted([*waiting, *(kjobs.hook_job_name(name, *f) for f in arm)])
     ready = sum(1 for n in awaited if any(_pod_ready(p) for p in pods.get(n, [])))
+    # A pod that cannot start (unschedulable, bad image) is not waited for: its firing fails
+    # by its timeout, with the cause, as unarmed.
+    stuck = sum(1 for n in awaited if any(kstatus.stuck_cause(p) for p in pods.get(n, [])))
     if started_at and not previous.get("loadReleasedAt"):
         released = now
         if runner_exists:
@@ -194,7 +198,7 @@ def plan(
             created_at = ((runner_job or {}).get("metadata") or {}).get("creationTimestamp")
             released = parse_time(created_at) or now
         waited = released - (parse_time(started_at) or released)
-        unready = bool(awaited) and ready < len(awaited)
+        unready = bool(awaited) and ready + stuck < len(awaited)
         if not runner_exists and not load_over and unready and waited < cfg.start_timeout:
             hold, recheck = True, max(0.5, cfg.start_timeout - waited)
         if hold:
@@ -203,21 +207,14 @@ def plan(
                 f"at most {cfg.start_timeout:g} s)"
             )
         else:
-            timed_out = bool(awaited) and ready < len(awaited) and not runner_exists
+            timed_out = unready and not runner_exists
             arming.update(
-                loadReleasedAt=rfc3339(
-                    now - max(0.0, now - (parse_time(started_at) or now) - waited)
-                ),
+                loadReleasedAt=rfc3339(released),
                 waitedSeconds=round(max(0.0, waited), 3),
                 awaited=len(awaited),
                 readyAtRelease=ready,
                 timedOut=timed_out,
-                message=(
-                    f"load started after {waited:.1f} s with {ready} of {len(awaited)} armed "
-                    "pods ready (startTimeoutSeconds passed)"
-                    if timed_out
-                    else f"load started after {waited:.1f} s with {len(awaited)} armed pods ready"
-                ),
+                message=_release_message(waited, ready, stuck, len(awaited), timed_out),
             )
     # Counts only grow: a Job cleaned up later (or deleted when disarmed) must not lower them.
     on_fire = sum(1 for n in fired if n in jobs and not kjobs.is_armed(jobs[n]))
@@ -238,3 +235,48 @@ def plan(
     if not started_at and not on_fire:
         return ArmingPlan((), False, 0.0, (), None)  # nothing armable: no arming status
     return ArmingPlan(tuple(arm), hold, recheck, disarm, arming)
+
+
+def _release_message(waited: float, ready: int, stuck: int, awaited: int, timed_out: bool) -> str:
+    text = f"load started after {waited:.1f} s with {ready} of {awaited} armed pods ready"
+    if timed_out:
+        return text + " (startTimeoutSeconds passed)"
+    if stuck:
+        return text + f" ({stuck} cannot start: see their firings)"
+    return text
+
+
+def deadlines(task: Obj, jobs: Iterable[Obj], default_timeout: int) -> list[tuple[str, Any, int]]:
+    """(Job name, uid, activeDeadlineSeconds) for each armed Job whose firing was recorded and
+    that has no deadline yet: the hook's timeout counted from the firing."""
+    name = task["metadata"]["name"]
+    status = task.get("status") or {}
+    spec_hooks = (task.get("spec") or {}).get("hooks") or []
+    fired = {
+        kjobs.hook_job_name(name, f["hook"], str(f.get("eventType", "")), f.get("value")): f
+        for f in kstatus.unique_firings(
+            (status.get("runner") or {}).get("firings") or [], len(spec_hooks)
+        )
+    }
+    found = []
+    for job in jobs:
+        meta = job.get("metadata") or {}
+        firing = fired.get(meta.get("name") or "")
+        if firing is None or not kjobs.is_armed(job):
+            continue
+        if (job.get("spec") or {}).get("activeDeadlineSeconds"):
+            continue
+        if kstatus.job_state(job)[0] in ("complete", "failed"):
+            continue
+        started = parse_time((job.get("status") or {}).get("startTime")) or parse_time(
+            meta.get("creationTimestamp")
+        )
+        fired_at = parse_time(firing.get("firedAt"))
+        waited = max(0.0, fired_at - started) if started and fired_at else 0.0
+        timeout = ((spec_hooks[firing["hook"]].get("job") or {}).get("timeoutSeconds")) or (
+            default_timeout
+        )
+        # A few seconds more than the pod's own timer, which reports the timeout itself.
+        seconds = math.ceil(waited) + int(timeout) + 5
+        found.append((str(meta["name"]), meta.get("uid"), seconds))
+    return found

@@ -59,6 +59,7 @@ class Memory:
     # A child's name taken by an object this task does not control (the task fails with it).
     conflict: str | None = None
     stopped: set[str] = field(default_factory=set)  # hook Jobs deleted because of spec.abort
+    deadlines: set[str] = field(default_factory=set)  # armed hook Jobs given their timeout
     # Creates the API server refused for good (until the status records them): hook Job name →
     # the firing's error; the runner's (its Job or identity) as a message.
     refused: dict[str, HookError] = field(default_factory=dict)
@@ -106,6 +107,17 @@ class StopHooks:
 
 
 @dataclass(frozen=True)
+class SetDeadline:
+    """An armed hook Job whose firing came: its timeout, as activeDeadlineSeconds counted from
+    the Job's start (the wait before the firing does not count), so a pod that never ran (e.g.
+    unschedulable) fails by the Job controller like an unarmed one. ``uid``: only that object."""
+
+    job: str
+    uid: str | None
+    seconds: int
+
+
+@dataclass(frozen=True)
 class WriteStatus:
     patch: Obj
     message: str
@@ -119,7 +131,7 @@ class FlushLater:
     delay: float
 
 
-Action = CreateIdentity | CreateJob | Abort | StopHooks | WriteStatus | FlushLater
+Action = CreateIdentity | CreateJob | Abort | StopHooks | SetDeadline | WriteStatus | FlushLater
 
 
 # -- firings -----------------------------------------------------------------------------------
@@ -343,6 +355,13 @@ def plan(
         # The status below assumes it is created (a failed create stops the pass first).
         planned_runner = {"metadata": {"name": runner_name}, "status": {}}
 
+    timeouts = arming.deadlines(task, observed.jobs, settings.hook_timeout_seconds)
+    actions.extend(
+        SetDeadline(name, uid, seconds)
+        for name, uid, seconds in timeouts
+        if name not in memory.deadlines
+    )
+
     # 3. Abort: deleting the Job makes the pod get SIGTERM; the runner records what it has.
     if spec.get("abort") and not memory.abort_sent and not terminal:
         known = runner_job or memory.created.get(runner_name)
@@ -425,6 +444,8 @@ def describe(action: Action) -> str:
         return f"abort (delete {action.job})" if action.job else "abort (no runner Job)"
     if isinstance(action, StopHooks):
         return "stop hook Jobs " + ", ".join(action.jobs)
+    if isinstance(action, SetDeadline):
+        return f"set the timeout of armed Job {action.job} ({action.seconds} s from its start)"
     if isinstance(action, WriteStatus):
         return "write status " + json.dumps(sorted(action.patch))
     return f"flush status in {action.delay:.1f} s"
