@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.cluster.controlplane import free_port
+
 from krally.api.times import rfc3339
 from krally.kube import armedpod, hookpod
-from tests.cluster.controlplane import free_port
 
 
 def state(firings: list[dict[str, Any]] = (), runner_state: str = "Running", **spec: Any) -> dict:

@@ -268,6 +268,11 @@ _ARMING = _obj(
             "Armed Jobs ended because the load ended (or was aborted) before their firing.",
             minimum=0,
         ),
+        "outrun": _int(
+            "Armed firings that came before their pod had started (the trigger fires faster "
+            "than pods start, or the pod was replaced): they ran as late as unarmed ones.",
+            minimum=0,
+        ),
         "message": _str("One line on how arming went, e.g. why firings fell back to on-fire."),
     },
 )

@@ -168,6 +168,7 @@ class ArmingStatus(TypedDict, total=False):
     waiting: int
     onFire: int
     unreached: int
+    outrun: int
     message: str
 
 

@@ -287,7 +287,7 @@ class Applier:
             # Gone or not ours: nothing to time. Refused (e.g. RBAC without patch): the pod's
             # own timer still enforces the timeout; only a pod that never runs stays pending.
             if _status_code(exc) not in (404, 409, 422):
-                log.warning("armed Job %s/%s: cannot set its timeout: %s", namespace, action.job, exc)
+                log.warning("armed Job %s/%s: timeout not set: %s", namespace, action.job, exc)
 
     async def apply(self, key: Key, task: Obj, memory: Memory, actions: list[Action]) -> None:
         """Every action in order; the first failure stops the pass (it raises)."""

@@ -108,15 +108,27 @@ def predictable(spec: Obj, skip: set[str], task_name: str, limit: int) -> list[F
     return found
 
 
-def _fired_names(task: Obj) -> set[str]:
+def _fired_names(task: Obj) -> dict[str, float | None]:
+    """Job name → firing time (epoch) of every recorded firing."""
     name = task["metadata"]["name"]
     status = task.get("status") or {}
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
     firings = (status.get("runner") or {}).get("firings") or []
     return {
-        kjobs.hook_job_name(name, f["hook"], str(f.get("eventType", "")), f.get("value"))
+        kjobs.hook_job_name(
+            name, f["hook"], str(f.get("eventType", "")), f.get("value")
+        ): parse_time(f.get("firedAt"))
         for f in kstatus.unique_firings(firings, len(spec_hooks))
     }
+
+
+def _started_after(pods: list[Obj], fired: float | None) -> bool:
+    """The Job's (last) pod's container started after ``fired`` (None: unknown → False)."""
+    if fired is None or not pods:
+        return False
+    state = kstatus.container_state(pods[-1])
+    started = parse_time((state.get("running") or state.get("terminated") or {}).get("startedAt"))
+    return started is not None and started > fired
 
 
 def _pod_ready(pod: Obj) -> bool:
@@ -164,7 +176,8 @@ def plan(
         or status.get("phase") in TERMINAL
         or (runner_job is not None and kstatus.job_state(runner_job)[0] in ("complete", "failed"))
     )
-    fired = _fired_names(task)
+    fired_at = _fired_names(task)
+    fired = set(fired_at)
     created = set(created)
     armed_jobs = {n: j for n, j in jobs.items() if kjobs.is_armed(j)}
     done = {n for n, j in armed_jobs.items() if kstatus.job_state(j)[0] in ("complete", "failed")}
@@ -221,12 +234,25 @@ def plan(
     on_fire = max(on_fire, int(previous.get("onFire") or 0))
     ended = {n for n in done if kstatus.job_state(armed_jobs[n])[0] == "complete"}
     unreached = len((ended | stopped | set(disarm)) - fired)
+    # Armed Jobs whose pod started only after the firing: the trigger fires faster than pods
+    # start (or the pod was replaced); they ran as late as create-on-fire would have.
+    outrun = sum(
+        1 for n in armed_jobs if n in fired and _started_after(pods.get(n, []), fired_at.get(n))
+    )
+    outrun = max(outrun, int(previous.get("outrun") or 0))
     arming.update(
+        outrun=outrun,
         armed=max(len(armed_jobs) + len(arm), int(previous.get("armed") or 0)),
         waiting=len(waiting) + len(arm) - len(disarm),
         onFire=on_fire,
         unreached=max(unreached, int(previous.get("unreached") or 0)),
     )
+    if outrun and outrun > int(previous.get("outrun") or 0):
+        arming["message"] = (
+            f"{outrun} firing(s) came before their armed pod had started (the trigger fires "
+            "faster than pods start on this cluster, or the pod was replaced): they ran when "
+            "their pod started, as without arming"
+        )
     if on_fire and not previous.get("onFire"):
         arming["message"] = (
             f"{on_fire} firing(s) got their Job only as they fired: not predictable ahead, "
