@@ -319,8 +319,12 @@ def test_hook_timeout_is_recorded_with_its_cause(
     (result,) = status["hooks"][0]["results"]
     assert result["status"] == "failed"
     assert result["error"]["etype"] == "Timeout", result["error"]
+    assert "timeout of 2 s" in result["error"]["msg"], result["error"]
     (job,) = jobs(cluster, ns, "krally.dev/task=hangs,krally.dev/role=hook")
-    assert job["spec"]["activeDeadlineSeconds"] == 2
+    # Armed: the pod times the hook from its firing; the Job's deadline, set when it fired,
+    # adds the wait before the firing and a margin for the pod to report.
+    assert job["metadata"]["annotations"]["krally.dev/armed"] == "true"
+    assert job["spec"]["activeDeadlineSeconds"] >= 2 + 5
 
 
 def test_unschedulable_hook_fails_by_its_timeout_with_the_cause(
@@ -378,11 +382,10 @@ def test_deleting_a_task_deletes_its_children(
     wait_phase(cluster, ns, "gone", {"Succeeded"}, wait_for, 90)
     selector = "krally.dev/task=gone"
     kinds = "jobs,serviceaccounts,roles,rolebindings"
-    # Runner and hook Jobs, the runner's ServiceAccount, Role, RoleBinding, the hooks' account.
-    assert (
-        len(cluster.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout.split())
-        == 6
-    )
+    # Runner and hook Jobs, the runner's ServiceAccount, Role, RoleBinding, the hooks' account
+    # and the armed hook pods' reader Role and RoleBinding.
+    children = cluster.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout
+    assert len(children.split()) == 8, children
     # No finalizer: deletion completes even with the operator stopped.
     operator.stop()
     cluster.kubectl("delete", "bt", "gone", "-n", ns, "--timeout=30s")

@@ -366,3 +366,23 @@ def test_a_release_whose_status_write_was_lost_is_recorded_from_the_runner_job()
     arming_status = status_of(actions)["arming"]
     assert arming_status["loadReleasedAt"] == "2026-01-01T12:00:07.000Z"
     assert arming_status["waitedSeconds"] == 7.0
+
+
+def test_once_the_load_runs_the_soonest_firings_are_armed_first() -> None:
+    spec = spec_with(
+        {"name": "event", "args": {"unit": "iteration", "at": [10, 100000]}},
+        {"name": "periodic", "args": {"unit": "time", "step": 2}},
+        times=200000,
+    )
+    # 100 iterations/s: iteration 10 comes at 0.1 s, 100000 after 1000 s, long after the ticks.
+    assert arming.predictable(spec, set(), "t", 3, rate=100.0) == [
+        (1, "time", 0),
+        (0, "iteration", 10),
+        (1, "time", 2),
+    ]
+    status = {"runner": {"progress": {"done": 500, "elapsedSeconds": 5.0}}}
+    assert arming._rate({"status": status}) == 100.0
+    assert (
+        arming._rate({"status": {"runner": {"progress": {"done": 3, "elapsedSeconds": 0.2}}}})
+        is None
+    )

@@ -31,6 +31,8 @@ ANNOTATION_CREATED_AT: Final = "krally.dev/created-at"
 ANNOTATION_FIRED_AT: Final = "krally.dev/fired-at"
 # On a hook Job created ahead of its firing (its pod waits for it): "true".
 ANNOTATION_ARMED: Final = "krally.dev/armed"
+# Its hook timeout (its activeDeadlineSeconds also counts the wait before the firing).
+ANNOTATION_HOOK_TIMEOUT: Final = "krally.dev/hook-timeout"
 # On a ServiceAccount: its namespace's admin lets tasks run hooks as it (spec.hooks[].job.
 # serviceAccountName); any other value, or none, refuses it.
 ANNOTATION_HOOKS: Final = "krally.dev/hooks"

@@ -15,6 +15,7 @@ from krally.api.names import (
     ANNOTATION_ARMED,
     ANNOTATION_CREATED_AT,
     ANNOTATION_FIRED_AT,
+    ANNOTATION_HOOK_TIMEOUT,
     API_VERSION,
     CHILD_PREFIX,
     GROUP,
@@ -438,6 +439,7 @@ def hook_job(
     job_extra: dict[str, Any] = {}
     if armed:
         annotations[ANNOTATION_ARMED] = "true"
+        annotations[ANNOTATION_HOOK_TIMEOUT] = str(hook_timeout(hook, settings))
         # Ready = watching the task: the operator releases the load once the first are.
         container["readinessProbe"] = {
             "tcpSocket": {"port": READY_PORT},

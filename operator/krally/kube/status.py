@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
+from krally.api.names import ANNOTATION_HOOK_TIMEOUT
 from krally.api.times import format_time, parse_time, rfc3339
 from krally.api.types import (
     ABORTED,
@@ -359,6 +360,9 @@ def firing_result(
         terminated = container_state(pod).get("terminated") if pod else None
         if reason == "DeadlineExceeded":
             deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+            annotations = (job.get("metadata") or {}).get("annotations") or {}
+            # An armed Job's deadline also counts its wait for the firing: say the hook's own.
+            deadline = annotations.get(ANNOTATION_HOOK_TIMEOUT) or deadline
             remembered = ""
             if previous and previous.get("status") == HOOK_PENDING:
                 error = previous.get("error") or {}

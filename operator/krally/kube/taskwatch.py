@@ -95,9 +95,10 @@ def watch_task(
     on_connected: Any = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield the task each time it is written (first its current state), for ever: a closed or
-    broken watch is resumed from the last version seen (from scratch after 410 Gone). Connection
-    failures are retried with a capped back-off for ``patience`` seconds in a row, then raised;
-    401/403/404 raise WatchRefused at once. ``on_connected()`` is called after each connect."""
+    broken watch is resumed from the last version seen (from scratch after 410 Gone). Failures,
+    refusals (401/403/404) included, are retried with a capped back-off for ``patience`` seconds
+    in a row, then raised (a refusal as WatchRefused). ``on_connected()`` is called after each
+    connect."""
     version = ""
     failing_since: float | None = None
     attempt = 0
@@ -130,10 +131,16 @@ def watch_task(
                 elif kind == "DELETED":
                     raise WatchRefused(404, f"task {namespace}/{name} was deleted")
             conn.close()
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+        except (OSError, http.client.HTTPException, ValueError, WatchRefused) as exc:
+            # Refusals too, for a while: the reader Role is created just before the pod, and
+            # the API server's authorizer may not know it yet.
+            if isinstance(exc, WatchRefused) and exc.status == 404 and version:
+                raise  # the task was deleted while watched
             now = time.monotonic()
             failing_since = failing_since if failing_since is not None else now
             if now - failing_since > patience:
+                if isinstance(exc, WatchRefused):
+                    raise
                 raise OSError(f"watch of task {namespace}/{name} failing: {exc}") from exc
             attempt += 1
             time.sleep(min(0.2 * 2 ** min(attempt, 5), 3.0))

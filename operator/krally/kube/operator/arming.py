@@ -83,29 +83,51 @@ def _stream(index: int, unit: str, values: Iterable[Any]) -> Iterator[Firing]:
     return ((index, unit, v) for v in values)
 
 
-def predictable(spec: Obj, skip: set[str], task_name: str, limit: int) -> list[Firing]:
-    """The next ``limit`` predictable firings whose Job name is not in ``skip``, the earliest of
-    each hook in turn (round robin: no hook starves the others of armed pods)."""
+def predictable(
+    spec: Obj, skip: set[str], task_name: str, limit: int, rate: float | None = None
+) -> list[Firing]:
+    """The next ``limit`` predictable firings whose Job name is not in ``skip``, soonest first:
+    by their time into the load (a time value is one; an iteration's is estimated from the
+    load's iterations per second, ``rate``, once it runs), else each hook's next in turn."""
     if limit <= 0:
         return []
-    streams = _upcoming(spec)
-    found: list[Firing] = []
-    # Each stream skips at most len(skip) names before it yields a new one, so this ends even
-    # for endless periodic triggers.
-    budget = (len(skip) + limit + 1) * max(1, len(streams))
-    live = list(streams)
-    while live and len(found) < limit and budget > 0:
-        for stream in list(live):
-            for firing in itertools.islice(stream, len(skip) + 1):
-                budget -= 1
-                if kjobs.hook_job_name(task_name, *firing) not in skip:
-                    found.append(firing)
-                    break
-            else:
-                live.remove(stream)
-            if len(found) >= limit:
+    candidates: list[tuple[int, Firing]] = []  # (rank within its hook, firing)
+    for stream in _upcoming(spec):
+        rank = 0
+        # Each stream skips at most len(skip) names: bounded even for endless triggers.
+        for firing in itertools.islice(stream, len(skip) + limit):
+            if kjobs.hook_job_name(task_name, *firing) in skip:
+                continue
+            candidates.append((rank, firing))
+            rank += 1
+            if rank == limit:
                 break
-    return found
+
+    def seconds(firing: Firing) -> float | None:
+        _, unit, value = firing
+        if not isinstance(value, int | float):
+            return None
+        if unit == "time":
+            return float(value)
+        return float(value) / rate if rate else None
+
+    timed = [seconds(f) for _, f in candidates]
+    if all(t is not None for t in timed):
+        order = sorted(range(len(candidates)), key=lambda k: (timed[k], candidates[k][1][0]))
+    else:
+        order = sorted(
+            range(len(candidates)), key=lambda k: (candidates[k][0], candidates[k][1][0])
+        )
+    return [candidates[k][1] for k in order[:limit]]
+
+
+def _rate(task: Obj) -> float | None:
+    """The load's iterations per second so far (None before it has run a second)."""
+    progress = ((task.get("status") or {}).get("runner") or {}).get("progress") or {}
+    done, elapsed = progress.get("done"), progress.get("elapsedSeconds")
+    if isinstance(done, int | float) and isinstance(elapsed, int | float) and elapsed >= 1:
+        return done / elapsed if done > 0 else None
+    return None
 
 
 def _fired_names(task: Obj) -> dict[str, float | None]:
@@ -190,7 +212,7 @@ def plan(
         disarm = tuple(n for n in waiting if n not in stopped)
     else:
         skip = set(jobs) | created | fired | set(kstatus.previous_results(status))
-        arm = predictable(spec, skip, name, cfg.max_armed - len(waiting))
+        arm = predictable(spec, skip, name, cfg.max_armed - len(waiting), _rate(task))
 
     started_at = previous.get("startedAt") or (rfc3339(now) if (arm or armed_jobs) else None)
     hold, recheck = False, 0.0
