@@ -144,7 +144,8 @@ def test_a_trigger_faster_than_pods_start_outruns_arming_and_says_so(
     assert len(values) >= 6 and len(values) == len(set(values)), values
     assert all(r["status"] == "success" for r in ticks["results"]), ticks["results"][:3]
     arming = status["arming"]
-    assert arming["outrun"] >= 1 and "faster than pods start" in arming["message"], arming
+    # Outrun (armed too late) or, when the firing came before its Job, on-fire: both said.
+    assert arming["outrun"] + arming["onFire"] >= 1 and "faster than" in arming["message"], arming
     # Still one Job per firing.
     by_value = Counter(
         int(j["metadata"]["labels"]["krally.dev/trigger-value"])
