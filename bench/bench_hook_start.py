@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,21 @@ def cpu_times() -> tuple[float, float]:
     fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return sum(fields) - idle, sum(fields)
+
+
+def hook_processes_rss_mb() -> list[float]:
+    """Resident memory of every `krally hook run` process on the machine (the pods' own)."""
+    sizes = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"hook\0run" not in (proc / "cmdline").read_bytes():
+                continue
+            for line in (proc / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        except (OSError, ValueError):
+            continue
+    return sizes
 
 
 def rate_spec(rate: float, firings: int, armed: bool, max_armed: int) -> dict[str, Any]:
@@ -77,6 +93,15 @@ def measure(
     custom.create_namespaced_custom_object(
         GROUP, VERSION, ns, PLURAL, task_body(name, rate_spec(rate, firings, **arming))
     )
+    rss: list[float] = []
+    if arming.get("armed"):
+        deadline = time.time() + 300
+        while time.time() < deadline:  # the armed pods wait: how much memory does each take?
+            obj = custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+            if ((obj.get("status") or {}).get("arming") or {}).get("loadReleasedAt"):
+                rss = hook_processes_rss_mb()
+                break
+            time.sleep(0.2)
     task = wait_done(custom, ns, name, timeout=600)
     busy1, total1 = cpu_times()
     elapsed = time.time() - started
@@ -108,6 +133,11 @@ def measure(
     armed = sum(1 for r in status["hooks"][0]["results"] if r.get("armed"))
     waited = (status.get("arming") or {}).get("waitedSeconds")
     print(f"  armed firings: {armed}; the load waited {waited} s for the armed pods")
+    if rss:
+        print(
+            f"  waiting armed pods at the load's start: {len(rss)}, "
+            f"{statistics.fmean(rss):.1f} MB resident each (max {max(rss):.1f} MB)"
+        )
     print(
         f"  machine CPU while it ran: {cpu_share * 100:.0f} % of {cores} cores"
         f" over {elapsed:.0f} s;"

@@ -73,8 +73,8 @@ def _hook(spec_hook: dict[str, Any], status_hook: dict[str, Any]) -> dict[str, A
             result["error"] = rally.dict_error(item["error"])
         if item.get("output"):
             result["output"] = item["output"]
-        for key in ("job", "firedAt"):
-            if item.get(key):
+        for key in ("job", "firedAt", "armed"):
+            if item.get(key) is not None:
                 result[key] = item[key]
         results.append(result)
     hook: dict[str, Any] = {
