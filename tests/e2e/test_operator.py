@@ -356,7 +356,10 @@ def test_unschedulable_hook_fails_by_its_timeout_with_the_cause(
     assert hook_status["summary"] == {"failed": 1}
     assert status["display"]["hooks"] == "0/1"
     (job,) = jobs(cluster, ns, "krally.dev/task=nowhere,krally.dev/role=hook")
-    assert job["spec"]["activeDeadlineSeconds"] == 2
+    # Armed, but its pod never ran (the load did not wait for it): the deadline set when it
+    # fired (its wait before, the 2 s, a margin) failed it, with the cause.
+    assert job["metadata"]["annotations"]["krally.dev/armed"] == "true"
+    assert job["spec"]["activeDeadlineSeconds"] >= 2 + 5
     assert job["spec"]["template"]["spec"]["nodeSelector"] == {"krally.dev/nowhere": "true"}
     # FailureTarget first, Failed once its pod is gone: the operator acts on either.
     reasons = {

@@ -386,3 +386,23 @@ def test_once_the_load_runs_the_soonest_firings_are_armed_first() -> None:
         arming._rate({"status": {"runner": {"progress": {"done": 3, "elapsedSeconds": 0.2}}}})
         is None
     )
+
+
+def test_waiting_armed_pods_get_a_grace_to_exit_by_themselves_after_the_load() -> None:
+    memory = accepted_memory(identity_done=True)
+    first = plan(armed_task(), Observed(), memory, SETTINGS, now=NOW, clock=1.0)
+    fired = {"hook": 0, "eventType": "iteration", "value": 5, "firedAt": "2026-01-01T12:00:05Z"}
+    status = {
+        "runnerJob": "krally-t-runner",
+        "arming": status_of(first)["arming"],
+        "runner": {"state": "Finished", "finishedAt": "2026-01-01T12:00:10Z", "firings": [fired]},
+    }
+    observed = observe(first, True)
+    soon = NOW + timedelta(seconds=15)  # 5 s after the load's end
+    actions = plan(armed_task(status=status), observed, memory, SETTINGS, now=soon, clock=9.0)
+    assert not [a for a in actions if isinstance(a, StopHooks)]
+    assert isinstance(actions[-1], FlushLater) and actions[-1].delay == 25.0
+    later = NOW + timedelta(seconds=41)
+    actions = plan(armed_task(status=status), observed, memory, SETTINGS, now=later, clock=99.0)
+    (stop,) = [a for a in actions if isinstance(a, StopHooks)]
+    assert stop.jobs == ("t-h0-i50",)

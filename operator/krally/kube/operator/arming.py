@@ -29,6 +29,7 @@ Firing = tuple[int, str, Any]  # (hook index, unit, value)
 
 DEFAULT_MAX_ARMED = 10
 DEFAULT_START_TIMEOUT = 120
+DISARM_GRACE = 30.0
 _RUNNER_DONE = frozenset({"Finished", "Aborted", "Error"})
 
 
@@ -144,13 +145,22 @@ def _fired_names(task: Obj) -> dict[str, float | None]:
     }
 
 
-def _started_after(pods: list[Obj], fired: float | None) -> bool:
-    """The Job's (last) pod's container started after ``fired`` (None: unknown → False)."""
-    if fired is None or not pods:
-        return False
-    state = kstatus.container_state(pods[-1])
-    started = parse_time((state.get("running") or state.get("terminated") or {}).get("startedAt"))
-    return started is not None and started > fired
+# An armed hook that was ready starts within milliseconds of its firing; one started this much
+# later was not ready when its firing came.
+LATE_START = 0.5
+
+
+def _late_armed(status: Obj) -> int:
+    """Recorded armed results that started more than LATE_START after their firing."""
+    late = 0
+    for hook in status.get("hooks") or []:
+        for item in hook.get("results") or []:
+            if not item.get("armed") or item.get("status") not in ("success", "failed"):
+                continue
+            fired, started = parse_time(item.get("firedAt")), parse_time(item.get("startedAt"))
+            if fired is not None and started is not None and started - fired > LATE_START:
+                late += 1
+    return late
 
 
 def _pod_ready(pod: Obj) -> bool:
@@ -164,7 +174,7 @@ def _pod_ready(pod: Obj) -> bool:
 class ArmingPlan:
     arm: tuple[Firing, ...]  # armed Jobs to create now
     hold_runner: bool  # do not create the runner Job yet
-    recheck: float  # hold: plan again after this many seconds at the latest
+    recheck: float  # plan again after this many seconds at the latest (0: no need)
     disarm: tuple[str, ...]  # armed Jobs to delete: their firing will never come
     status: Obj | None  # status.arming
 
@@ -208,14 +218,25 @@ def plan(
 
     disarm: tuple[str, ...] = ()
     arm: list[Firing] = []
+    grace = 0.0
     if load_over:
-        disarm = tuple(n for n in waiting if n not in stopped)
+        # The pods see the runner's final state and exit by themselves (cleanly, saying why);
+        # the Jobs still waiting DISARM_GRACE later (or at once after an abort or a runner
+        # that died without a final state) are deleted.
+        ended = (
+            parse_time(runner.get("finishedAt")) if runner.get("state") in _RUNNER_DONE else None
+        )
+        grace = 0.0 if ended is None or spec.get("abort") else ended + DISARM_GRACE - now
+        if grace <= 0:
+            disarm = tuple(n for n in waiting if n not in stopped)
     else:
         skip = set(jobs) | created | fired | set(kstatus.previous_results(status))
         arm = predictable(spec, skip, name, cfg.max_armed - len(waiting), _rate(task))
 
     started_at = previous.get("startedAt") or (rfc3339(now) if (arm or armed_jobs) else None)
     hold, recheck = False, 0.0
+    if disarm == () and grace > 0 and waiting:
+        recheck = grace  # plan again to delete what is still waiting then
     arming: Obj = dict(previous)
     if started_at:
         arming["startedAt"] = started_at
@@ -256,12 +277,9 @@ def plan(
     on_fire = max(on_fire, int(previous.get("onFire") or 0))
     ended = {n for n in done if kstatus.job_state(armed_jobs[n])[0] == "complete"}
     unreached = len((ended | stopped | set(disarm)) - fired)
-    # Armed Jobs whose pod started only after the firing: the trigger fires faster than pods
-    # start (or the pod was replaced); they ran as late as create-on-fire would have.
-    outrun = sum(
-        1 for n in armed_jobs if n in fired and _started_after(pods.get(n, []), fired_at.get(n))
-    )
-    outrun = max(outrun, int(previous.get("outrun") or 0))
+    # Armed firings whose hook started late: their pod was not ready yet (the trigger fires
+    # faster than pods start, or the pod was replaced), so they ran as late as unarmed ones.
+    outrun = max(_late_armed(status), int(previous.get("outrun") or 0))
     arming.update(
         outrun=outrun,
         armed=max(len(armed_jobs) + len(arm), int(previous.get("armed") or 0)),
@@ -271,9 +289,9 @@ def plan(
     )
     if outrun and outrun > int(previous.get("outrun") or 0):
         arming["message"] = (
-            f"{outrun} firing(s) came before their armed pod had started (the trigger fires "
-            "faster than pods start on this cluster, or the pod was replaced): they ran when "
-            "their pod started, as without arming"
+            f"{outrun} armed firing(s) came before their pod was ready (the trigger fires "
+            "faster than pods start on this cluster, or the pod was replaced): they ran once "
+            "their pod was up, as late as without arming"
         )
     if on_fire and not previous.get("onFire"):
         arming["message"] = (

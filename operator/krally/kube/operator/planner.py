@@ -399,9 +399,9 @@ def plan(
     budget = settings.status_max_bytes - kstatus.json_size(status.get("runner") or {})
     derived = kstatus.fit_budget(derived, budget)
     actions.extend(_status_actions(task, derived, memory, settings, clock))
-    if armed_plan.hold_runner:
-        # Pod readiness changes plan again at once; this is the startTimeoutSeconds deadline
-        # (after the status write, which cancels earlier plans-later).
+    if armed_plan.recheck > 0:
+        # The startTimeoutSeconds deadline, or the disarm grace's end (pod readiness changes
+        # plan again at once); after the status write, which cancels earlier plans-later.
         actions.append(FlushLater(armed_plan.recheck))
     return actions
 
