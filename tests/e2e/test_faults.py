@@ -379,7 +379,9 @@ def test_a_firing_the_operator_sees_late_is_recorded_late_not_run(
     try:
         hook = sys_call("/bin/echo late", "event", unit="iteration", at=[3])
         hook["maxDelaySeconds"] = 1
-        spec = dummy_spec(times=40, sleep=0.1, hooks=[hook])
+        # Create-on-fire: an armed pod would see the firing at once and run it in time, with
+        # or without the operator (tests/e2e/test_armed.py).
+        spec = {**dummy_spec(times=40, sleep=0.1, hooks=[hook]), "arming": {"enabled": False}}
         cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("late", spec))
         wait_for(lambda: jobs(cluster, ns, "krally.dev/role=runner"), timeout=60, message="runner")
         op.kill()  # down before the runner pod has even started

@@ -68,7 +68,9 @@ def refused(cluster: Any, ns: str, name: str, wait_for: Any, reason: str) -> str
 def test_a_hook_naming_no_account_runs_as_the_tasks_own_without_rights(
     cluster: Any, ns: str, operator: Operator, wait_for: Any
 ) -> None:
-    apply_task(cluster, ns, "plain", one_hook(f"sh -c 'test ! -e {TOKEN} && echo no-token'"))
+    # Unarmed: no token at all. (Armed, below: a token that may only read this task.)
+    spec = {**one_hook(f"sh -c 'test ! -e {TOKEN} && echo no-token'"), "arming": {"enabled": False}}
+    apply_task(cluster, ns, "plain", spec)
     status = wait_phase(cluster, ns, "plain", DONE, wait_for, 120)
     assert status["phase"] == "Succeeded", status.get("message")
     (result,) = status["hooks"][0]["results"]
@@ -86,6 +88,31 @@ def test_a_hook_naming_no_account_runs_as_the_tasks_own_without_rights(
             "auth", "can-i", verb, resource, "-n", ns, as_user=as_hooks, check=False
         ).stdout.strip()
         assert answer == "no", (verb, resource)
+
+
+def test_an_armed_hook_may_read_its_own_task_and_nothing_else(
+    cluster: Any, ns: str, operator: Operator, wait_for: Any
+) -> None:
+    apply_task(cluster, ns, "armed", one_hook(f"sh -c 'test -e {TOKEN} && echo token'"))
+    apply_task(cluster, ns, "neighbour", {**one_hook("true"), "arming": {"enabled": False}})
+    status = wait_phase(cluster, ns, "armed", DONE, wait_for, 120)
+    assert status["phase"] == "Succeeded", status.get("message")
+    (result,) = status["hooks"][0]["results"]
+    assert result["armed"] is True and "token" in json.dumps(result["output"]), result
+    as_hooks = f"system:serviceaccount:{ns}:krally-armed-hooks"
+    for verb, resource, allowed in [
+        ("get", "benchmarktasks/armed", "yes"),
+        ("watch", "benchmarktasks/armed", "yes"),
+        ("get", "benchmarktasks/neighbour", "no"),
+        ("patch", "benchmarktasks/armed", "no"),
+        ("list", "benchmarktasks", "no"),  # a list of all of them: no
+        ("get", "pods", "no"),
+        ("list", "secrets", "no"),
+    ]:
+        answer = cluster.kubectl(
+            "auth", "can-i", verb, resource, "-n", ns, as_user=as_hooks, check=False
+        ).stdout.strip()
+        assert answer == allowed, (verb, resource, answer)
 
 
 def test_a_named_account_must_exist_and_be_opted_in_by_the_admin(

@@ -25,7 +25,8 @@ DISARMED_EXIT = 3
 READY_PORT = 8086
 # hooks[].maxDelaySeconds when unset: a firing seen later than this is not run (etype Late).
 DEFAULT_MAX_DELAY = 60
-_RUNNER_DONE = frozenset({"Finished", "Aborted", "Error"})
+# The runner states after which no firing is recorded any more.
+RUNNER_DONE = frozenset({"Finished", "Aborted", "Error"})
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def never_reached(task: dict[str, Any]) -> str:
         return "the task was aborted (spec.abort) before the firing"
     runner = (task.get("status") or {}).get("runner") or {}
     state = runner.get("state")
-    if state in _RUNNER_DONE:
+    if state in RUNNER_DONE:
         return f"the load ended ({state}) before the firing"
     return ""
 

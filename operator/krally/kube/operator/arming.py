@@ -23,6 +23,7 @@ from krally.api.times import parse_time, rfc3339
 from krally.api.types import TERMINAL
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
+from krally.kube.armedpod import RUNNER_DONE
 
 Obj = dict[str, Any]
 Firing = tuple[int, str, Any]  # (hook index, unit, value)
@@ -30,7 +31,6 @@ Firing = tuple[int, str, Any]  # (hook index, unit, value)
 DEFAULT_MAX_ARMED = 10
 DEFAULT_START_TIMEOUT = 120
 DISARM_GRACE = 30.0
-_RUNNER_DONE = frozenset({"Finished", "Aborted", "Error"})
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def plan(
     runner_name = kjobs.runner_name(name)
     runner_job = jobs.get(runner_name)
     load_over = (
-        runner.get("state") in _RUNNER_DONE
+        runner.get("state") in RUNNER_DONE
         or bool(spec.get("abort"))
         or status.get("phase") in TERMINAL
         or (runner_job is not None and kstatus.job_state(runner_job)[0] in ("complete", "failed"))
@@ -223,9 +223,7 @@ def plan(
         # The pods see the runner's final state and exit by themselves (cleanly, saying why);
         # the Jobs still waiting DISARM_GRACE later (or at once after an abort or a runner
         # that died without a final state) are deleted.
-        ended = (
-            parse_time(runner.get("finishedAt")) if runner.get("state") in _RUNNER_DONE else None
-        )
+        ended = parse_time(runner.get("finishedAt")) if runner.get("state") in RUNNER_DONE else None
         grace = 0.0 if ended is None or spec.get("abort") else ended + DISARM_GRACE - now
         if grace <= 0:
             disarm = tuple(n for n in waiting if n not in stopped)
