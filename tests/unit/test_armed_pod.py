@@ -130,3 +130,20 @@ def test_an_invalid_hook_config_fails_before_any_wait(tmp_path: Path) -> None:
 
     code, result = run_armed(tmp_path, bad, never())
     assert code == 1 and result["error"]["etype"] == "InvalidConfig"
+
+
+def test_the_firing_filter_parses_only_events_that_may_matter() -> None:
+    keep = armedpod.FiringFilter(0, 5, every=3600)
+    # As the API server writes a task: sorted keys, no spaces.
+    mine = json.dumps({"object": state([firing(4), firing(5)])}, sort_keys=True,
+                      separators=(",", ":")).encode()  # fmt: skip
+    other = json.dumps({"object": state([firing(4), firing(50)])}, sort_keys=True,
+                       separators=(",", ":")).encode()  # fmt: skip
+    assert keep(mine) and not keep(other)
+    assert not keep(json.dumps({"object": state([firing(5, hook=1)])}, sort_keys=True,
+                               separators=(",", ":")).encode())  # fmt: skip
+    for end in (state(runner_state="Finished"), state(abort=True)):
+        assert keep(json.dumps({"object": end}, sort_keys=True, separators=(",", ":")).encode())
+    # Written some other way, an event is still parsed within `every` seconds.
+    soon = armedpod.FiringFilter(0, 5, every=0.0)
+    assert soon(json.dumps({"object": state([firing(5)])}, indent=1).encode())

@@ -155,7 +155,7 @@ def test_an_armed_job_waits_for_its_firing_with_a_token_and_no_deadline() -> Non
     assert pod["serviceAccountName"] == "krally-t-hooks"
     assert pod["automountServiceAccountToken"] is True
     container = pod["containers"][0]
-    assert container["readinessProbe"]["tcpSocket"]["port"] == 8086
+    assert container["startupProbe"]["tcpSocket"]["port"] == 8086
     payload = json.loads(next(e["value"] for e in container["env"] if e["name"] == "KRALLY_HOOK"))
     assert payload["armed"] == {"readyPort": 8086, "maxDelaySeconds": 60}
     assert payload["triggeredBy"] == {"event_type": "iteration", "value": 5}

@@ -2,7 +2,7 @@
 
 The operator creates an armed hook Job before its firing (payload ``armed``); its pod prepares
 the hook, watches its own task (:mod:`krally.kube.taskwatch`), says it is ready by listening on
-``readyPort`` (the pod's tcpSocket readiness probe, which the operator waits for before it
+``readyPort`` (the pod's tcpSocket startup probe, which the operator waits for before it
 releases the load) and runs the hook as soon as the runner records the firing in
 ``status.runner.firings``. The decisions are pure functions of the task objects, so unit tests
 drive them with plain dicts.
@@ -11,8 +11,10 @@ drive them with plain dicts.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -84,10 +86,43 @@ def delay(firing: dict[str, Any], now: float) -> float | None:
     return None if fired is None else now - fired
 
 
+class FiringFilter:
+    """Which raw watch events an armed pod parses: those that may hold its own firing (the
+    API server writes an object's JSON with sorted keys and no spaces, so a firing reads
+    ``..."hook":0,"value":5}``), those that may end the wait, and, should the server write
+    differently, any event at least every ``every`` seconds (never a missed firing, only a
+    slower one)."""
+
+    MARKERS = (
+        b'"deletionTimestamp"',
+        b'"abort":true',
+        b'"state":"Finished"',
+        b'"state":"Aborted"',
+        b'"state":"Error"',
+    )
+
+    def __init__(self, index: int, value: Any, every: float = 2.0) -> None:
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+        self.needle = f'"hook":{index},"value":{text}}}'.encode()
+        self.every = every
+        self._last = time.monotonic()
+
+    def __call__(self, line: bytes) -> bool:
+        now = time.monotonic()
+        if (
+            self.needle in line
+            or any(m in line for m in self.MARKERS)
+            or (now - self._last >= self.every)
+        ):
+            self._last = now
+            return True
+        return False
+
+
 class ReadyPort:
-    """Listens on ``port`` once the pod is ready to fire, for the kubelet's tcpSocket readiness
-    probe; connections are accepted and closed at once (an unaccepted backlog would fill and
-    fail the probe)."""
+    """Listens on ``port`` once the pod is ready to fire, for the kubelet's tcpSocket startup
+    probe (the pod is Ready from its first success on, and the kubelet stops probing);
+    connections are accepted and closed at once."""
 
     def __init__(self, port: int) -> None:
         self.port = port

@@ -210,6 +210,9 @@ def _await_firing(
             os.environ["KRALLY_TASK_NAME"],
             taskwatch.ApiEndpoint.in_cluster(),
             on_connected=ready.open,
+            interesting=armedpod.FiringFilter(
+                int(payload.get("index", 0)), (payload.get("triggeredBy") or {}).get("value")
+            ),
         )
     else:
         ready.open()

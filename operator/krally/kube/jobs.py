@@ -38,6 +38,9 @@ MAX_NAME = 63
 # The UID of the image's non-root user (distroless "nonroot" convention).
 RUN_AS_USER = 65532
 TERMINATION_LOG = "/dev/termination-log"
+# Seconds an armed pod has to open its watch; past them the kubelet kills it (restartPolicy
+# Never: its Job fails, and so does its firing, saying why).
+STARTUP_PROBES = 600
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -440,11 +443,13 @@ def hook_job(
     if armed:
         annotations[ANNOTATION_ARMED] = "true"
         annotations[ANNOTATION_HOOK_TIMEOUT] = str(hook_timeout(hook, settings))
-        # Ready = watching the task: the operator releases the load once the first are.
-        container["readinessProbe"] = {
+        # Ready = watching the task: the operator releases the load once the first are. A
+        # startup probe, not a readiness one: probed until it succeeds, then never again (50
+        # armed pods probed every second would cost the node CPU the firing pod needs).
+        container["startupProbe"] = {
             "tcpSocket": {"port": READY_PORT},
             "periodSeconds": 1,
-            "failureThreshold": 1,
+            "failureThreshold": STARTUP_PROBES,
         }
         container["ports"] = [{"name": "armed", "containerPort": READY_PORT}]
         # Stopped before its firing (deleted, evicted), the pod exits DISARMED_EXIT: the Job

@@ -13,10 +13,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import ssl
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 WATCH_SECONDS = 300
 # No byte for this long on an open watch (bookmarks come every minute or so): reconnect.
 READ_TIMEOUT = 90.0
+_VERSION = re.compile(rb'"resourceVersion":"([0-9]+)"')
 
 
 class WatchRefused(RuntimeError):
@@ -93,12 +95,15 @@ def watch_task(
     *,
     patience: float = 120.0,
     on_connected: Any = None,
+    interesting: Callable[[bytes], bool] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield the task each time it is written (first its current state), for ever: a closed or
     broken watch is resumed from the last version seen (from scratch after 410 Gone). Failures,
     refusals (401/403/404) included, are retried with a capped back-off for ``patience`` seconds
     in a row, then raised (a refusal as WatchRefused). ``on_connected()`` is called after each
-    connect."""
+    connect. ``interesting(line)``, when given, says which raw watch events are worth parsing:
+    the others are skipped (their version is still kept); many armed pods watch one task, and
+    parsing every status write in each of them would compete with the one that must fire."""
     version = ""
     failing_since: float | None = None
     attempt = 0
@@ -118,6 +123,11 @@ def watch_task(
                 line = response.readline()
                 if not line:
                     break  # the server's timeoutSeconds: resume
+                if interesting is not None and not interesting(line):
+                    # metadata sorts before spec and status: the first is the object's.
+                    found = _VERSION.search(line)
+                    version = found.group(1).decode() if found else version
+                    continue
                 event = json.loads(line)
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
