@@ -406,3 +406,13 @@ def test_waiting_armed_pods_get_a_grace_to_exit_by_themselves_after_the_load() -
     actions = plan(armed_task(status=status), observed, memory, SETTINGS, now=later, clock=99.0)
     (stop,) = [a for a in actions if isinstance(a, StopHooks)]
     assert stop.jobs == ("t-h0-i50",)
+
+
+def test_a_load_that_started_unarmed_is_not_armed_later() -> None:
+    # E.g. a task started by an operator from before arming: its hooks have no reader Role.
+    status = {"runnerJob": "krally-t-runner", "runner": {"state": "Running", "firings": []}}
+    runner = {"metadata": {"name": "krally-t-runner", "uid": "r"}, "status": {"active": 1}}
+    actions = plan(armed_task(status=status), Observed((runner,)),
+                   accepted_memory(identity_done=True), SETTINGS, now=NOW, clock=1.0)  # fmt: skip
+    assert created(actions) == []
+    assert status_of(actions).get("arming") is None

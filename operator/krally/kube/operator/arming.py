@@ -208,10 +208,14 @@ def plan(
         or status.get("phase") in TERMINAL
         or (runner_job is not None and kstatus.job_state(runner_job)[0] in ("complete", "failed"))
     )
+    armed_jobs = {n: j for n, j in jobs.items() if kjobs.is_armed(j)}
+    if runner_exists and not previous and not armed_jobs:
+        # The load started unarmed (a task from before arming, or one with nothing to arm
+        # then): its hook identity has no reader Role, so nothing is armed now either.
+        return ArmingPlan((), False, 0.0, (), None)
     fired_at = _fired_names(task)
     fired = set(fired_at)
     created = set(created)
-    armed_jobs = {n: j for n, j in jobs.items() if kjobs.is_armed(j)}
     done = {n for n, j in armed_jobs.items() if kstatus.job_state(j)[0] in ("complete", "failed")}
     waiting = sorted(n for n in armed_jobs if n not in fired and n not in done)
     stopped = set(stopped)
