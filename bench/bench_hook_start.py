@@ -111,7 +111,7 @@ def measure(
         j.metadata.name: j
         for j in batch.list_namespaced_job(ns, label_selector="krally.dev/role=hook").items
     }
-    created_ms, command_ms = [], []
+    created_ms, command_ms, started_ms = [], [], []
     for result in status["hooks"][0]["results"]:
         value = result["triggeredBy"]["value"]
         if value not in fired or result["status"] != "success":
@@ -120,6 +120,7 @@ def measure(
         created = ((job.metadata.annotations or {}) if job else {}).get("krally.dev/created-at")
         if created:
             created_ms.append((epoch(created) - fired[value]) * 1000)
+        started_ms.append((epoch(result["startedAt"]) - fired[value]) * 1000)
         stamp = re.search(r"\b1\d{9}\.\d+", json.dumps(result.get("output")))
         if stamp:  # the command's own `date +%s.%N`
             command_ms.append((float(stamp.group(0)) - fired[value]) * 1000)
@@ -129,6 +130,7 @@ def measure(
     print(f"\n{name}: {rate:g} firing(s)/s, {len(fired)} firings, phase {status['phase']}")
     target = 50 if rate <= 1 else 100
     describe("  firedAt → hook Job create sent", created_ms)
+    describe("  firedAt → hook started in its pod (krally, ms clock)", started_ms)
     describe("  firedAt → hook command started in its container", command_ms, target)
     armed = sum(1 for r in status["hooks"][0]["results"] if r.get("armed"))
     waited = (status.get("arming") or {}).get("waitedSeconds")
@@ -149,6 +151,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--firings", type=int, default=50, help="per task (≥ 50 for a p99)")
     parser.add_argument("--max-armed", type=int, default=0, help="default: --firings")
+    parser.add_argument("--rates", default="1,5", help="firings per second, comma list")
+    parser.add_argument("--modes", default="armed,unarmed", help="armed, unarmed or both")
     args = parser.parse_args()
 
     from kubernetes import client
@@ -181,9 +185,9 @@ def main() -> int:
             time.sleep(5)  # operator start-up
             print(f"operator log: {work / 'operator.log'}")
             max_armed = min(100, args.max_armed or args.firings)
-            for rate in (1, 5):
-                for armed in (True, False):
-                    name = f"{'armed' if armed else 'unarmed'}-{rate}-per-second"
+            for rate in (float(r) for r in args.rates.split(",")):
+                for armed in (m == "armed" for m in args.modes.split(",")):
+                    name = f"{'armed' if armed else 'unarmed'}-{rate:g}-per-second"
                     measure(custom, batch, ns, name, rate, args.firings,
                             armed=armed, max_armed=max_armed)  # fmt: skip
                     time.sleep(5)  # let the task's pods go
