@@ -25,6 +25,7 @@ no pass/fail.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -32,7 +33,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +88,44 @@ def rate_spec(rate: float, firings: int, armed: bool, max_armed: int) -> dict[st
     }
 
 
+def watch_firings(cluster: Any, ns: str, name: str, seen: dict[Any, float]) -> None:
+    """Note when a watch on this machine (outside the node) first sees each firing: the
+    runner → API server → watch part of the path, without the pods' network."""
+    from krally.kube import taskwatch
+
+    url = urllib.parse.urlparse(cluster.server)
+    token = Path(tempfile.mkdtemp()) / "token"
+    token.write_text(cluster.admin_token)
+    endpoint = taskwatch.ApiEndpoint(
+        str(url.hostname), int(url.port or 443), str(token), str(cluster.certs.ca_cert)
+    )
+    with contextlib.suppress(Exception):
+        for task in taskwatch.watch_task(ns, name, endpoint, patience=5):
+            now = time.time()
+            runner = (task.get("status") or {}).get("runner") or {}
+            for firing in runner.get("firings") or []:
+                seen.setdefault(firing["value"], now)
+            if runner.get("state") in ("Finished", "Aborted", "Error"):
+                return
+
+
 def measure(
-    custom: Any, batch: Any, ns: str, name: str, rate: float, firings: int, **arming: Any
+    cluster: Any,
+    custom: Any,
+    batch: Any,
+    ns: str,
+    name: str,
+    rate: float,
+    firings: int,
+    **arming: Any,
 ) -> None:
     busy0, total0 = cpu_times()
     started = time.time()
     custom.create_namespaced_custom_object(
         GROUP, VERSION, ns, PLURAL, task_body(name, rate_spec(rate, firings, **arming))
     )
+    seen: dict[Any, float] = {}
+    threading.Thread(target=watch_firings, args=(cluster, ns, name, seen), daemon=True).start()
     rss: list[float] = []
     if arming.get("armed"):
         deadline = time.time() + 300
@@ -111,7 +144,7 @@ def measure(
         j.metadata.name: j
         for j in batch.list_namespaced_job(ns, label_selector="krally.dev/role=hook").items
     }
-    created_ms, command_ms, started_ms = [], [], []
+    created_ms, command_ms, started_ms, watched_ms = [], [], [], []
     for result in status["hooks"][0]["results"]:
         value = result["triggeredBy"]["value"]
         if value not in fired or result["status"] != "success":
@@ -121,6 +154,8 @@ def measure(
         if created:
             created_ms.append((epoch(created) - fired[value]) * 1000)
         started_ms.append((epoch(result["startedAt"]) - fired[value]) * 1000)
+        if value in seen:
+            watched_ms.append((seen[value] - fired[value]) * 1000)
         stamp = re.search(r"\b1\d{9}\.\d+", json.dumps(result.get("output")))
         if stamp:  # the command's own `date +%s.%N`
             command_ms.append((float(stamp.group(0)) - fired[value]) * 1000)
@@ -130,6 +165,7 @@ def measure(
     print(f"\n{name}: {rate:g} firing(s)/s, {len(fired)} firings, phase {status['phase']}")
     target = 50 if rate <= 1 else 100
     describe("  firedAt → hook Job create sent", created_ms)
+    describe("  firedAt → a watch on this machine sees it (runner → API server)", watched_ms)
     describe("  firedAt → hook started in its pod (krally, ms clock)", started_ms)
     describe("  firedAt → hook command started in its container", command_ms, target)
     armed = sum(1 for r in status["hooks"][0]["results"] if r.get("armed"))
@@ -188,7 +224,7 @@ def main() -> int:
             for rate in (float(r) for r in args.rates.split(",")):
                 for armed in (m == "armed" for m in args.modes.split(",")):
                     name = f"{'armed' if armed else 'unarmed'}-{rate:g}-per-second"
-                    measure(custom, batch, ns, name, rate, args.firings,
+                    measure(cluster, custom, batch, ns, name, rate, args.firings,
                             armed=armed, max_armed=max_armed)  # fmt: skip
                     time.sleep(5)  # let the task's pods go
         finally:

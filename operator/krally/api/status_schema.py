@@ -244,6 +244,10 @@ _RUNNER = _obj(
             "statistics, timeline (free-form)."
         ),
         "error": _str("Why the runner failed, one line."),
+        "signal": _str(
+            "host:port where the runner pushes each firing to the armed hook pod waiting for "
+            "it (pod network; the watch of this status is the fallback)."
+        ),
     },
 )
 

@@ -146,6 +146,7 @@ class RunnerReport(TypedDict, total=False):
     droppedFirings: int
     summary: dict[str, Any]
     error: str
+    signal: str
 
 
 class Condition(TypedDict, total=False):

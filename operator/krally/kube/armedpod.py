@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import queue
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,16 +69,47 @@ def never_reached(task: dict[str, Any]) -> str:
     return ""
 
 
-def wait_for_firing(states: Iterable[dict[str, Any]], index: int, unit: str, value: Any) -> Outcome:
-    """Consume task states until this firing is recorded or can no longer come."""
-    for task in states:
-        firing = find_firing(task, index, unit, value)
+def wait_for_firing(
+    states: Iterable[dict[str, Any]],
+    index: int,
+    unit: str,
+    value: Any,
+    subscribe: Callable[[str, Callable[[dict[str, Any]], None]], Any] | None = None,
+) -> Outcome:
+    """Consume task states until this firing is recorded or can no longer come. With
+    ``subscribe(address, on_firing)``, once a state names the runner's signal address
+    (``status.runner.signal``) the firing may also come straight from the runner (pushed over
+    the pod network, :mod:`krally.kube.firingsignal`): whichever comes first wins."""
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def watch() -> None:
+        try:
+            for task in states:
+                events.put(("state", task))
+        except BaseException as exc:  # handed to the waiting thread
+            events.put(("error", exc))
+        events.put(("end", None))
+
+    threading.Thread(target=watch, name="krally-watch", daemon=True).start()
+    subscribed = False
+    while True:
+        kind, item = events.get()
+        if kind == "firing":
+            return Outcome(firing=item)
+        if kind == "error":
+            raise item
+        if kind == "end":
+            return Outcome(unreached="the watch ended")
+        firing = find_firing(item, index, unit, value)
         if firing is not None:
             return Outcome(firing=firing)
-        why = never_reached(task)
+        why = never_reached(item)
         if why:
             return Outcome(unreached=why)
-    return Outcome(unreached="the watch ended")
+        address = ((item.get("status") or {}).get("runner") or {}).get("signal")
+        if subscribe is not None and not subscribed and isinstance(address, str) and address:
+            subscribed = True
+            subscribe(address, lambda pushed: events.put(("firing", pushed)))
 
 
 def delay(firing: dict[str, Any], now: float) -> float | None:

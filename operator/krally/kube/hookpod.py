@@ -217,13 +217,16 @@ def _await_firing(
     else:
         ready.open()
     triggered_by = payload.get("triggeredBy") or {}
+    index, unit = int(payload.get("index", 0)), str(triggered_by.get("event_type", ""))
+    value = triggered_by.get("value")
+
+    def subscribe(address: str, on_firing: Any) -> None:
+        from krally.kube import firingsignal
+
+        firingsignal.subscribe(address, index, unit, value, on_firing)
+
     try:
-        return armedpod.wait_for_firing(
-            task_states,
-            int(payload.get("index", 0)),
-            str(triggered_by.get("event_type", "")),
-            triggered_by.get("value"),
-        )
+        return armedpod.wait_for_firing(task_states, index, unit, value, subscribe)
     finally:
         ready.close()
 

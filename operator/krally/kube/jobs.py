@@ -32,6 +32,7 @@ from krally.api.names import (
     ROLE_RUNNER,
 )
 from krally.kube.armedpod import DEFAULT_MAX_DELAY, DISARMED_EXIT, READY_PORT
+from krally.kube.firingsignal import SIGNAL_PORT
 from krally.kube.operator.settings import Settings
 
 MAX_NAME = 63
@@ -346,8 +347,10 @@ def _job(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}
 
 
-def runner_job(task: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The Job running ``krally runner`` with the spec snapshot taken now (env KRALLY_SPEC)."""
+def runner_job(task: dict[str, Any], settings: Settings, armed_pods: int = 0) -> dict[str, Any]:
+    """The Job running ``krally runner`` with the spec snapshot taken now (env KRALLY_SPEC).
+    ``armed_pods``: how many armed hook pods wait for the load (it lets them subscribe to its
+    firing signal first)."""
     name = task["metadata"]["name"]
     spec = task.get("spec") or {}
     pod = spec.get("runnerPod") or {}
@@ -360,9 +363,13 @@ def runner_job(task: dict[str, Any], settings: Settings) -> dict[str, Any]:
             *_task_env(task),
             # The snapshot: the runner never reads the spec again, so what ran is what was accepted.
             {"name": "KRALLY_SPEC", "value": json.dumps(spec, sort_keys=True)},
+            # Where armed hook pods reach the runner's firing signal (firingsignal.py).
+            {"name": "KRALLY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "KRALLY_ARMED_PODS", "value": str(armed_pods)},
             *({"name": k, "value": v} for k, v in settings.extra_env.items()),
             *(user_env_var(e) for e in pod.get("env") or []),
         ],
+        "ports": [{"name": "signal", "containerPort": SIGNAL_PORT}],
     }
     if pod.get("resources"):
         container["resources"] = pod["resources"]

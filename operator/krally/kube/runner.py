@@ -42,6 +42,10 @@ FINAL_WRITE_PATIENCE = 600.0
 # Each status write gives up after this many seconds (then it is retried): a hung connection
 # during an API outage must not stall the writer.
 REQUEST_TIMEOUT = 15.0
+# How long the load waits for the armed pods to subscribe to the runner's signal.
+SUBSCRIBE_PATIENCE = 3.0
+# The runner process's GIL switch interval (Python's default: 5 ms).
+SWITCH_INTERVAL = 0.0005
 DURATION_KEYS = {
     "min": "min",
     "median": "median",
@@ -164,23 +168,26 @@ class StatusWriter:
 
 
 class RecordingLauncher:
-    """The engine's HookLauncher in the runner pod: records the firing, runs nothing."""
+    """The engine's HookLauncher in the runner pod: records the firing, runs nothing; with a
+    signal server, also pushes it to the armed pod waiting for it."""
 
-    def __init__(self, writer: StatusWriter) -> None:
+    def __init__(self, writer: StatusWriter, signal: Any = None) -> None:
         self.writer = writer
+        self.signal = signal
 
     def launch(
         self, index: int, hook: Any, hook_cls: Any, triggered_by: dict[str, Any]
     ) -> _Recorded:
         now = time.time()
-        recorded = self.writer.add_firing(
-            {
-                "hook": index,
-                "eventType": triggered_by.get("event_type"),
-                "value": triggered_by.get("value"),
-                "firedAt": rfc3339(now),
-            }
-        )
+        firing = {
+            "hook": index,
+            "eventType": triggered_by.get("event_type"),
+            "value": triggered_by.get("value"),
+            "firedAt": rfc3339(now),
+        }
+        recorded = self.writer.add_firing(firing)
+        if recorded and self.signal is not None:
+            self.signal.publish(firing)
         return _Recorded(triggered_by, now, recorded)
 
 
@@ -284,7 +291,17 @@ def clean_json(value: Any) -> Any:
 
 
 def make_patcher(namespace: str, name: str) -> Any:
-    """A callable sending ``{"status": {"runner": state}}`` as a merge patch to /status."""
+    """A callable sending ``{"status": {"runner": state}}`` as a merge patch to /status: in a
+    pod, a lean kept-alive connection (:class:`~krally.kube.taskwatch.StatusPatcher`); outside
+    one (a kubeconfig), the kubernetes package."""
+    from krally.kube import taskwatch
+
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        patcher = taskwatch.StatusPatcher(
+            taskwatch.ApiEndpoint.in_cluster(), namespace, name, REQUEST_TIMEOUT
+        )
+        return lambda state: patcher({"status": {"runner": state}})
+
     from kubernetes import client, config
 
     config.load_config()
@@ -331,6 +348,11 @@ def main(
     name = name or os.environ["KRALLY_TASK_NAME"]
     if period is None:
         period = float(os.environ.get("KRALLY_PROGRESS_PERIOD") or PROGRESS_PERIOD)
+    # A firing's write is the start of every hook's lag: the writer thread must not wait the
+    # default 5 ms for the GIL, each time it comes back from the network, while the load's
+    # bookkeeping holds it (measured: bench/bench_hook_start.py).
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     writer = StatusWriter(patch_fn or _patcher_with_retry(namespace, name), period)
     abort = threading.Event()
     stop_reason: list[str] = []
@@ -341,8 +363,25 @@ def main(
         stop_reason.append(signal.Signals(signum).name)
         abort.set()
 
-    with podsignals.handling(on_signal, signal.SIGTERM, signal.SIGINT):
-        return _run(spec, writer, abort, stop_reason)
+    try:
+        with podsignals.handling(on_signal, signal.SIGTERM, signal.SIGINT):
+            return _run(spec, writer, abort, stop_reason)
+    finally:
+        sys.setswitchinterval(previous_interval)
+
+
+def _signal_server() -> Any:
+    """The direct line to armed hook pods, when the pod knows its address (KRALLY_POD_IP, from
+    the downward API); None elsewhere or when the port cannot be had (the watch suffices)."""
+    if not os.environ.get("KRALLY_POD_IP"):
+        return None
+    from krally.kube.firingsignal import SignalServer
+
+    try:
+        return SignalServer()
+    except OSError as exc:
+        log.warning("no signal server for armed hook pods: %s", exc)
+        return None
 
 
 def final_write_deadline(spec: dict[str, Any], started: float) -> float:
@@ -364,9 +403,18 @@ def _run(
     from krally.task.loader import workload_from_spec
 
     started = time.time()
-    writer.update(startedAt=rfc3339(started), state="Running", progress={"done": 0})
+    signal = _signal_server()
+    first: dict[str, Any] = {"startedAt": rfc3339(started), "state": "Running"}
+    if signal is not None:
+        first["signal"] = f"{os.environ['KRALLY_POD_IP']}:{signal.port}"
+    writer.update(progress={"done": 0}, **first)
     writer.start()
     writer.update(urgent=True)
+    armed = int(os.environ.get("KRALLY_ARMED_PODS") or 0)
+    if signal is not None and armed:
+        # The armed pods learn the address from that write: a moment for them to subscribe.
+        subscribed = signal.wait_for(armed, SUBSCRIBE_PATIENCE)
+        log.info("%d of %d armed hook pods subscribed to the runner's signal", subscribed, armed)
 
     def on_progress(progress: Any) -> None:
         value = {
@@ -382,13 +430,15 @@ def _run(
         workload = workload_from_spec(spec)
         result = run_workload(
             workload,
-            launcher=RecordingLauncher(writer),
+            launcher=RecordingLauncher(writer, signal),
             on_progress=on_progress,
             abort=abort,
             abort_on_sla_failure=bool(spec.get("abortOnSLAFailure")),
         )
     except Exception as exc:
         log.exception("runner failed")
+        if signal is not None:
+            signal.close()
         writer.close(
             final_write_deadline(spec, started_mono),
             state="Error",
@@ -396,6 +446,8 @@ def _run(
             finishedAt=rfc3339(time.time()),
         )
         return 1
+    if signal is not None:
+        signal.close()  # no firing after this: the pods learn the end from the final write
     summary = summarize(result)
     if stop_reason:
         state, error = "Aborted", f"stopped by {stop_reason[0]}"

@@ -1,4 +1,5 @@
-"""A watch on one BenchmarkTask, for the armed hook pod: the standard library only.
+"""A watch on one BenchmarkTask (the armed hook pod) and its status patch (the runner pod):
+the standard library only.
 
 The armed pod waits for its firing to appear in ``status.runner.firings``. It watches its own
 task (``fieldSelector=metadata.name=<task>``, which RBAC authorizes against a Role limited by
@@ -190,3 +191,55 @@ def _get(endpoint: ApiEndpoint, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("the task is not a JSON object")
     return value
+
+
+class ApiError(RuntimeError):
+    """The API server answered a request with an error (``status``: its HTTP code)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class StatusPatcher:
+    """Merge patches of one task's status over one kept-alive connection: the runner's firing
+    writes, where the kubernetes package's per-call work (and its GIL time in a busy process)
+    would add to every hook's lag. ``patcher(body)`` sends ``body``; a failed request closes the
+    connection (the next one reconnects) and raises OSError, or ApiError with the status."""
+
+    def __init__(
+        self, endpoint: ApiEndpoint, namespace: str, name: str, timeout: float = 15.0
+    ) -> None:
+        self.endpoint, self.timeout = endpoint, timeout
+        self.path = object_path(namespace, name) + "/status"
+        self._conn: http.client.HTTPSConnection | None = None
+
+    def __call__(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        if self._conn is None:
+            self._conn = self.endpoint.connect(self.timeout)
+        try:
+            self._conn.request(
+                "PATCH",
+                self.path,
+                body=data,
+                headers={
+                    "Authorization": f"Bearer {self.endpoint.token()}",
+                    "Content-Type": "application/merge-patch+json",
+                    "Accept": "application/json",
+                },
+            )
+            response = self._conn.getresponse()
+            text = response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if response.status >= 300:
+            raise ApiError(response.status, text[:1000].decode(errors="replace"))
+        reply = json.loads(text)
+        return reply if isinstance(reply, dict) else {}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

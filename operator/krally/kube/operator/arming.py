@@ -227,8 +227,10 @@ def plan(
         # The pods see the runner's final state and exit by themselves (cleanly, saying why);
         # the Jobs still waiting DISARM_GRACE later (or at once after an abort or a runner
         # that died without a final state) are deleted.
-        ended = parse_time(runner.get("finishedAt")) if runner.get("state") in RUNNER_DONE else None
-        grace = 0.0 if ended is None or spec.get("abort") else ended + DISARM_GRACE - now
+        load_end = None
+        if runner.get("state") in RUNNER_DONE:
+            load_end = parse_time(runner.get("finishedAt"))
+        grace = 0.0 if load_end is None or spec.get("abort") else load_end + DISARM_GRACE - now
         if grace <= 0:
             disarm = tuple(n for n in waiting if n not in stopped)
     else:

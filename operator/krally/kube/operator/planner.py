@@ -350,7 +350,8 @@ def plan(
     ]
     actions.extend(armed)
     if runner_due and not armed_plan.hold_runner:
-        body = kjobs.runner_job(task, settings)
+        ready = int((armed_plan.status or {}).get("readyAtRelease") or 0)
+        body = kjobs.runner_job(task, settings, armed_pods=ready)
         actions.append(CreateJob(runner_name, body, ROLE_RUNNER))
         # The status below assumes it is created (a failed create stops the pass first).
         planned_runner = {"metadata": {"name": runner_name}, "status": {}}
