@@ -201,6 +201,10 @@ def _await_firing(
 ) -> armedpod.Outcome:
     """Watch the task (ready once the watch is open) until the firing is recorded or cannot
     come any more."""
+    # The signal's reader thread must get the GIL at once from the watch thread, not after
+    # Python's default 5 ms switch interval.
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
     ready = armedpod.ReadyPort(int(armed.get("readyPort") or armedpod.READY_PORT))
     if task_states is None:
         from krally.kube import taskwatch
@@ -229,6 +233,7 @@ def _await_firing(
         return armedpod.wait_for_firing(task_states, index, unit, value, subscribe)
     finally:
         ready.close()
+        sys.setswitchinterval(previous_interval)
 
 
 def _fire_armed(
