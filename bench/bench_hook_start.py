@@ -164,7 +164,7 @@ def measure(
     cpu_seconds = (busy1 - busy0) / os.sysconf("SC_CLK_TCK")
     print(f"\n{name}: {rate:g} firing(s)/s, {len(fired)} firings, phase {status['phase']}")
     target = 50 if rate <= 1 else 100
-    describe("  firedAt → hook Job create sent", created_ms)
+    describe("  firedAt → hook Job create sent (armed: negative, made ahead)", created_ms)
     describe("  firedAt → a watch on this machine sees it (runner → API server)", watched_ms)
     describe("  firedAt → hook started in its pod (krally, ms clock)", started_ms)
     describe("  firedAt → hook command started in its container", command_ms, target)
