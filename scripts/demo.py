@@ -15,6 +15,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.cluster import Cluster, ClusterError  # noqa: E402
 
+from krally.api.times import parse_time  # noqa: E402
+
 EXAMPLE = ROOT / "manifests" / "examples" / "rally-hooks.yaml"
 NAMESPACE = "krally-demo"
 
@@ -87,9 +89,19 @@ def main() -> int:
             print(f"hook #{hook['index']} {hook['name']}: summary {hook.get('summary', {})}")
             for result in hook.get("results", []):
                 by = result["triggeredBy"]
+                lag = ""
+                fired, started = result.get("firedAt"), result.get("startedAt")
+                if fired and started:
+                    ms = (parse_time(started) or 0) - (parse_time(fired) or 0)
+                    lag = f", started {ms * 1000:.0f} ms after its iteration"
+                armed = "armed" if result.get("armed") else "created on fire"
                 print(
-                    f"  {by['eventType']} {by['value']}: {result['status']} (job {result['job']})"
+                    f"  {by['eventType']} {by['value']}: {result['status']} "
+                    f"(job {result['job']}, {armed}{lag})"
                 )
+        arming = status.get("arming") or {}
+        if arming.get("message"):
+            print(f"arming: {arming['message']}")
         print(f"SLA: {status.get('display', {}).get('sla', '')}   phase: {phase}")
         print(kubectl("-n", NAMESPACE, "get", "jobs", "-L", "krally.dev/role").stdout, end="")
         if args.operator_log:
