@@ -27,6 +27,10 @@ from typing import Any
 log = logging.getLogger("krally.signal")
 
 SIGNAL_PORT = 8087
+# The GIL switch interval of the runner and of a waiting armed pod (Python's default: 5 ms):
+# the thread that sends or receives a firing must not wait that long for the GIL each time it
+# comes back from the network while another thread holds it (measured in bench/).
+SWITCH_INTERVAL = 0.0005
 Key = tuple[int, str, str]  # (hook index, unit, value as JSON)
 _MAX_LINE = 4096
 

@@ -201,10 +201,11 @@ def _await_firing(
 ) -> armedpod.Outcome:
     """Watch the task (ready once the watch is open) until the firing is recorded or cannot
     come any more."""
-    # The signal's reader thread must get the GIL at once from the watch thread, not after
-    # Python's default 5 ms switch interval.
-    previous_interval = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
+    from krally.kube import firingsignal
+
+    triggered_by = payload.get("triggeredBy") or {}
+    index, unit = int(payload.get("index", 0)), str(triggered_by.get("event_type", ""))
+    value = triggered_by.get("value")
     ready = armedpod.ReadyPort(int(armed.get("readyPort") or armedpod.READY_PORT))
     if task_states is None:
         from krally.kube import taskwatch
@@ -214,21 +215,17 @@ def _await_firing(
             os.environ["KRALLY_TASK_NAME"],
             taskwatch.ApiEndpoint.in_cluster(),
             on_connected=ready.open,
-            interesting=armedpod.FiringFilter(
-                int(payload.get("index", 0)), (payload.get("triggeredBy") or {}).get("value")
-            ),
+            interesting=armedpod.FiringFilter(index, value),
         )
     else:
         ready.open()
-    triggered_by = payload.get("triggeredBy") or {}
-    index, unit = int(payload.get("index", 0)), str(triggered_by.get("event_type", ""))
-    value = triggered_by.get("value")
 
     def subscribe(address: str, on_firing: Any) -> None:
-        from krally.kube import firingsignal
-
         firingsignal.subscribe(address, index, unit, value, on_firing)
 
+    # The signal's reader thread must get the GIL at once from the watch thread.
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(firingsignal.SWITCH_INTERVAL)
     try:
         return armedpod.wait_for_firing(task_states, index, unit, value, subscribe)
     finally:

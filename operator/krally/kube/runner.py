@@ -44,8 +44,6 @@ FINAL_WRITE_PATIENCE = 600.0
 REQUEST_TIMEOUT = 15.0
 # How long the load waits for the armed pods to subscribe to the runner's signal.
 SUBSCRIBE_PATIENCE = 3.0
-# The runner process's GIL switch interval (Python's default: 5 ms).
-SWITCH_INTERVAL = 0.0005
 DURATION_KEYS = {
     "min": "min",
     "median": "median",
@@ -348,9 +346,9 @@ def main(
     name = name or os.environ["KRALLY_TASK_NAME"]
     if period is None:
         period = float(os.environ.get("KRALLY_PROGRESS_PERIOD") or PROGRESS_PERIOD)
-    # A firing's write is the start of every hook's lag: the writer thread must not wait the
-    # default 5 ms for the GIL, each time it comes back from the network, while the load's
-    # bookkeeping holds it (measured: bench/bench_hook_start.py).
+    # A firing's push and write start every hook's lag (firingsignal.SWITCH_INTERVAL).
+    from krally.kube.firingsignal import SWITCH_INTERVAL
+
     previous_interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
     writer = StatusWriter(patch_fn or _patcher_with_retry(namespace, name), period)

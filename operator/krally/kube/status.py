@@ -160,6 +160,18 @@ def unique_firings(firings: Iterable[dict[str, Any]], n_hooks: int) -> list[dict
     return result
 
 
+def fired_by_job(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Job name → the runner's record, for every recorded firing."""
+    name = task["metadata"]["name"]
+    status = task.get("status") or {}
+    spec_hooks = (task.get("spec") or {}).get("hooks") or []
+    firings = (status.get("runner") or {}).get("firings") or []
+    return {
+        kjobs.hook_job_name(name, f["hook"], str(f.get("eventType", "")), f.get("value")): f
+        for f in unique_firings(firings, len(spec_hooks))
+    }
+
+
 def previous_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The hook results the status recorded, by Job name (they outlive cleaned-up Jobs)."""
     found = {}

@@ -131,20 +131,6 @@ def _rate(task: Obj) -> float | None:
     return None
 
 
-def _fired_names(task: Obj) -> dict[str, float | None]:
-    """Job name → firing time (epoch) of every recorded firing."""
-    name = task["metadata"]["name"]
-    status = task.get("status") or {}
-    spec_hooks = (task.get("spec") or {}).get("hooks") or []
-    firings = (status.get("runner") or {}).get("firings") or []
-    return {
-        kjobs.hook_job_name(
-            name, f["hook"], str(f.get("eventType", "")), f.get("value")
-        ): parse_time(f.get("firedAt"))
-        for f in kstatus.unique_firings(firings, len(spec_hooks))
-    }
-
-
 # An armed hook that was ready starts within milliseconds of its firing; one started this much
 # later was not ready when its firing came.
 LATE_START = 0.5
@@ -213,8 +199,7 @@ def plan(
         # The load started unarmed (a task from before arming, or one with nothing to arm
         # then): its hook identity has no reader Role, so nothing is armed now either.
         return ArmingPlan((), False, 0.0, (), None)
-    fired_at = _fired_names(task)
-    fired = set(fired_at)
+    fired = set(kstatus.fired_by_job(task))
     created = set(created)
     done = {n for n, j in armed_jobs.items() if kstatus.job_state(j)[0] in ("complete", "failed")}
     waiting = sorted(n for n in armed_jobs if n not in fired and n not in done)
@@ -319,15 +304,8 @@ def _release_message(waited: float, ready: int, stuck: int, awaited: int, timed_
 def deadlines(task: Obj, jobs: Iterable[Obj], default_timeout: int) -> list[tuple[str, Any, int]]:
     """(Job name, uid, activeDeadlineSeconds) for each armed Job whose firing was recorded and
     that has no deadline yet: the hook's timeout counted from the firing."""
-    name = task["metadata"]["name"]
-    status = task.get("status") or {}
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
-    fired = {
-        kjobs.hook_job_name(name, f["hook"], str(f.get("eventType", "")), f.get("value")): f
-        for f in kstatus.unique_firings(
-            (status.get("runner") or {}).get("firings") or [], len(spec_hooks)
-        )
-    }
+    fired = kstatus.fired_by_job(task)
     found = []
     for job in jobs:
         meta = job.get("metadata") or {}

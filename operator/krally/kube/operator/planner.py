@@ -143,16 +143,10 @@ def firings_without_job(
     """(hook index, firing, job name) of every firing whose Job must still be created: no Job
     seen, none created by this process, and no result recorded (a finished Job cleaned up
     must not be re-run)."""
-    name = task["metadata"]["name"]
-    status = task.get("status") or {}
-    spec_hooks = (task.get("spec") or {}).get("hooks") or []
-    previous = kstatus.previous_results(status)
+    previous = kstatus.previous_results(task.get("status") or {})
     done = set(created)
     todo = []
-    firings = (status.get("runner") or {}).get("firings") or []
-    for firing in kstatus.unique_firings(firings, len(spec_hooks)):
-        unit = str(firing.get("eventType", ""))
-        job_name = kjobs.hook_job_name(name, firing["hook"], unit, firing.get("value"))
+    for job_name, firing in kstatus.fired_by_job(task).items():
         if job_name in jobs_by_name or job_name in done:
             continue
         if (previous.get(job_name) or {}).get("status") not in (None, HOOK_PENDING):
