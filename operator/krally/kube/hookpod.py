@@ -105,14 +105,6 @@ def execute(hook: Any, triggered_by: dict[str, Any]) -> dict[str, Any]:
     return hook.result() or failed_result(triggered_by, "NoResult", "hook gave no result")
 
 
-def run_hook(payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """Run the hook of ``payload`` synchronously; (result, hook instance or None)."""
-    hook, failed = prepare_hook(payload)
-    if failed is not None:
-        return failed, None
-    return execute(hook, payload.get("triggeredBy") or {}), hook
-
-
 _CURRENT: list[Any] = []
 
 
