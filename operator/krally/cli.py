@@ -1,7 +1,8 @@
 """The ``krally`` command line.
 
-Engine commands (no cluster needed): ``run``, ``validate``, ``convert``, ``report``. The cluster
-commands (``operator``, ``runner``, ``hook``, ``crd``) are registered by ``krally.kube.commands``.
+Engine commands (no cluster needed): ``run``, ``validate``, ``convert``, ``report``, ``rbac``.
+The cluster commands (``operator``, ``runner``, ``hook``, ``crd``) are registered by
+``krally.kube.commands``.
 """
 
 from __future__ import annotations
@@ -94,6 +95,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     sys.stdout.write(
         yaml.safe_dump_all(benchmark_tasks(task), sort_keys=False, default_flow_style=None)
     )
+    return EXIT_OK
+
+
+def cmd_rbac(args: argparse.Namespace) -> int:
+    from krally.kube import rbac
+
+    task = _load(args)
+    for warning in task.warnings:
+        _warn(f"{task.source}: {warning}")
+    sys.stdout.write(rbac.render_file(args.file, task, args.service_account, args.namespace))
     return EXIT_OK
 
 
@@ -397,6 +408,8 @@ def _output_summary(output: dict[str, Any] | None) -> str:
 
 
 def render_workload(w: dict[str, Any], show_warnings: bool = True) -> str:
+    from krally.results import impact_table
+
     out: list[str] = []
     ((scenario, _),) = w["scenario"].items()
     ((runner, runner_cfg),) = w["runner"].items()
@@ -439,6 +452,7 @@ def render_workload(w: dict[str, Any], show_warnings: bool = True) -> str:
     for item in w.get("sla_results", {}).get("sla", []):
         state = "passed" if item.get("success") else "FAILED"
         out.append(f"  {item.get('criterion')}: {state} - {item.get('detail', '')}\n")
+    out.append(impact_table.render(w.get("impact")))
     return "".join(out)
 
 
@@ -504,6 +518,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     task_command("validate", "check a task file and every plugin config", cmd_validate)
     task_command("convert", "print a Rally task file as BenchmarkTask YAML", cmd_convert)
+    rbac = task_command(
+        "rbac",
+        "print the ServiceAccount, Roles and bindings the task's kube.* hooks need (YAML)",
+        cmd_rbac,
+    )
+    rbac.add_argument(
+        "--service-account",
+        metavar="NAME",
+        help="the hooks' ServiceAccount (default: the one a hook names, else <task>-disruptor)",
+    )
+    rbac.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        help="the namespace the task runs in (default: its metadata.namespace, else default)",
+    )
     report = sub.add_parser(
         "report",
         help="print the tables of a results file (krally run --json, Rally's JSON, or a "

@@ -53,6 +53,10 @@ CONTROLLERS = (
     "deployment-controller",
     "replicaset-controller",
     "clusterrole-aggregation-controller",
+    # The kube.* disruption hooks' tests: PodDisruptionBudget status (evictions) and
+    # StatefulSets (kube.scale, kube.pod_kill's wait_ready).
+    "disruption-controller",
+    "statefulset-controller",
 )
 # A real node also needs its taints managed and its Services' endpoints.
 REAL_NODE_CONTROLLERS = (

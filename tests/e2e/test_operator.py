@@ -28,6 +28,7 @@ from tests.e2e.support import (
 )
 
 from krally.api.times import parse_time as epoch
+from krally.kube.status import recovery_text
 
 pytestmark = pytest.mark.cluster
 
@@ -57,7 +58,11 @@ def test_rally_hooks_example(cluster: Any, ns: str, operator: Operator, wait_for
     assert arming["onFire"] == 0 and arming["unreached"] == 0 and arming["waiting"] == 0, arming
     assert 0 < arming["waitedSeconds"] < 60, arming
     assert status["progress"]["done"] == 1500 == status["progress"]["total"]
-    assert status["display"] == {"progress": "1500/1500", "hooks": "4/4", "sla": "Passed"}
+    display = dict(status["display"])
+    # What each echo did to the load, analysed by the runner: one entry per firing.
+    assert [i["triggeredBy"]["value"] for i in status["impact"]] == [5, 50, 200, 1000]
+    assert display.pop("recovery") == recovery_text(status["impact"])
+    assert display == {"progress": "1500/1500", "hooks": "4/4", "sla": "Passed"}
     assert status["passSLA"] is True and status["result"]["iterations"] == 1500
     assert condition(status, "Complete")["status"] == "True"
     assert condition(status, "Accepted")["observedGeneration"] == 1

@@ -147,3 +147,41 @@ def test_the_firing_filter_parses_only_events_that_may_matter() -> None:
     # Written some other way, an event is still parsed within `every` seconds.
     soon = armedpod.FiringFilter(0, 5, every=0.0)
     assert soon(json.dumps({"object": state([firing(5)])}, indent=1).encode())
+
+
+class _Prepared:
+    """Records when a hook prepared and when it ran (a test-only plugin below)."""
+
+    events: list[str] = []
+
+
+def _register_prepared_hook() -> None:
+    from krally.task import hook
+
+    if "krally_test_prepared" in hook.Hook.get_all():
+        return
+
+    @hook.configure(name="krally_test_prepared")
+    class PreparedHook(hook.Hook):
+        CONFIG_SCHEMA = {"type": "null"}
+
+        def prepare(self) -> None:
+            _Prepared.events.append("prepared")
+
+        def run(self) -> None:
+            _Prepared.events.append("ran")
+
+
+def test_an_armed_pod_prepares_the_hook_before_it_waits(tmp_path: Path) -> None:
+    _register_prepared_hook()
+    _Prepared.events.clear()
+
+    def states() -> Iterator[dict]:
+        yield state()
+        _Prepared.events.append("fired")  # the wait is open: the firing comes now
+        yield state([firing(5)])
+
+    body = {**payload(free_port()), "name": "krally_test_prepared", "args": None}
+    code, result = run_armed(tmp_path, body, states())
+    assert code == 0 and result["status"] == "success", result
+    assert _Prepared.events == ["prepared", "fired", "ran"]

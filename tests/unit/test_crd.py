@@ -135,11 +135,12 @@ def test_status_declares_the_contract_fields():
 def test_printer_columns():
     columns = {c["name"]: c for c in _version(crd.render_crd())["additionalPrinterColumns"]}
     default = [name for name, c in columns.items() if not c.get("priority")]
-    assert default == ["Phase", "Progress", "Hooks", "SLA", "Age"]
+    assert default == ["Phase", "Progress", "Hooks", "SLA", "Recovery", "Age"]
     assert columns["Phase"]["jsonPath"] == ".status.phase"
     assert columns["Progress"]["jsonPath"] == ".status.display.progress"
     assert columns["Hooks"]["jsonPath"] == ".status.display.hooks"
     assert columns["SLA"]["jsonPath"] == ".status.display.sla"
+    assert columns["Recovery"]["jsonPath"] == ".status.display.recovery"
     assert columns["Age"] == {
         "name": "Age",
         "type": "date",

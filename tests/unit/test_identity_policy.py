@@ -47,6 +47,19 @@ def spec(**fields: Any) -> dict[str, Any]:
 # -- admission: service accounts -----------------------------------------------------------------
 
 
+def test_a_hook_acting_through_the_api_must_name_its_service_account() -> None:
+    kill = spec()
+    kill["hooks"][0].update(name="kube.pod_kill", args={"selector": "app=web"})
+    (refused,), _ = admission.validate(kill, SETTINGS, {})
+    assert refused.startswith("spec.hooks[0].job.serviceAccountName: ")
+    assert "'kube.pod_kill' acts through the Kubernetes API" in refused
+    assert "krally rbac" in refused
+    kill["hooks"][0]["job"] = {"serviceAccountName": "chaos"}
+    assert admission.validate(kill, SETTINGS, {"chaos": OPTED_IN})[0] == []
+    # A hook whose plugin declares no rights (sys_call) may run as the task's own account.
+    assert admission.validate(spec(), SETTINGS, {})[0] == []
+
+
 def test_a_named_service_account_must_exist_and_be_opted_in() -> None:
     named = spec(job={"serviceAccountName": "chaos"})
     assert admission.named_service_accounts(named) == ["chaos"]

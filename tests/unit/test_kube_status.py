@@ -130,7 +130,7 @@ def test_pending_before_the_runner_job_exists() -> None:
     accepted = next(c for c in status["conditions"] if c["type"] == "Accepted")
     assert accepted["status"] == "True" and accepted["observedGeneration"] == 1
     assert status["runnerJob"] is None
-    assert status["display"] == {"progress": "", "hooks": "0/0", "sla": ""}
+    assert status["display"] == {"progress": "", "hooks": "0/0", "sla": "", "recovery": ""}
 
 
 def test_running_with_pending_and_finished_hooks() -> None:
@@ -171,7 +171,12 @@ def test_succeeded_only_after_every_fired_hook_finished() -> None:
     hook = status["hooks"][0]
     assert hook["summary"] == {"success": 4}
     assert [r["triggeredBy"]["value"] for r in hook["results"]] == AT
-    assert status["display"] == {"progress": "1500/1500", "hooks": "4/4", "sla": "Passed"}
+    assert status["display"] == {
+        "progress": "1500/1500",
+        "hooks": "4/4",
+        "sla": "Passed",
+        "recovery": "",
+    }
     assert status["passSLA"] is True and status["sla"][0]["criterion"] == "failure_rate"
     assert status["result"]["iterations"] == 1500
     assert status["result"]["durations"]["p95"] == 0.012

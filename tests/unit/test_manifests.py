@@ -323,7 +323,13 @@ def _example_tasks() -> list[tuple[str, dict]]:
 
 def test_examples_are_there():
     names = {d["metadata"]["name"] for _, d in _example_tasks()}
-    assert names == {"rally-hooks", "time-trigger", "periodic-trigger", "db-pod-kill"}
+    assert names == {
+        "rally-hooks",
+        "time-trigger",
+        "periodic-trigger",
+        "db-pod-kill",
+        "web-pod-kill",
+    }
 
 
 def _task_id(value) -> str:
@@ -388,3 +394,34 @@ def test_image_kubectl_matches_the_tested_kubernetes_version():
     pinned = re.findall(r"^ARG KUBERNETES_VERSION=(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
     tested = (ROOT / "tests" / "cluster" / "KUBERNETES_VERSION").read_text().strip()
     assert pinned == [tested]
+
+
+def test_pod_kill_example_grants_exactly_what_krally_rbac_prints():
+    from krally.kube import rbac
+    from krally.task import plugin
+    from krally.task.loader import load_task
+
+    plugin.load_builtin_plugins()
+    path = EXAMPLES / "pod-kill-impact" / "benchmarktask.yaml"
+    printed = rbac.documents(rbac.render_file(path, load_task(str(path))))
+    docs = _kustomize(EXAMPLES / "pod-kill-impact")
+    task = _one(docs, "BenchmarkTask")
+    (hook,) = task["spec"]["hooks"]
+    assert hook["name"] == "kube.pod_kill"
+    account = hook["job"]["serviceAccountName"]
+    assert _one(printed, "ServiceAccount")["metadata"]["name"] == account
+    annotations = _one(docs, "ServiceAccount", account)["metadata"]["annotations"]
+    assert annotations == {"krally.dev/hooks": "allowed"}
+    binding = _one(docs, "RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account}]
+    role = _one(docs, "Role", binding["roleRef"]["name"])
+    assert role["rules"] == _one(printed, "Role")["rules"]
+    assert not [d for d in printed if d["kind"].startswith("Cluster")]
+    # The target: 3 replicas of krally's image behind a Service, a PDB keeping 2.
+    deployment = _one(docs, "Deployment", "web")
+    assert deployment["spec"]["replicas"] == 3
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"][:2] == ["krally", "demo-server"]
+    assert _one(docs, "PodDisruptionBudget", "web")["spec"]["minAvailable"] == 2
+    assert "web" in task["spec"]["scenario"]["args"]["url"]
+    assert all("namespace" not in d["metadata"] for d in docs)

@@ -187,6 +187,11 @@ def _printer_columns() -> list[dict[str, Any]]:
         column("Progress", ".status.display.progress", "Iterations done/total."),
         column("Hooks", ".status.display.hooks", "Hook firings succeeded/fired."),
         column("SLA", ".status.display.sla", "SLA verdict."),
+        column(
+            "Recovery",
+            ".status.display.recovery",
+            "Slowest recovery of the load after a hook firing (status.impact).",
+        ),
         column("Age", ".metadata.creationTimestamp", "Time since creation.", "date"),
         # `kubectl get bt -o wide` only.
         column("Scenario", ".spec.scenario.name", "Scenario plugin.", priority=1),

@@ -280,6 +280,74 @@ _HOOK = {
     },
 }
 
+
+def _seconds(description: str, minimum: float, maximum: float) -> dict[str, Any]:
+    return {"type": "number", "minimum": minimum, "maximum": maximum, "description": description}
+
+
+_IMPACT = {
+    "type": "object",
+    "description": "Disruption impact analysis (krally.task.impact): for every hook firing, the "
+    "iterations completed before, during and after the hook (error rate, p50/p95/p99, "
+    "throughput) and how long the load took to recover. Runs only when the workload has hooks.",
+    "properties": {
+        "enabled": {
+            "type": "boolean",
+            "description": "Analyse every firing (default true).",
+        },
+        "baselineSeconds": _seconds(
+            "Baseline window before the hook starts, in seconds (default 10).", 1, 3600
+        ),
+        "afterSeconds": _seconds("Window after the hook ends, in seconds (default 10).", 0, 3600),
+        "windowSeconds": _seconds(
+            "Sliding window of the recovery search, in seconds (default 2); it should hold "
+            "several iterations.",
+            0.1,
+            600,
+        ),
+        "resolutionSeconds": _seconds(
+            "Bucket width and step of the sliding window, in seconds (default 0.25; at most "
+            "windowSeconds is used).",
+            0.01,
+            10,
+        ),
+        "maxSeconds": _seconds(
+            "Longest span analysed after a hook starts, in seconds (default 300): the during "
+            "window and the recovery search stop there.",
+            1,
+            3600,
+        ),
+        "tolerance": {
+            "type": "object",
+            "description": "How far a sliding window may be from the baseline and still count "
+            "as recovered.",
+            "properties": {
+                "errorRate": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "Error rate allowed above the baseline's, absolute, as a "
+                    "fraction (default 0.01: one point).",
+                },
+                "p95Ratio": {
+                    "type": "number",
+                    "minimum": 1,
+                    "maximum": 1000,
+                    "description": "p95 duration allowed, as a multiple of the baseline's "
+                    "(default 1.5).",
+                },
+                "throughputRatio": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "Throughput required, as a fraction of the baseline's "
+                    "(default 0.8).",
+                },
+            },
+        },
+    },
+}
+
 SPEC_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "One Rally workload (scenario, runner, contexts, SLA) and its hooks. "
@@ -399,6 +467,7 @@ SPEC_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "impact": _IMPACT,
         "runnerPod": {
             "type": "object",
             "description": "Cluster-only settings of the pod that runs the load. Absent fields "

@@ -76,6 +76,24 @@ class Arming(TypedDict, total=False):
     startTimeoutSeconds: int
 
 
+class ImpactTolerance(TypedDict, total=False):
+    errorRate: float
+    p95Ratio: float
+    throughputRatio: float
+
+
+class Impact(TypedDict, total=False):
+    """``spec.impact``: the disruption impact analysis (:mod:`krally.task.impact`)."""
+
+    enabled: bool
+    baselineSeconds: float
+    afterSeconds: float
+    windowSeconds: float
+    resolutionSeconds: float
+    maxSeconds: float
+    tolerance: ImpactTolerance
+
+
 class TaskSpec(TypedDict, total=False):
     description: str
     scenario: PluginRef
@@ -85,6 +103,7 @@ class TaskSpec(TypedDict, total=False):
     abortOnSLAFailure: bool
     hooks: list[HookSpec]
     arming: Arming
+    impact: Impact
     runnerPod: RunnerPod
     abort: bool
 
@@ -173,6 +192,36 @@ class ArmingStatus(TypedDict, total=False):
     message: str
 
 
+class ImpactWindow(TypedDict, total=False):
+    fromSeconds: float
+    toSeconds: float
+    iterations: int
+    failures: int
+    errorRate: float
+    p50: float
+    p95: float
+    p99: float
+    throughput: float
+
+
+class FiringImpact(TypedDict, total=False):
+    hook: int
+    name: str
+    triggeredBy: TriggerPoint
+    status: str
+    startedAt: str
+    finishedAt: str
+    baseline: ImpactWindow
+    during: ImpactWindow
+    after: ImpactWindow
+    p95Ratio: float
+    throughputRatio: float
+    degraded: bool
+    recovered: bool
+    recoverySeconds: float
+    notes: list[str]
+
+
 class TaskStatus(TypedDict, total=False):
     observedGeneration: int
     phase: Phase
@@ -189,6 +238,7 @@ class TaskStatus(TypedDict, total=False):
     sla: list[dict[str, Any]]
     passSLA: bool
     result: dict[str, Any]
+    impact: list[FiringImpact]
     runner: RunnerReport
     kopf: dict[str, Any]
 

@@ -212,3 +212,15 @@ def register(sub: Any) -> None:
 
     crd = sub.add_parser("crd", help="print the BenchmarkTask CustomResourceDefinition (YAML)")
     crd.set_defaults(func=cmd_crd)
+
+    demo = sub.add_parser(
+        "demo-server",
+        help="serve a small HTTP service to disrupt (the examples' target)",
+        description="A small HTTP service for disruption examples: GET / answers 200 with the "
+        "pod's name after --delay, at most --capacity at a time; /healthz for probes; stops "
+        "at once on SIGTERM unless --drain-seconds.",
+    )
+    from krally import demoserver
+
+    demoserver.add_arguments(demo)
+    demo.set_defaults(func=demoserver.run)

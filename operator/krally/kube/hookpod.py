@@ -171,6 +171,7 @@ def main(
             elif armed is None:
                 result = execute(hook, triggered_by)
             else:
+                hook.prepare()  # while the pod waits, not after the firing
                 outcome = _await_firing(payload, armed, task_states)
                 if outcome.firing is None:
                     with lock:

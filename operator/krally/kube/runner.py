@@ -36,6 +36,8 @@ MAX_TIMELINE = 600
 # Each firing becomes a hook Job and a result in the task's status; past this many, firings are
 # counted in status.runner.droppedFirings instead, so the object stays far below etcd's limit.
 MAX_FIRINGS = 500
+# Firings whose impact status.impact lists (the rest stay in the runner's log and results).
+MAX_IMPACT = 50
 # How long the final status write is retried when the task sets no runnerPod.timeoutSeconds (an
 # API outage as the load ends); with one, until that deadline.
 FINAL_WRITE_PATIENCE = 600.0
@@ -44,6 +46,11 @@ FINAL_WRITE_PATIENCE = 600.0
 REQUEST_TIMEOUT = 15.0
 # How long the load waits for the armed pods to subscribe to the runner's signal.
 SUBSCRIBE_PATIENCE = 3.0
+# After the load, how long the runner waits for the operator to record the hook results: their
+# real start and end times bound each firing's impact windows (and its SLA). A hook still not
+# finished then counts as running when the load ended (its window ends with the load).
+SETTLE_PATIENCE = 15.0
+SETTLE_POLL = 0.5
 DURATION_KEYS = {
     "min": "min",
     "median": "median",
@@ -167,11 +174,42 @@ class StatusWriter:
 
 class RecordingLauncher:
     """The engine's HookLauncher in the runner pod: records the firing, runs nothing; with a
-    signal server, also pushes it to the armed pod waiting for it."""
+    signal server, also pushes it to the armed pod waiting for it. ``read_task`` (a GET of the
+    task) lets :meth:`settle` learn the hook results the operator recorded."""
 
-    def __init__(self, writer: StatusWriter, signal: Any = None) -> None:
+    def __init__(
+        self,
+        writer: StatusWriter,
+        signal: Any = None,
+        read_task: Any = None,
+        patience: float = SETTLE_PATIENCE,
+        abort: threading.Event | None = None,
+    ) -> None:
         self.writer = writer
         self.signal = signal
+        self.read_task = read_task
+        self.patience = patience
+        self.abort = abort  # a stopped runner takes what is recorded, without waiting
+
+    def settle(self, hooks: list[dict[str, Any]], load_end: float) -> list[dict[str, Any]]:
+        """The engine's hook results with each firing's real status and times, read from the
+        task's status; polled until every firing has finished or ``patience`` runs out."""
+        if self.read_task is None or not any(h.get("results") for h in hooks):
+            return hooks
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                status = (self.read_task() or {}).get("status") or {}
+            except Exception as exc:  # the analysis then sees the firings as still running
+                log.warning("cannot read the hook results: %s", exc)
+                status = {}
+            settled, unfinished = settled_results(hooks, status)
+            stopping = self.abort is not None and self.abort.is_set()
+            if not unfinished or stopping or time.monotonic() + SETTLE_POLL > deadline:
+                if unfinished:
+                    log.info("%d hook firings had not finished when results were taken", unfinished)
+                return settled
+            time.sleep(SETTLE_POLL)
 
     def launch(
         self, index: int, hook: Any, hook_cls: Any, triggered_by: dict[str, Any]
@@ -208,6 +246,56 @@ class _Recorded:
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         return dict(self._result)
+
+
+def settled_results(
+    hooks: list[dict[str, Any]], status: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """(``hooks`` with each recorded firing's result from ``status.hooks`` in the engine's
+    shape, how many have not finished). A firing without a recorded result stays as it was
+    (pending, no times); one still running has ``finished_at`` None."""
+    from krally.api.times import parse_time
+    from krally.api.types import HOOK_FINAL
+
+    recorded: dict[tuple[int, str, float], dict[str, Any]] = {}
+    for entry in status.get("hooks") or []:
+        for item in entry.get("results") or []:
+            by = item.get("triggeredBy") or {}
+            value = by.get("value")
+            if isinstance(value, int | float):
+                recorded[(int(entry.get("index", -1)), str(by.get("eventType")), value)] = item
+    unfinished = 0
+    settled = []
+    for index, hook in enumerate(hooks):
+        results = []
+        for result in hook.get("results") or []:
+            by = result.get("triggered_by") or {}
+            value = by.get("value")
+            item = (
+                recorded.get((index, str(by.get("event_type")), value))
+                if isinstance(value, int | float)
+                else None
+            )
+            if result.get("status") != "launched":
+                results.append(result)  # not fired (e.g. the firing limit): nothing to learn
+                continue
+            if item is None:
+                unfinished += 1
+                results.append({**result, "status": "pending", "started_at": None})
+                continue
+            final = item.get("status") in HOOK_FINAL
+            unfinished += 0 if final else 1
+            settled_result = {
+                "status": item.get("status"),
+                "triggered_by": by,
+                "started_at": parse_time(item.get("startedAt")),
+                "finished_at": parse_time(item.get("finishedAt")) if final else None,
+            }
+            if item.get("error"):
+                settled_result["error"] = item["error"]
+            results.append(settled_result)
+        settled.append({**hook, "results": results})
+    return settled, unfinished
 
 
 # -- summary -----------------------------------------------------------------------------------
@@ -262,6 +350,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             )
     if unreached:
         summary["unreached"] = unreached
+    impact = status_impact(result.get("impact"))
+    if impact:
+        summary["impact"] = impact
     if result.get("warnings"):
         summary["warnings"] = [str(w) for w in result["warnings"]][:20]
     if result.get("error"):
@@ -270,6 +361,65 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             ": ".join(str(e) for e in error[:2]) if isinstance(error, list) else str(error)
         )
     return clean_json(summary)
+
+
+WINDOW_KEYS = ("iterations", "failures", "errorRate", "p50", "p95", "p99", "throughput")
+IMPACT_KEYS = ("p95Ratio", "throughputRatio", "degraded", "recovered", "recoverySeconds")
+
+
+def status_impact(impact: Any) -> list[dict[str, Any]]:
+    """The engine's per-firing impact (epoch times) → ``status.impact``: RFC 3339 times, windows
+    in seconds from the hook's start, rounded, at most MAX_IMPACT entries."""
+    if not isinstance(impact, list):
+        return []
+    out = []
+    for entry in impact[:MAX_IMPACT]:
+        if not isinstance(entry, dict):
+            continue
+        started = entry.get("startedAt")
+        item: dict[str, Any] = {
+            "hook": entry.get("hook"),
+            "name": entry.get("name"),
+            "status": entry.get("status"),
+            "startedAt": rfc3339(started) if isinstance(started, int | float) else None,
+        }
+        by = entry.get("triggeredBy") or {}
+        item["triggeredBy"] = {
+            "eventType": by.get("eventType", by.get("event_type")),
+            "value": by.get("value"),
+        }
+        finished = entry.get("finishedAt")
+        if isinstance(finished, int | float):
+            item["finishedAt"] = rfc3339(finished)
+        for name in ("baseline", "during", "after"):
+            window = entry.get(name)
+            if isinstance(window, dict):
+                item[name] = _status_window(window, started)
+        for key in IMPACT_KEYS:
+            value = entry.get(key)
+            item[key] = round(value, 4) if isinstance(value, float) else value
+        notes = entry.get("notes", entry.get("note"))
+        if isinstance(notes, str):
+            notes = [notes]
+        if notes:
+            item["notes"] = [str(n) for n in notes][:5]
+        out.append({k: v for k, v in clean_json(item).items() if v is not None})
+    return out
+
+
+def _status_window(window: dict[str, Any], origin: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    if isinstance(origin, int | float):
+        for key, out in (("start", "fromSeconds"), ("end", "toSeconds")):
+            if isinstance(window.get(key), int | float):
+                item[out] = round(window[key] - origin, 3)
+    for key in WINDOW_KEYS:
+        value = window.get(key)
+        if isinstance(value, float) and math.isfinite(value):
+            item[key] = round(value, 6)
+        elif isinstance(value, int):
+            item[key] = value
+    return item
 
 
 def clean_json(value: Any) -> Any:
@@ -319,6 +469,24 @@ def make_patcher(namespace: str, name: str) -> Any:
     return patch
 
 
+def make_reader(namespace: str, name: str) -> Any:
+    """A callable returning the task (one GET): in a pod through the lean stdlib client, outside
+    one through the kubernetes package."""
+    from krally.kube import taskwatch
+
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        endpoint = taskwatch.ApiEndpoint.in_cluster()
+        return lambda: taskwatch.get_task(endpoint, namespace, name)
+
+    from kubernetes import client, config
+
+    config.load_config()
+    api = client.CustomObjectsApi()
+    return lambda: api.get_namespaced_custom_object(
+        names.GROUP, names.VERSION, namespace, names.PLURAL, name, _request_timeout=REQUEST_TIMEOUT
+    )
+
+
 def _patcher_with_retry(namespace: str, name: str, attempts: int = 20) -> Any:
     # A pod may start a moment before its credentials are usable: retry, then fail loudly.
     for attempt in range(attempts):
@@ -338,8 +506,11 @@ def main(
     name: str | None = None,
     patch_fn: Any = None,
     period: float | None = None,
+    read_task: Any = None,
 ) -> int:
-    """Run the task's workload; returns the exit code (0 finished, 1 aborted/error)."""
+    """Run the task's workload; returns the exit code (0 finished, 1 aborted/error).
+    ``patch_fn`` and ``read_task`` default to the task's API (given a ``patch_fn``, the hook
+    results are read only through ``read_task``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = spec if spec is not None else json.loads(os.environ["KRALLY_SPEC"])
     namespace = namespace or os.environ["KRALLY_TASK_NAMESPACE"]
@@ -351,7 +522,10 @@ def main(
 
     previous_interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
-    writer = StatusWriter(patch_fn or _patcher_with_retry(namespace, name), period)
+    if patch_fn is None:
+        patch_fn = _patcher_with_retry(namespace, name)
+        read_task = read_task or make_reader(namespace, name)
+    writer = StatusWriter(patch_fn, period)
     abort = threading.Event()
     stop_reason: list[str] = []
 
@@ -363,7 +537,7 @@ def main(
 
     try:
         with podsignals.handling(on_signal, signal.SIGTERM, signal.SIGINT):
-            return _run(spec, writer, abort, stop_reason)
+            return _run(spec, writer, abort, stop_reason, read_task)
     finally:
         sys.setswitchinterval(previous_interval)
 
@@ -393,7 +567,11 @@ def final_write_deadline(spec: dict[str, Any], started: float) -> float:
 
 
 def _run(
-    spec: dict[str, Any], writer: StatusWriter, abort: threading.Event, stop_reason: list[str]
+    spec: dict[str, Any],
+    writer: StatusWriter,
+    abort: threading.Event,
+    stop_reason: list[str],
+    read_task: Any = None,
 ) -> int:
     """The load and its status writes, under main()'s signal handlers."""
     started_mono = time.monotonic()
@@ -428,7 +606,7 @@ def _run(
         workload = workload_from_spec(spec)
         result = run_workload(
             workload,
-            launcher=RecordingLauncher(writer, signal),
+            launcher=RecordingLauncher(writer, signal, read_task, abort=abort),
             on_progress=on_progress,
             abort=abort,
             abort_on_sla_failure=bool(spec.get("abortOnSLAFailure")),

@@ -58,6 +58,7 @@ OPERATOR_KEYS = (
     "sla",
     "passSLA",
     "result",
+    "impact",
 )
 
 
@@ -511,6 +512,18 @@ def derive_hooks(
 # -- phase -------------------------------------------------------------------------------------
 
 
+def recovery_text(impact: Any) -> str:
+    """The slowest recovery over the analysed firings, for `kubectl get` (empty: none)."""
+    if not isinstance(impact, list):
+        return ""
+    verdicts = [i for i in impact if isinstance(i, dict) and isinstance(i.get("recovered"), bool)]
+    if not verdicts:
+        return ""
+    if not all(i["recovered"] for i in verdicts):
+        return "not recovered"
+    return f"{max(float(i.get('recoverySeconds') or 0) for i in verdicts):.1f}s"
+
+
 def _progress_text(progress: dict[str, Any]) -> str:
     if not progress:
         return ""
@@ -860,6 +873,7 @@ def derive_status(
 
     summary = runner.get("summary") or {}
     sla = summary.get("sla")
+    impact = summary.get("impact")
     pass_sla = summary.get("passSLA")
     if pass_sla is None and isinstance(sla, list) and sla:
         pass_sla = all(item.get("success") for item in sla)
@@ -937,11 +951,13 @@ def derive_status(
             "progress": _progress_text(progress),
             "hooks": f"{succeeded}/{fired}" if hooks else "",
             "sla": "Passed" if pass_sla is True else "Failed" if pass_sla is False else "",
+            "recovery": recovery_text(impact),
         },
         "hooks": hooks or None,
         "sla": sla if isinstance(sla, list) else None,
         "passSLA": pass_sla,
         "result": result,
+        "impact": drop_none(impact) if isinstance(impact, list) and impact else None,
     }
     return derived
 
@@ -999,11 +1015,12 @@ def rejected_status(
         "finishedAt": status.get("finishedAt") or now_text,
         "runnerJob": None,
         "progress": None,
-        "display": {"progress": "", "hooks": "", "sla": ""},
+        "display": {"progress": "", "hooks": "", "sla": "", "recovery": ""},
         "hooks": None,
         "sla": None,
         "passSLA": None,
         "result": None,
+        "impact": None,
     }
 
 

@@ -182,6 +182,11 @@ def _open(
     return conn, response
 
 
+def get_task(endpoint: ApiEndpoint, namespace: str, name: str) -> dict[str, Any]:
+    """One GET of the task (WatchRefused on 401/403/404, OSError on other failures)."""
+    return _get(endpoint, object_path(namespace, name))
+
+
 def _get(endpoint: ApiEndpoint, path: str) -> dict[str, Any]:
     conn, response = _open(endpoint, path)
     try:

@@ -8,7 +8,7 @@ go to a sibling top-level section, ``"krally"``, which Rally ignores::
     {"info": {...}, "tasks": [<Rally's task>], "krally": {
         "version": 1,
         "tasks":     {<task uuid>:     {"warnings": [...]}},
-        "workloads": {<workload uuid>: {"warnings", "aborted", "timeline", "error",
+        "workloads": {<workload uuid>: {"warnings", "aborted", "timeline", "error", "impact",
                                         "hooks": [{"unreached", "unreached_count",
                                                    "trigger_error", "results": [{...}]}]}}}}
 

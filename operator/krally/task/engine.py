@@ -9,11 +9,16 @@ For one workload (Rally's ``TaskEngine._run_workload`` + ``ResultConsumer``):
 3. the load has ended → ``HookExecutor.stop()``: time ticks stop, values never reached are
    recorded as unreached (Rally keeps ticking through cleanup; krally does not, see the reference);
 4. clean up the contexts (reverse order) — ``full_duration`` ends here, as in Rally;
-5. wait for every fired hook (honouring per-hook timeouts) and collect the results.
+5. wait for every fired hook (honouring per-hook timeouts) and collect the results;
+6. with hooks (and ``impact.enabled``): the disruption impact of every firing
+   (:mod:`krally.task.impact`: the consumer feeds an ``ImpactRecorder``, each launch marks a
+   firing). A launcher with ``settle(hooks, load_end) -> hooks`` (the runner pod's) first gives
+   the real hook timings, used for the analysis only; criteria with ``add_impact`` get it before
+   the SLA results are taken.
 
 The result is Rally's workload dict (``rally task report --json``), minus the per-iteration
 ``data`` (never kept: memory stays flat however long the load), plus ``timeline`` (per-second
-buckets) and ``warnings``.
+buckets), ``warnings`` and, with hooks, ``impact`` (one entry per firing).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import krally
 from krally.api.times import format_time
 from krally.task import plugin
 from krally.task.context import ContextManager
+from krally.task.impact import ImpactConfig, ImpactRecorder
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
 
 FORMAT_VERSION = "1.2"
@@ -70,14 +76,18 @@ def expected_iterations(workload: WorkloadSpec) -> int | None:
 class _CountingLauncher:
     """Wraps the executor's launcher to count firings and notice finished hooks."""
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: Any, recorder: ImpactRecorder | None = None):
         self.inner = inner
+        self.recorder = recorder
         self._lock = threading.Lock()
         self.fired = 0
         self.finished = 0
         self._pending: list[Any] = []
 
     def launch(self, index: int, hook: HookSpec, hook_cls: type, triggered_by: dict) -> Any:
+        if self.recorder is not None:  # the firing moment: its impact windows are kept
+            key = (index, triggered_by.get("event_type"), triggered_by.get("value"))
+            self.recorder.mark(time.time(), key)
         handle = self.inner.launch(index, hook, hook_cls, triggered_by)
         with self._lock:
             self.fired += 1
@@ -115,6 +125,7 @@ class _Consumer:
         stop_load: threading.Event,
         abort_on_sla: bool,
         on_record: Callable[[dict[str, Any]], None] | None = None,
+        impact: ImpactRecorder | None = None,
     ):
         from krally.task.sla import SLAChecker
         from krally.task.stats import WorkloadStats
@@ -129,11 +140,15 @@ class _Consumer:
         self.started = 0
         self.first_start: float | None = None
         self.on_record = on_record  # e.g. krally.results.stream: every record, streamed
+        self.impact = impact
+        self._impact_add = impact.add if impact is not None else None
         self._lock = threading.Lock()
 
     def on_result(self, record: dict[str, Any]) -> None:
         with self._lock:
             self.stats.add(record)
+            if self._impact_add is not None:
+                self._impact_add(record)
             if self.on_record is not None:
                 self.on_record(record)
             self.done += 1
@@ -171,8 +186,12 @@ def run_workload(
     warnings: list[str] = []
     stop_load = threading.Event()
     abort_on_sla_failure = abort_on_sla_failure or workload.abort_on_sla_failure
-    consumer = _Consumer(workload, stop_load, abort_on_sla_failure, on_record)
-    counting = _CountingLauncher(launcher if launcher is not None else LocalLauncher(task))
+    impact_config = ImpactConfig.from_spec(workload.impact)
+    recorder = ImpactRecorder(impact_config) if workload.hooks and impact_config.enabled else None
+    consumer = _Consumer(workload, stop_load, abort_on_sla_failure, on_record, recorder)
+    counting = _CountingLauncher(
+        launcher if launcher is not None else LocalLauncher(task), recorder
+    )
     executor = (
         HookExecutor(workload.hooks, task=task, launcher=counting) if workload.hooks else None
     )
@@ -239,6 +258,7 @@ def run_workload(
         error = [type(exc).__name__, str(exc), traceback.format_exc()]
         consumer.sla.set_unexpected_failure(exc)
     finally:
+        load_end = time.time()
         load_aborted = stop_load.is_set()
         # The load is over: time ticks stop before cleanup (unlike Rally, which keeps ticking).
         if executor is not None:
@@ -256,6 +276,8 @@ def run_workload(
     if on_progress is not None:
         _safe_progress(on_progress, snapshot())
 
+    impact = _impact(recorder, counting, hooks, consumer, load_end, warnings)
+    consumer.sla.add_impact(impact or [])
     sla_results = consumer.sla.results()
     result: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
@@ -277,9 +299,38 @@ def run_workload(
         "timeline": consumer.stats.timeline(),
     }
     result.update(_durations(consumer.stats, consumer))
+    if impact is not None:
+        result["impact"] = impact
     if error is not None:
         result["error"] = error
     return result
+
+
+def _impact(
+    recorder: ImpactRecorder | None,
+    launcher: Any,
+    hooks: list[dict[str, Any]],
+    consumer: _Consumer,
+    load_end: float,
+    warnings: list[str],
+) -> list[dict[str, Any]] | None:
+    """Every firing's impact (None: no analysis). The launcher's ``settle`` (if any) gives the
+    hook timings; ``hooks`` itself stays as the executor gave it."""
+    if recorder is None:
+        return None
+    timings = hooks
+    settle = getattr(launcher, "settle", None)
+    if settle is not None:
+        try:
+            timings = settle(hooks, load_end)
+        except Exception as exc:  # the analysis then uses the executor's results
+            warnings.append(f"impact: the hook results could not be settled: {exc}")
+    try:
+        return recorder.analyze(timings, load_start=consumer.stats.start_time, load_end=load_end)
+    except Exception as exc:  # never lose the benchmark over its analysis
+        traceback.print_exc()
+        warnings.append(f"impact analysis failed: {type(exc).__name__}: {exc}")
+        return []
 
 
 def _durations(stats: Any, consumer: _Consumer) -> dict[str, Any]:

@@ -91,6 +91,11 @@ class Hook(plugin.Plugin, kind="hook"):
         """Do the hook's work; report problems with ``set_error``, charts with ``add_output``."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """krally's addition: get ready ahead of the firing (an armed hook pod calls it before
+        it waits), e.g. import a client library and load credentials, so ``run()`` starts its
+        real work at once. Must not raise; a problem is reported when ``run()`` runs."""
+
     def set_error(self, exception_name: str, description: str, details: Any) -> None:
         with self._lock:
             if self._frozen:

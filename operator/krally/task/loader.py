@@ -4,6 +4,8 @@ Formats, detected from the content:
 
 * Rally v1: ``{"Scenario.name": [workload, ...]}`` with ``args``, ``runner {type, ...}``,
   ``context``, ``sla``, ``hooks [{name, args, description?, trigger {name, args}}]``;
+  krally's extension ``impact`` (as BenchmarkTask's ``spec.impact``; snake_case keys too) is
+  accepted on a v1 entry and a v2 workload;
 * Rally v2: ``{version: 2, title, subtasks: [...]}``, simple or complex subtasks, hooks
   ``{description?, action {name: args}, trigger {name: args}}``;
 * ``BenchmarkTask`` YAML (``apiVersion: krally.dev/v1alpha1``), one document, several documents,
@@ -188,6 +190,7 @@ _WORKLOAD_V1 = {
         "sla": {"type": "object"},
         "hooks": {"type": "array", "items": _HOOK_V1},
         "description": {"type": "string"},
+        "impact": {"type": "object"},  # krally's extension, checked by _impact()
     },
     "additionalProperties": False,
 }
@@ -215,19 +218,40 @@ def _load_v1(source: str, task: dict[str, Any]) -> TaskSpec:
                     )
                     for h in entry.get("hooks", [])
                 )
+                path = join_path("", [scenario_name, index])
                 workloads.append(
-                    _workload(
-                        scenario_name,
-                        entry.get("args", {}),
-                        runner,
-                        entry.get("context", {}),
-                        entry.get("sla"),
-                        hooks,
-                        entry.get("description"),
-                        join_path("", [scenario_name, index]),
+                    _impact(
+                        _workload(
+                            scenario_name,
+                            entry.get("args", {}),
+                            runner,
+                            entry.get("context", {}),
+                            entry.get("sla"),
+                            hooks,
+                            entry.get("description"),
+                            path,
+                        ),
+                        entry,
+                        path,
+                        problems,
                     )
                 )
     return _finish(source, V1_TITLE, None, workloads, "rally_v1", problems)
+
+
+def _impact(
+    workload: WorkloadSpec, entry: dict[str, Any], path: str, problems: list[InvalidConfig]
+) -> WorkloadSpec:
+    """A Rally workload's ``impact`` (krally's extension; camelCase or snake_case keys)."""
+    if "impact" not in entry:
+        return workload
+    from krally.task import impact
+
+    found = impact.rally_problems(entry["impact"], join_path(path, ["impact"]))
+    if found:
+        problems.extend(found)
+        return workload
+    return dataclasses.replace(workload, impact=impact.normalise(entry["impact"]))
 
 
 def _workload(
@@ -276,6 +300,7 @@ _WORKLOAD_FIELDS = {
     "sla": {"type": "object"},
     "hooks": {"type": "array", "items": _HOOK_V2},
     "description": {"type": "string"},
+    "impact": {"type": "object"},  # krally's extension, checked by _impact()
 }
 _SUBTASK_FIELDS = {
     "title": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -331,18 +356,17 @@ def _load_v2(source: str, task: dict[str, Any]) -> TaskSpec:
                     ((runner_type, runner_args),) = entry["runner"].items()
                     runner = {**(runner_args or {}), "type": runner_type}
                 hooks = tuple(_hook_v2(h) for h in entry.get("hooks", []))
-                workloads.append(
-                    _workload(
-                        scenario_name,
-                        scenario_args,
-                        runner,
-                        entry.get("contexts", {}),
-                        entry.get("sla"),
-                        hooks,
-                        entry.get("description", subtask.get("description")),
-                        path,
-                    )
+                workload = _workload(
+                    scenario_name,
+                    scenario_args,
+                    runner,
+                    entry.get("contexts", {}),
+                    entry.get("sla"),
+                    hooks,
+                    entry.get("description", subtask.get("description")),
+                    path,
                 )
+                workloads.append(_impact(workload, entry, path, problems))
     return _finish(
         source, task.get("title", ""), task.get("description"), workloads, "rally_v2", problems
     )
@@ -431,6 +455,8 @@ def workload_from_spec(spec: dict[str, Any], path: str = "spec") -> WorkloadSpec
     )
     if spec.get("abortOnSLAFailure"):
         workload = dataclasses.replace(workload, abort_on_sla_failure=True)
+    if spec.get("impact"):
+        workload = dataclasses.replace(workload, impact=dict(spec["impact"]))
     return workload
 
 
@@ -446,6 +472,8 @@ def spec_from_workload(w: WorkloadSpec) -> dict[str, Any]:
     spec["sla"] = dict(w.sla)
     if w.abort_on_sla_failure:
         spec["abortOnSLAFailure"] = True
+    if w.impact:
+        spec["impact"] = dict(w.impact)
     if w.hooks:
         hooks = []
         for h in w.hooks:

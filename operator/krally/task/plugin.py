@@ -177,15 +177,18 @@ _builtin_loaded = False
 
 
 def load_builtin_plugins() -> None:
-    """Import every module under ``krally.plugins`` once, then third-party entry points."""
+    """Import every module under ``krally.plugins`` and ``krally.kube.hooks`` once, then
+    third-party entry points."""
     global _builtin_loaded
     if _builtin_loaded:
         return
     _builtin_loaded = True
+    import krally.kube.hooks as kube_hooks  # kube.* hooks; they import kubernetes only in run()
     import krally.plugins as builtin
 
-    for module in pkgutil.walk_packages(builtin.__path__, builtin.__name__ + "."):
-        importlib.import_module(module.name)
+    for package in (builtin, kube_hooks):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            importlib.import_module(module.name)
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry_point.load()

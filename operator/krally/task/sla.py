@@ -2,8 +2,10 @@
 
 ``SLAChecker({"failure_rate": {"max": 0}, ...})`` builds one SLA plugin per criterion;
 ``add_iteration(record)`` feeds them all and returns False as soon as one fails (the engine may
-then abort the load); ``results()`` is Rally's list of ``{criterion, success, detail}``, plus the
-pseudo-criteria ``aborted_on_sla``, ``aborted_manually`` and ``something_went_wrong``.
+then abort the load); after the load, ``add_impact(impacts)`` gives the per-firing disruption
+impact to the criteria that define ``add_impact`` (e.g. ``disruption_impact``); ``results()``
+is Rally's list of ``{criterion, success, detail}``, plus the pseudo-criteria
+``aborted_on_sla``, ``aborted_manually`` and ``something_went_wrong``.
 """
 
 from __future__ import annotations
@@ -123,6 +125,16 @@ class SLAChecker:
         ok = True
         for criterion in self.criteria:
             if not criterion.add_iteration(record):
+                ok = False
+        return ok
+
+    def add_impact(self, impacts: list[dict[str, Any]]) -> bool:
+        """After the load: the per-firing disruption impact (:mod:`krally.task.impact`) to every
+        criterion that defines ``add_impact(impacts) -> bool``; False if any of them fails."""
+        ok = True
+        for criterion in self.criteria:
+            add = getattr(criterion, "add_impact", None)
+            if add is not None and not add(impacts):
                 ok = False
         return ok
 

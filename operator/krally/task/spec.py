@@ -59,6 +59,9 @@ class WorkloadSpec:
     path: str = ""
     # BenchmarkTask ``spec.abortOnSLAFailure``; the engine ORs it with its own argument.
     abort_on_sla_failure: bool = False
+    # The disruption impact analysis config as written (BenchmarkTask ``spec.impact``, or the
+    # ``impact`` of a Rally workload, normalised to camelCase); defaults: krally.task.impact.
+    impact: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ def validate_workload(
     problems.extend(validate_contexts(w.contexts, paths["contexts"], found_warnings))
     for name, config in w.sla.items():
         problems.extend(SLA.validate(name, config, join_path(f"{w.path}.sla", [name])))
+    found_warnings.extend(_nothing_to_analyse(w))
     for index, hook in enumerate(w.hooks):
         action_path, trigger_path = hook_paths(w.path, index, hook, style)
         base = f"{w.path}.hooks[{index}]"
@@ -157,6 +158,19 @@ def _at_name(problems: list[InvalidConfig], args_path: str, name_path: str) -> l
             problem = InvalidConfig(name_path, problem.message)
         fixed.append(problem)
     return fixed
+
+
+def _nothing_to_analyse(w: WorkloadSpec) -> list[str]:
+    """An SLA on the impact of disruptions where none can be analysed fails at the end: say so
+    before the load runs."""
+    if "disruption_impact" not in w.sla:
+        return []
+    field = join_path(f"{w.path}.sla", ["disruption_impact"])
+    if not w.hooks:
+        return [f"{field}: the workload has no hooks: no disruption is analysed, so it fails"]
+    if (w.impact or {}).get("enabled") is False:
+        return [f"{field}: impact analysis is disabled (impact.enabled: false), so it fails"]
+    return []
 
 
 def _unreachable(w: WorkloadSpec, hook: Any, trigger_path: str) -> list[str]:

@@ -38,6 +38,8 @@ def validate(
         problems = [str(p) for p in validate_spec(spec, warnings=warnings)]
     except KrallyError as exc:
         return [str(exc)], warnings
+    if not problems:
+        problems += api_identity_problems(spec)
     problems += service_account_problems(spec, settings.hook_service_accounts, accounts)
     problems += image_problems(spec, settings)
     return problems, warnings
@@ -95,6 +97,33 @@ def service_account_problems(
                 f"(its namespace's admin must annotate it {ANNOTATION_HOOKS}={HOOKS_ALLOWED}); "
                 "without serviceAccountName the hook runs as the task's own rightless account"
             )
+    return problems
+
+
+def api_identity_problems(spec: Mapping[str, Any]) -> list[str]:
+    """A hook that acts through the Kubernetes API (its plugin declares the rights it needs,
+    ``rbac_rules``) must name a ServiceAccount: without one it runs as the task's own account,
+    which has no rights, and would fail only when it fires, in the middle of the load."""
+    from krally.errors import KrallyError
+    from krally.task.hook import Hook
+
+    problems = []
+    for index, hook in enumerate(_hooks(spec)):
+        if _job(hook).get("serviceAccountName"):
+            continue
+        try:
+            plugin = Hook.get(str(hook.get("name")))
+        except KrallyError:
+            continue  # an unknown plugin is refused by the spec's validation
+        declared = getattr(plugin, "rbac_rules", None)
+        if declared is None or not declared(hook.get("args"), ""):
+            continue
+        problems.append(
+            f"spec.hooks[{index}].job.serviceAccountName: hook {plugin.get_name()!r} acts "
+            "through the Kubernetes API and needs a ServiceAccount with its rights "
+            "(`krally rbac TASK.yaml` prints one); without one it runs as the task's own "
+            "account, which has none"
+        )
     return problems
 
 

@@ -1,0 +1,116 @@
+"""Hook ``kube.scale``: set a Deployment's or StatefulSet's replicas through its scale
+subresource, optionally scaling it back after ``restore_after_seconds`` (in the same hook run:
+the hook's timeout applies) and waiting for each rollout to be Ready."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from krally import consts
+from krally.kube.hooks import api
+from krally.task import hook
+
+KINDS = ("Deployment", "StatefulSet")
+
+
+def wait_schema() -> dict[str, Any]:
+    return {
+        "wait_ready": {"type": "boolean"},
+        "wait_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+    }
+
+
+@hook.configure(name="kube.scale")
+class Scale(api.KubeHook):
+    """Scale a Deployment or StatefulSet to ``replicas``."""
+
+    TITLE = "scaled"
+    COLUMNS = ["object", "namespace", "action", "at", "ready after (s)"]
+    CONFIG_SCHEMA = {
+        "$schema": consts.JSON_SCHEMA7,
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind", "name", "replicas"],
+        "properties": {
+            "kind": {"enum": list(KINDS)},
+            "name": {"type": "string", "minLength": 1},
+            "namespace": {"type": "string", "minLength": 1},
+            "replicas": {"type": "integer", "minimum": 0},
+            "restore_after_seconds": {"type": "number", "minimum": 0},
+            **wait_schema(),
+        },
+    }
+
+    @classmethod
+    def check_config(cls, config: dict[str, Any]) -> list[tuple[str, str]]:
+        if "wait_timeout_seconds" in config and not config.get("wait_ready"):
+            return [("wait_timeout_seconds", "only applies with wait_ready: true")]
+        return []
+
+    @classmethod
+    def rbac_rules(cls, config: Any, namespace: str) -> list[api.Rule]:
+        ns = config.get("namespace") or namespace
+        plural = api.WORKLOADS.get(config.get("kind", ""), "deployments")
+        rules = [api.rule(ns, "apps", f"{plural}/scale", "get", "patch")]
+        if config.get("wait_ready"):
+            rules.append(api.rule(ns, "apps", plural, "get"))
+        return rules
+
+    def act(self, kube: api.Kube) -> None:
+        kind, name, ns = self.config["kind"], self.config["name"], self.namespace
+        label = f"{kind}/{name}"
+        resource = f"{api.WORKLOADS[kind]}.apps/scale"
+        path = api.workload_path(kind, ns, name, "scale")
+        scale = kube.get(path, resource=resource, namespace=ns, name=name)
+        before = int((scale.get("spec") or {}).get("replicas") or 0)
+        target = int(self.config["replicas"])
+        self.scale_to(kube, path, resource, ns, name, label, before, target)
+        restore = self.config.get("restore_after_seconds")
+        if restore is None:
+            return
+        self.sleep(float(restore))
+        self.scale_to(kube, path, resource, ns, name, label, target, before)
+
+    def scale_to(
+        self,
+        kube: api.Kube,
+        path: str,
+        resource: str,
+        ns: str,
+        name: str,
+        label: str,
+        before: int,
+        target: int,
+    ) -> None:
+        started = time.monotonic()
+        kube.patch(path, {"spec": {"replicas": target}}, resource=resource, namespace=ns, name=name)
+        row: list[Any] = [label, ns, f"scaled {before} -> {target}", api.now_iso(), ""]
+        self.rows.append(row)
+        if self.config.get("wait_ready"):
+            seconds = wait_rollout(self, kube, self.config["kind"], ns, name, started)
+            row[4] = seconds
+            self.timings.append([f"{label} ready after scale to {target} (s)", seconds])
+
+
+def wait_rollout(
+    hook_: api.KubeHook, kube: api.Kube, kind: str, ns: str, name: str, started: float
+) -> float:
+    """Seconds from ``started`` until the workload's rollout is complete and Ready."""
+    resource = f"{api.WORKLOADS[kind]}.apps"
+
+    def done() -> bool:
+        obj = kube.get(
+            api.workload_path(kind, ns, name), resource=resource, namespace=ns, name=name
+        )
+        obj.setdefault("kind", kind)
+        complete, why = api.rollout_state(obj)
+        hook_.last_state = f"{kind}/{name}: {why}"
+        return complete
+
+    hook_.poll(
+        done,
+        float(hook_.config.get("wait_timeout_seconds", 300)),
+        f"{kind}/{name} in namespace {ns} Ready",
+    )
+    return round(time.monotonic() - started, 3)

@@ -1,0 +1,663 @@
+"""What each disruption did: per-firing impact windows, recovery time (pure, no Kubernetes).
+
+While the load runs, :class:`ImpactRecorder` counts the iterations in time buckets of
+``resolutionSeconds`` by **completion** time (``timestamp + duration``: a request that hangs
+until its timeout counts when it fails); per bucket: iterations, failures and a DDSketch-like
+histogram of the successful iterations' durations (the keys of
+:class:`krally.task.stats.LogHistogram`, 2 %, computed inline: one log per record). It always
+keeps a rolling ``baselineSeconds`` (+ a little) of buckets; ``mark(fired_at, key)`` (a hook
+fired) retains ``[fired_at - baselineSeconds, fired_at + maxSeconds + afterSeconds]`` (+ one
+``windowSeconds`` of slack on both sides); every other bucket is dropped as it ages. At most
+``MAX_FIRINGS`` firings are retained per workload and ``MAX_BUCKETS`` buckets in all (a firing
+past either limit gets an entry saying it was not analysed), so memory is bounded however long
+the run.
+
+After the load, :meth:`ImpactRecorder.analyze` gives one entry per firing (hooks in task order,
+then firings in order), with epoch times and camelCase keys (it also goes into a status):
+``hook`` (index), ``name`` (plugin), ``triggeredBy {eventType, value}``, ``status``,
+``startedAt``/``finishedAt`` (the hook result's), ``firedAt`` (when the engine saw the firing),
+then, for a hook that started at S and finished at F, windows aligned on the bucket grid:
+
+* ``baseline`` [S - baselineSeconds, S) (not before the load's first iteration), ``during``
+  [S, F] (stopped at the load's end and at S + maxSeconds), ``after`` (F, F + afterSeconds]
+  (stopped at the load's end); each ``{start, end, seconds, iterations, failures, errorRate
+  (0..1), p50, p95, p99 (seconds, successful iterations only; null without any), throughput
+  (iterations completed per second)}``;
+* ``p95Ratio``, ``throughputRatio``: during / baseline;
+* the analysed span is [S, min(F + afterSeconds, S + maxSeconds, load end)); every full sliding
+  window [s, s + windowSeconds) in it, stepping by the resolution, is *within tolerance* when
+  its error rate <= baseline's + ``tolerance.errorRate``, its p95 <= ``tolerance.p95Ratio`` x
+  baseline's, its throughput >= ``tolerance.throughputRatio`` x baseline's (an empty window
+  has throughput 0);
+* ``degraded``: some window is out of tolerance; ``recoverySeconds``: the first moment T >= S
+  from which every window is within tolerance, minus S (0 when never degraded); when the last
+  window is still out of tolerance, ``recovered: false, recoverySeconds: null``;
+* ``notes`` (a list, absent when empty): the edge cases (no baseline because the hook fired at
+  the load's start: no verdict, null ``degraded``/``recovered``; not analysed: limit; hook
+  still running when the load ended; hook never started; hook failed).
+
+Config: :class:`ImpactConfig`, from BenchmarkTask ``spec.impact`` (schema:
+:mod:`krally.api.spec_schema`) or the ``impact`` of a Rally v1 entry / v2 workload, where the
+snake_case spellings (``baseline_seconds``, ``tolerance.error_rate``, ...) are accepted too
+(:func:`rally_problems`, :func:`normalise`).
+"""
+
+from __future__ import annotations
+
+import array
+import bisect
+import collections
+import heapq
+import math
+import threading
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# At most this many firings analysed per workload; later ones: "not analysed: limit".
+MAX_FIRINGS = 100
+# At most this many buckets held at once per workload (rolling history + retained firings).
+MAX_BUCKETS = 25_000
+RELATIVE_ERROR = 0.02
+_GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
+_INV_LOG_GAMMA = 1 / math.log(_GAMMA)
+_TINY = 1e-9  # as LogHistogram: at or below, a duration counts as zero
+_ZERO = -(1 << 30)  # the key of zero durations (packed as a 32-bit int)
+# A baseline with fewer iterations per sliding window than this gives noisy verdicts.
+MIN_PER_WINDOW = 5
+# A bucket is packed once it is this many buckets older than the newest.
+PACK_AFTER = 2
+
+
+@dataclass(frozen=True)
+class ImpactConfig:
+    enabled: bool = True
+    baseline_seconds: float = 10.0
+    after_seconds: float = 10.0
+    window_seconds: float = 2.0
+    resolution_seconds: float = 0.25
+    max_seconds: float = 300.0
+    error_rate: float = 0.01
+    p95_ratio: float = 1.5
+    throughput_ratio: float = 0.8
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any] | None) -> ImpactConfig:
+        """From ``spec.impact`` (camelCase, schema-valid; absent fields take the defaults)."""
+        spec = normalise(spec or {})
+        tolerance = spec.get("tolerance") or {}
+        defaults = cls()
+
+        def pick(source: Mapping[str, Any], key: str, default: float) -> float:
+            value = source.get(key)
+            return float(value) if value is not None else default
+
+        return cls(
+            enabled=bool(spec.get("enabled", True)),
+            baseline_seconds=pick(spec, "baselineSeconds", defaults.baseline_seconds),
+            after_seconds=pick(spec, "afterSeconds", defaults.after_seconds),
+            window_seconds=pick(spec, "windowSeconds", defaults.window_seconds),
+            resolution_seconds=pick(spec, "resolutionSeconds", defaults.resolution_seconds),
+            max_seconds=pick(spec, "maxSeconds", defaults.max_seconds),
+            error_rate=pick(tolerance, "errorRate", defaults.error_rate),
+            p95_ratio=pick(tolerance, "p95Ratio", defaults.p95_ratio),
+            throughput_ratio=pick(tolerance, "throughputRatio", defaults.throughput_ratio),
+        )
+
+    @property
+    def resolution(self) -> float:
+        """The bucket width actually used: never wider than the sliding window."""
+        return min(self.resolution_seconds, self.window_seconds)
+
+
+# -- Rally formats: the same config, snake_case accepted ------------------------------------------
+
+_SNAKE = {
+    "baselineSeconds": "baseline_seconds",
+    "afterSeconds": "after_seconds",
+    "windowSeconds": "window_seconds",
+    "resolutionSeconds": "resolution_seconds",
+    "maxSeconds": "max_seconds",
+    "errorRate": "error_rate",
+    "p95Ratio": "p95_ratio",
+    "throughputRatio": "throughput_ratio",
+}
+_CAMEL = {snake: camel for camel, snake in _SNAKE.items()}
+
+
+def _both_spellings(schema: dict[str, Any]) -> dict[str, Any]:
+    """The spec's impact schema, closed, each field also under its snake_case name."""
+    out = {k: v for k, v in schema.items() if k != "properties"}
+    if "properties" in schema:
+        properties: dict[str, Any] = {}
+        for name, sub in schema["properties"].items():
+            properties[name] = _both_spellings(sub)
+            if name in _SNAKE:
+                properties[_SNAKE[name]] = properties[name]
+        out["properties"] = properties
+        out["additionalProperties"] = False
+    return out
+
+
+def rally_schema() -> dict[str, Any]:
+    from krally.api.spec_schema import SPEC_SCHEMA
+
+    return _both_spellings(SPEC_SCHEMA["properties"]["impact"])
+
+
+def rally_problems(value: Any, path: str) -> list[Any]:
+    """Problems of a Rally workload's ``impact`` (either spelling), each naming its field."""
+    import jsonschema
+
+    from krally.errors import InvalidConfig
+    from krally.task.plugin import explain, join_path
+
+    validator = jsonschema.Draft7Validator(rally_schema())
+    problems = [
+        InvalidConfig(join_path(path, error.absolute_path), explain(error))
+        for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    ]
+    if not problems:
+        for where, mapping in ((path, value), (f"{path}.tolerance", value.get("tolerance"))):
+            for camel, snake in _SNAKE.items():
+                if isinstance(mapping, dict) and camel in mapping and snake in mapping:
+                    problems.append(InvalidConfig(where, f"both {camel!r} and {snake!r} given"))
+    return problems
+
+
+def normalise(value: Mapping[str, Any]) -> dict[str, Any]:
+    """snake_case keys → camelCase (BenchmarkTask's), recursively; others unchanged."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out[_CAMEL.get(key, key)] = normalise(item) if isinstance(item, Mapping) else item
+    return out
+
+
+# -- recording --------------------------------------------------------------------------------
+
+
+class _Bucket:
+    """Iterations completed in one resolution step: ``failures`` and the LogHistogram keys of the
+    successful ones' durations → counts (their sum: the successes, not counted apart: one add
+    less per record). Once the bucket is two steps old its dict is ``pack``ed into an array of
+    (key, count) pairs, about a tenth of the memory; a record that comes later still lands in a
+    fresh dict."""
+
+    __slots__ = ("failures", "keys", "packed")
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.keys: dict[int, int] | None = {}  # None once packed, until a late record comes
+        self.packed: array.array[int] | None = None
+
+    def pack(self) -> None:
+        packed = array.array("i")  # keys are within ±2**31 (1e-300 s .. 1e300 s), and counts
+        for key, n in sorted(self.items()):
+            packed.append(key)
+            packed.append(n)
+        self.packed = packed
+        self.keys = None
+
+    def items(self) -> list[tuple[int, int]]:
+        packed = self.packed
+        out = list(zip(packed[::2], packed[1::2], strict=True)) if packed is not None else []
+        if self.keys:
+            out.extend(self.keys.items())
+        return out
+
+    @property
+    def count(self) -> int:
+        packed, keys = self.packed, self.keys
+        return (
+            self.failures
+            + (sum(keys.values()) if keys else 0)
+            + (sum(packed[1::2]) if packed else 0)
+        )
+
+
+@dataclass
+class _Mark:
+    fired_at: float
+    lo: int = 0  # retained bucket indices, inclusive
+    hi: int = -1
+    refused: str | None = None  # why it is not analysed
+
+
+class ImpactRecorder:
+    """Bounded per-bucket counts of a workload's iterations around its hook firings.
+
+    ``add(record)`` is called for every finished iteration (one thread at a time: the engine's
+    consumer lock); ``mark`` from any thread.
+    """
+
+    def __init__(
+        self,
+        config: ImpactConfig | None = None,
+        *,
+        max_firings: int = MAX_FIRINGS,
+        max_buckets: int = MAX_BUCKETS,
+    ) -> None:
+        self.config = config or ImpactConfig()
+        self.resolution = res = self.config.resolution
+        self._inv_res = 1.0 / res
+        self._slack = self.config.window_seconds
+        # Rolling history, in buckets: the baseline of a firing that comes now.
+        self._rolling = math.ceil((self.config.baseline_seconds + 2 * self._slack) / res) + 2
+        self.max_firings = max_firings
+        self.max_buckets = max(max_buckets, 2 * self._rolling)
+        self._budget = self.max_buckets - self._rolling - 2  # for retained firings
+        self._buckets: dict[int, _Bucket] = {}
+        self._heap: list[int] = []  # bucket indices, oldest first (eviction order)
+        self._unpacked: collections.deque[int] = collections.deque()  # newest indices, in order
+        self._newest: int | None = None
+        # The fast path: the last record's bucket and its bounds.
+        self._cur = _Bucket()
+        self._lo = math.inf
+        self._hi = -math.inf
+        self._lock = threading.Lock()
+        self._intervals: list[list[int]] = []  # retained [lo, hi] bucket indices, merged, sorted
+        self._starts: list[int] = []
+        self._reserved = 0
+        self._marks: dict[Hashable, _Mark] = {}
+        self._analysed = 0
+        self.dropped = 0  # records too late for a bucket that was already dropped
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def add(self, record: dict[str, Any], _log: Any = math.log, _ceil: Any = math.ceil) -> None:
+        """Account for one finished iteration (Rally's record). The hot path: keep it short."""
+        duration = record["duration"]
+        end = record["timestamp"] + duration
+        if self._lo <= end < self._hi:
+            bucket = self._cur
+        else:
+            found = self._locate(end)
+            if found is None:
+                return
+            bucket = found
+        if record["error"]:
+            bucket.failures += 1
+            return
+        key = _ceil(_log(duration) * _INV_LOG_GAMMA) if duration > _TINY else _ZERO
+        keys: dict[int, int] = bucket.keys  # type: ignore[assignment]  # never None here
+        keys[key] = keys.get(key, 0) + 1
+
+    def _locate(self, end: float) -> _Bucket | None:
+        index = math.floor(end * self._inv_res)
+        with self._lock:
+            bucket = self._buckets.get(index)
+            if bucket is None:
+                newest = self._newest
+                too_old = newest is not None and index < newest - self._rolling
+                full = len(self._buckets) >= self.max_buckets
+                if (too_old or full) and not self._retained(index):
+                    self.dropped += 1
+                    return None
+                bucket = self._buckets[index] = _Bucket()
+                heapq.heappush(self._heap, index)
+                self._unpacked.append(index)
+                if newest is None or index > newest:
+                    self._newest = newest = index
+                    self._evict(newest - self._rolling)
+                    self._pack(newest - PACK_AFTER)
+            elif bucket.keys is None:
+                bucket.keys = {}  # a late record for a packed bucket
+            elif bucket.packed is not None and len(bucket.keys) > 64:
+                bucket.pack()  # many late records: keep it small
+                bucket.keys = {}
+            if self._newest is not None and index >= self._newest:
+                self._cur = bucket
+                self._lo = index * self.resolution
+                self._hi = (index + 1) * self.resolution
+            return bucket
+
+    def _pack(self, before: int) -> None:
+        unpacked = self._unpacked  # creation order: newest ones ascending, a late one between
+        while unpacked and unpacked[0] <= before:
+            bucket = self._buckets.get(unpacked.popleft())
+            if bucket is not None and bucket.packed is None:
+                bucket.pack()
+
+    def _evict(self, horizon: int) -> None:
+        heap, buckets = self._heap, self._buckets
+        while heap and heap[0] < horizon:
+            index = heapq.heappop(heap)
+            if not self._retained(index):
+                buckets.pop(index, None)
+
+    def _retained(self, index: int) -> bool:
+        at = bisect.bisect_right(self._starts, index) - 1
+        return at >= 0 and self._intervals[at][1] >= index
+
+    def mark(self, fired_at: float, key: Hashable) -> bool:
+        """A hook fired at ``fired_at`` (epoch): retain the buckets its analysis needs.
+        ``key`` names the firing, e.g. ``(hook index, event_type, value)``. False: refused."""
+        cfg, inv = self.config, self._inv_res
+        lo = math.floor((fired_at - cfg.baseline_seconds - self._slack) * inv)
+        hi = math.floor((fired_at + cfg.max_seconds + cfg.after_seconds + self._slack) * inv)
+        with self._lock:
+            if key in self._marks:
+                return self._marks[key].refused is None
+            mark = _Mark(fired_at)
+            self._marks[key] = mark
+            if self._analysed >= self.max_firings:
+                mark.refused = f"not analysed: limit of {self.max_firings} firings per workload"
+                return False
+            new = (hi - lo + 1) - self._overlap(lo, hi)
+            if self._reserved + new > self._budget:
+                mark.refused = (
+                    f"not analysed: limit of {self.max_buckets} buckets per workload "
+                    f"(at {self.resolution:g} s a bucket)"
+                )
+                return False
+            self._reserved += new
+            self._analysed += 1
+            mark.lo, mark.hi = lo, hi
+            self._insert(lo, hi)
+            return True
+
+    def _overlap(self, lo: int, hi: int) -> int:
+        return sum(
+            max(0, min(hi, b) - max(lo, a) + 1) for a, b in self._intervals if b >= lo and a <= hi
+        )
+
+    def _insert(self, lo: int, hi: int) -> None:
+        kept: list[list[int]] = []
+        for a, b in self._intervals:
+            if b < lo - 1 or a > hi + 1:
+                kept.append([a, b])
+            else:
+                lo, hi = min(lo, a), max(hi, b)
+        kept.append([lo, hi])
+        kept.sort()
+        self._intervals = kept
+        self._starts = [a for a, _ in kept]
+
+    # -- introspection ------------------------------------------------------------------------
+
+    @property
+    def bucket_count(self) -> int:
+        return len(self._buckets)
+
+    # -- analysis -----------------------------------------------------------------------------
+
+    def analyze(
+        self,
+        hooks: list[dict[str, Any]],
+        *,
+        load_start: float | None,
+        load_end: float,
+    ) -> list[dict[str, Any]]:
+        """One entry per firing of ``hooks`` (Rally's per-hook results), see the module doc."""
+        out = []
+        for index, hook in enumerate(hooks or []):
+            name = _action_name(hook.get("config") or {})
+            for result in hook.get("results") or []:
+                out.append(self._entry(index, name, result, load_start, load_end))
+        return out
+
+    def _entry(
+        self,
+        index: int,
+        name: str | None,
+        result: dict[str, Any],
+        load_start: float | None,
+        load_end: float,
+    ) -> dict[str, Any]:
+        by = result.get("triggered_by") or {}
+        event_type, value = by.get("event_type"), by.get("value")
+        started, finished = _epoch(result.get("started_at")), _epoch(result.get("finished_at"))
+        entry: dict[str, Any] = {
+            "hook": index,
+            "name": name,
+            "triggeredBy": {"eventType": event_type, "value": value},
+            "status": result.get("status"),
+            "startedAt": started,
+            "finishedAt": finished,
+        }
+        notes: list[str] = []
+        entry["notes"] = notes
+        mark = self._marks.get((index, event_type, value))
+        error = result.get("error")
+        if error and result.get("status") != "pending":
+            notes.append(f"hook {result.get('status')}: {_error_text(error)}")
+        if mark is None:
+            notes.append("not analysed: no firing was recorded for it")
+            return _finish(entry)
+        entry["firedAt"] = mark.fired_at
+        if mark.refused:
+            notes.append(mark.refused)
+            return _finish(entry)
+        if started is None or result.get("status") == "pending":
+            notes.append("not analysed: the hook never started")
+            return _finish(entry)
+        if load_start is None:
+            notes.append("not analysed: no iteration finished")
+            return _finish(entry)
+        if started >= load_end:
+            notes.append("not analysed: the hook started after the load ended")
+            return _finish(entry)
+        self._windows(entry, notes, mark, started, finished, load_start, load_end)
+        return _finish(entry)
+
+    def _windows(
+        self,
+        entry: dict[str, Any],
+        notes: list[str],
+        mark: _Mark,
+        started: float,
+        finished: float | None,
+        load_start: float,
+        load_end: float,
+    ) -> None:
+        cfg, inv, res = self.config, self._inv_res, self.resolution
+        floor, ceil = math.floor, math.ceil
+        running = finished is None or finished > load_end
+        if running:
+            late = "" if finished is None else f" (it finished {finished - load_end:.1f} s later)"
+            notes.append(f"the hook was still running when the load ended{late}")
+            finish = load_end
+        else:
+            assert finished is not None
+            finish = max(finished, started)
+        last = min(floor(load_end * inv), mark.hi + 1)  # past the last full bucket
+        s0 = floor(started * inv)
+        if s0 >= last:  # the hook started in the load's last (partial) bucket
+            last = s0 + 1
+        capped = finish > started + cfg.max_seconds
+        if capped:
+            notes.append(f"the hook ran longer than maxSeconds ({cfg.max_seconds:g} s)")
+        during_end = min(ceil(finish * inv), floor((started + cfg.max_seconds) * inv), last)
+        if ceil(finish * inv) > mark.hi + 1 and not capped and not running:
+            notes.append("the hook started late after its firing: analysed up to the data kept")
+        during_end = max(during_end, s0 + 1)
+        b0 = max(floor((started - cfg.baseline_seconds) * inv), ceil(load_start * inv), mark.lo)
+        baseline = self._window(b0, s0) if b0 < s0 else None
+        during = self._window(s0, during_end)
+        entry["baseline"], entry["during"] = baseline, during
+        after = None
+        if not running and not capped:
+            after_end = min(ceil((finish + cfg.after_seconds) * inv), last)
+            if after_end > during_end:
+                after = self._window(during_end, after_end)
+            elif cfg.after_seconds > 0:
+                notes.append("no after window: the load ended with the hook")
+        entry["after"] = after
+        if (
+            baseline is None
+            or baseline["seconds"] < cfg.window_seconds
+            or not baseline["iterations"]
+        ):
+            into = started - load_start
+            notes.append(
+                f"no baseline: the hook started {max(into, 0.0):.1f} s into the load "
+                f"(a baseline needs windowSeconds, {cfg.window_seconds:g} s, of iterations): "
+                "no recovery verdict"
+            )
+            return
+        if during["p95"] is not None and baseline["p95"]:
+            entry["p95Ratio"] = during["p95"] / baseline["p95"]
+        entry["throughputRatio"] = during["throughput"] / baseline["throughput"]
+        width = max(1, round(cfg.window_seconds * inv))
+        if baseline["iterations"] < MIN_PER_WINDOW * baseline["seconds"] / (width * res):
+            notes.append(
+                f"the baseline has fewer than {MIN_PER_WINDOW} iterations per sliding window: "
+                "a longer windowSeconds gives steadier verdicts"
+            )
+        span_end = min(
+            ceil((finish + cfg.after_seconds) * inv),
+            floor((started + cfg.max_seconds) * inv),
+            last,
+        )
+        verdict = self._recovery(baseline, s0, span_end, width)
+        if verdict is None:
+            notes.append(
+                f"the analysed span is shorter than windowSeconds ({cfg.window_seconds:g} s): "
+                "no recovery verdict"
+            )
+            return
+        degraded, recovered_at = verdict
+        entry["degraded"] = degraded
+        entry["recovered"] = recovered_at is not None
+        entry["recoverySeconds"] = (
+            None if recovered_at is None else max(0.0, recovered_at * res - started)
+        )
+        if not degraded:
+            entry["recoverySeconds"] = 0.0
+
+    def _window(self, i0: int, i1: int) -> dict[str, Any]:
+        """Statistics of buckets [i0, i1)."""
+        count = failures = 0
+        merged: dict[int, int] = {}
+        buckets = self._buckets
+        for i in range(i0, i1):
+            bucket = buckets.get(i)
+            if bucket is None:
+                continue
+            count += bucket.count
+            failures += bucket.failures
+            for key, n in bucket.items():
+                merged[key] = merged.get(key, 0) + n
+        seconds = (i1 - i0) * self.resolution
+        p50, p95, p99 = _quantiles(merged, (0.5, 0.95, 0.99))
+        return {
+            "start": round(i0 * self.resolution, 6),
+            "end": round(i1 * self.resolution, 6),
+            "seconds": seconds,
+            "iterations": count,
+            "failures": failures,
+            "errorRate": failures / count if count else 0.0,
+            "p50": p50,
+            "p95": p95,
+            "p99": p99,
+            "throughput": count / seconds if seconds > 0 else 0.0,
+        }
+
+    def _recovery(
+        self, baseline: dict[str, Any], s0: int, end: int, width: int
+    ) -> tuple[bool, int | None] | None:
+        """Slides windows of ``width`` buckets over [s0, end) from the end backwards.
+        (degraded, index from which every window is within tolerance; None: never), or None
+        when no full window fits."""
+        cfg = self.config
+        first, last = s0, end - width  # window start indices
+        if last < first:
+            return None
+        max_error = baseline["errorRate"] + cfg.error_rate
+        min_count = cfg.throughput_ratio * baseline["throughput"] * width * self.resolution
+        base_p95 = baseline["p95"]
+        max_p95 = cfg.p95_ratio * base_p95 if base_p95 else None
+        buckets = self._buckets
+        empty = _Bucket()
+        count = failures = 0
+        merged: dict[int, int] = {}
+
+        def shift(bucket: _Bucket, sign: int) -> None:
+            nonlocal count, failures
+            count += sign * bucket.count
+            failures += sign * bucket.failures
+            for key, n in bucket.items():
+                total = merged.get(key, 0) + sign * n
+                if total:
+                    merged[key] = total
+                else:
+                    del merged[key]
+
+        for i in range(last, last + width):
+            shift(buckets.get(i, empty), 1)
+        for start in range(last, first - 1, -1):
+            if start < last:
+                shift(buckets.get(start, empty), 1)
+                shift(buckets.get(start + width, empty), -1)
+            bad = count < min_count or (count and failures / count > max_error)
+            if not bad and max_p95 is not None and merged:
+                (p95,) = _quantiles(merged, (0.95,))
+                bad = p95 is not None and p95 > max_p95
+            if bad:
+                return True, (None if start == last else start + 1)
+        return False, first
+
+
+def _quantiles(merged: dict[int, int], qs: Iterable[float]) -> list[float | None]:
+    """numpy-style (linear) quantiles of LogHistogram keys → counts."""
+    qs = list(qs)
+    n = sum(merged.values())
+    if not n:
+        return [None] * len(qs)
+    keys = sorted(merged)
+    positions = [q * (n - 1) for q in qs]
+    ranks = sorted({r for p in positions for r in (math.floor(p), math.ceil(p))})
+    values: dict[int, float] = {}
+    seen, at = 0, 0
+    for key in keys:
+        seen += merged[key]
+        value = 0.0 if key == _ZERO else 2 * _GAMMA**key / (_GAMMA + 1)
+        while at < len(ranks) and ranks[at] < seen:
+            values[ranks[at]] = value
+            at += 1
+        if at == len(ranks):
+            break
+    out: list[float | None] = []
+    for p in positions:
+        lo, hi = math.floor(p), math.ceil(p)
+        out.append(values[lo] + (values[hi] - values[lo]) * (p - lo))
+    return out
+
+
+def _finish(entry: dict[str, Any]) -> dict[str, Any]:
+    for key in ("baseline", "during", "after", "p95Ratio", "throughputRatio"):
+        entry.setdefault(key, None)
+    for key in ("degraded", "recovered", "recoverySeconds"):
+        entry.setdefault(key, None)
+    if not entry["notes"]:
+        del entry["notes"]
+    return entry
+
+
+def _action_name(config: dict[str, Any]) -> str | None:
+    action = config.get("action")
+    if isinstance(action, dict) and len(action) == 1:
+        return str(next(iter(action)))
+    if isinstance(action, list | tuple) and action:
+        return str(action[0])
+    return None
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        return f"{error.get('etype')}: {error.get('msg')}"
+    if isinstance(error, list | tuple) and len(error) >= 2:
+        return f"{error[0]}: {error[1]}"
+    return str(error)
+
+
+def analysed(entry: dict[str, Any]) -> bool:
+    """Whether an entry has a verdict (a baseline and a recovery search)."""
+    return entry.get("recovered") is not None
