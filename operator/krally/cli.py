@@ -22,6 +22,7 @@ import yaml
 
 import krally
 from krally.errors import KrallyError, TaskFileError
+from krally.results.text_table import ascii_table
 
 EXIT_OK = 0
 EXIT_SLA_FAILED = 1
@@ -343,16 +344,6 @@ _COLUMNS: tuple[str, ...] = (
 _KEYS = ("min", "median", "90%ile", "95%ile", "max", "avg")
 
 
-def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def fmt(row: Sequence[str]) -> str:
-        return "|" + "|".join(f" {c!s:<{w}} " for c, w in zip(row, widths, strict=True)) + "|"
-
-    return "\n".join([line, fmt(headers), line, *(fmt(r) for r in rows), line]) + "\n"
-
-
 def _num(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -421,7 +412,7 @@ def render_workload(w: dict[str, Any], show_warnings: bool = True) -> str:
         out.append(f"RUN ERROR: {w['error'][0]}: {w['error'][1]}\n")
     out.append("\nResponse Times (sec):\n")
     rows = _duration_rows(w.get("statistics", {}).get("durations", {}))
-    out.append(_table(_COLUMNS, rows) if rows else "  (no iterations)\n")
+    out.append(ascii_table(_COLUMNS, rows) if rows else "  (no iterations)\n")
     total, failed = w.get("total_iteration_count", 0), w.get("failed_iteration_count", 0)
     out.append(f"Iterations: {total}, failed: {failed}\n")
     out.append(f"Load duration: {w.get('load_duration', 0.0):.3f} s\n")

@@ -60,8 +60,8 @@ def test_rally_hooks_example(cluster: Any, ns: str, operator: Operator, wait_for
     assert status["progress"]["done"] == 1500 == status["progress"]["total"]
     display = dict(status["display"])
     # What each echo did to the load, analysed by the runner: one entry per firing.
-    assert [i["triggeredBy"]["value"] for i in status["impact"]] == [5, 50, 200, 1000]
-    assert display.pop("recovery") == recovery_text(status["impact"])
+    assert [i["triggeredBy"]["value"] for i in status["runner"]["impact"]] == [5, 50, 200, 1000]
+    assert display.pop("recovery") == recovery_text(status["runner"]["impact"])
     assert display == {"progress": "1500/1500", "hooks": "4/4", "sla": "Passed"}
     assert status["passSLA"] is True and status["result"]["iterations"] == 1500
     assert condition(status, "Complete")["status"] == "True"
@@ -69,8 +69,10 @@ def test_rally_hooks_example(cluster: Any, ns: str, operator: Operator, wait_for
 
     cluster.kubectl("wait", "--for=condition=Complete", f"bt/{name}", "-n", ns, "--timeout=30s")
     table = cluster.kubectl("get", "bt", "-n", ns).stdout.splitlines()
-    assert table[0].split() == ["NAME", "PHASE", "PROGRESS", "HOOKS", "SLA", "AGE"]
+    print("\n".join(table))
+    assert table[0].split() == ["NAME", "PHASE", "PROGRESS", "HOOKS", "SLA", "RECOVERY", "AGE"]
     assert table[1].split()[:5] == [name, "Succeeded", "1500/1500", "4/4", "Passed"]
+    assert status["display"]["recovery"] in table[1]
 
     # One Job per firing, all owned by the task; every pod admitted under `restricted`.
     hook_jobs = jobs(cluster, ns, f"krally.dev/task={name},krally.dev/role=hook")

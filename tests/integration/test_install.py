@@ -149,36 +149,6 @@ STATUS = {
     ],
     "progress": {"done": 750, "total": 1500, "failures": 0},
     "display": {"progress": "750/1500", "hooks": "1/2", "sla": "Passed", "recovery": "1.2s"},
-    # Every field of an impact entry is declared: none is pruned on the way through the API.
-    "impact": [
-        {
-            "hook": 0,
-            "name": "sys_call",
-            "triggeredBy": {"eventType": "iteration", "value": 5},
-            "status": "success",
-            "startedAt": "2026-01-01T00:00:01.000Z",
-            "finishedAt": "2026-01-01T00:00:02.000Z",
-            "baseline": {
-                "fromSeconds": -10,
-                "toSeconds": 0,
-                "iterations": 1000,
-                "failures": 0,
-                "errorRate": 0,
-                "p50": 0.01,
-                "p95": 0.02,
-                "p99": 0.03,
-                "throughput": 100,
-            },
-            "during": {"fromSeconds": 0, "toSeconds": 1, "iterations": 90, "failures": 9},
-            "after": {"fromSeconds": 1, "toSeconds": 11, "iterations": 1000, "errorRate": 0},
-            "p95Ratio": 1.8,
-            "throughputRatio": 0.9,
-            "degraded": True,
-            "recovered": True,
-            "recoverySeconds": 1.2,
-            "notes": ["a note"],
-        }
-    ],
     "hooks": [
         {
             "index": 0,
@@ -233,6 +203,36 @@ STATUS = {
             {"hook": 0, "eventType": "iteration", "value": 5, "firedAt": "2026-01-01T00:00:01Z"}
         ],
         "summary": {"anything": {"nested": [1, "a", None]}},
+        # Every field of an impact entry is declared: none is pruned on the way through the API.
+        "impact": [
+            {
+                "hook": 0,
+                "name": "sys_call",
+                "triggeredBy": {"eventType": "iteration", "value": 5},
+                "status": "success",
+                "startedAt": "2026-01-01T00:00:01.000Z",
+                "finishedAt": "2026-01-01T00:00:02.000Z",
+                "baseline": {
+                    "fromSeconds": -10,
+                    "toSeconds": 0,
+                    "iterations": 1000,
+                    "failures": 0,
+                    "errorRate": 0,
+                    "p50": 0.01,
+                    "p95": 0.02,
+                    "p99": 0.03,
+                    "throughput": 100,
+                },
+                "during": {"fromSeconds": 0, "toSeconds": 1, "iterations": 90, "failures": 9},
+                "after": {"fromSeconds": 1, "toSeconds": 11, "iterations": 1000, "errorRate": 0},
+                "p95Ratio": 1.8,
+                "throughputRatio": 0.9,
+                "degraded": True,
+                "recovered": True,
+                "recoverySeconds": 1.2,
+                "notes": ["a note"],
+            }
+        ],
         "error": "",
     },
 }

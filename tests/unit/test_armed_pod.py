@@ -185,3 +185,41 @@ def test_an_armed_pod_prepares_the_hook_before_it_waits(tmp_path: Path) -> None:
     code, result = run_armed(tmp_path, body, states())
     assert code == 0 and result["status"] == "success", result
     assert _Prepared.events == ["prepared", "fired", "ran"]
+
+
+CHILD = """
+import json, os, sys, time
+from krally.kube import hookpod
+from tests.unit.test_armed_pod import firing, payload, state
+
+real_exit = os._exit
+
+def slow_exit(code):  # the timeout's thread ends the process a moment after its write
+    time.sleep(0.5)
+    real_exit(code)
+
+hookpod.os._exit = slow_exit
+body = {**payload(int(sys.argv[2]), "sleep 60"), "timeoutSeconds": 1}
+sys.exit(hookpod.main(sys.argv[1], body, iter([state([firing(5)])])))
+"""
+
+
+def test_a_timed_out_armed_hook_is_recorded_as_timed_out_not_as_its_killed_run(
+    tmp_path: Path,
+) -> None:
+    # The timeout kills `sleep 60`, so the hook's run() returns as if it had succeeded: the
+    # main thread must leave the result to the timeout's thread, which writes it and exits.
+    import subprocess
+    import sys
+
+    out = tmp_path / "termination-log"
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(out), str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    result = json.loads(out.read_text())
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert result["status"] == "failed" and result["error"]["etype"] == "Timeout", result

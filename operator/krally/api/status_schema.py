@@ -202,6 +202,54 @@ _RESULT = _obj(
     },
 )
 
+
+def _impact_window(description: str) -> Schema:
+    return _obj(
+        description,
+        {
+            "fromSeconds": _num("Start of the window, in seconds from the hook's start."),
+            "toSeconds": _num("End of the window, in seconds from the hook's start."),
+            "iterations": _int("Iterations that completed in the window.", minimum=0),
+            "failures": _int("Of those, failed ones.", minimum=0),
+            "errorRate": _num("failures / iterations (0 to 1)."),
+            "p50": _num("Median iteration duration, seconds."),
+            "p95": _num("95th percentile of the iteration durations, seconds."),
+            "p99": _num("99th percentile of the iteration durations, seconds."),
+            "throughput": _num("Iterations completed per second."),
+        },
+    )
+
+
+_IMPACT = _list(
+    "What each hook firing did to the load (spec.impact), written with the final summary: the "
+    "iterations completed before, "
+    "during and after it, and how long the load took to get back within the tolerances of the "
+    "baseline. Analysed by the runner from its own iteration stream; bounded.",
+    _obj(
+        "One firing and its impact.",
+        {
+            "hook": _int("Index of the hook in spec.hooks.", minimum=0),
+            "name": _str("The hook's plugin, e.g. kube.pod_kill."),
+            "triggeredBy": _trigger_point("The trigger event that fired the hook."),
+            "status": _str("The firing's hook status when it was analysed."),
+            "startedAt": _time("When the hook started (the windows count from here)."),
+            "finishedAt": _time("When the hook finished (absent: running when the load ended)."),
+            "baseline": _impact_window("The window before the hook started."),
+            "during": _impact_window("From the hook's start to its end (or the load's end)."),
+            "after": _impact_window("The window after the hook ended."),
+            "p95Ratio": _num("p95 during / p95 of the baseline."),
+            "throughputRatio": _num("Throughput during / throughput of the baseline."),
+            "degraded": _bool("True when some sliding window was outside the tolerances."),
+            "recovered": _bool("True when the load got back within the tolerances and stayed."),
+            "recoverySeconds": _num(
+                "Seconds from the hook's start until every later sliding window was within the "
+                "tolerances of the baseline (0: never degraded; absent: not recovered)."
+            ),
+            "notes": _list("Why a verdict is missing or partial.", _str("One note.")),
+        },
+    ),
+)
+
 _RUNNER = _obj(
     "Written only by the runner pod (merge patches on status.runner): progress, the trigger "
     "firings and the final summary. The operator derives the rest of status from it.",
@@ -244,6 +292,7 @@ _RUNNER = _obj(
             "statistics, timeline (free-form)."
         ),
         "error": _str("Why the runner failed, one line."),
+        "impact": _IMPACT,
         "signal": _str(
             "host:port where the runner pushes each firing to the armed hook pod waiting for "
             "it (pod network; the watch of this status is the fallback)."
@@ -281,52 +330,6 @@ _ARMING = _obj(
     },
 )
 
-
-def _impact_window(description: str) -> Schema:
-    return _obj(
-        description,
-        {
-            "fromSeconds": _num("Start of the window, in seconds from the hook's start."),
-            "toSeconds": _num("End of the window, in seconds from the hook's start."),
-            "iterations": _int("Iterations that completed in the window.", minimum=0),
-            "failures": _int("Of those, failed ones.", minimum=0),
-            "errorRate": _num("failures / iterations (0 to 1)."),
-            "p50": _num("Median iteration duration, seconds."),
-            "p95": _num("95th percentile of the iteration durations, seconds."),
-            "p99": _num("99th percentile of the iteration durations, seconds."),
-            "throughput": _num("Iterations completed per second."),
-        },
-    )
-
-
-_IMPACT = _list(
-    "What each hook firing did to the load (spec.impact): the iterations completed before, "
-    "during and after it, and how long the load took to get back within the tolerances of the "
-    "baseline. Analysed by the runner from its own iteration stream; bounded.",
-    _obj(
-        "One firing and its impact.",
-        {
-            "hook": _int("Index of the hook in spec.hooks.", minimum=0),
-            "name": _str("The hook's plugin, e.g. kube.pod_kill."),
-            "triggeredBy": _trigger_point("The trigger event that fired the hook."),
-            "status": _str("The firing's hook status when it was analysed."),
-            "startedAt": _time("When the hook started (the windows count from here)."),
-            "finishedAt": _time("When the hook finished (absent: running when the load ended)."),
-            "baseline": _impact_window("The window before the hook started."),
-            "during": _impact_window("From the hook's start to its end (or the load's end)."),
-            "after": _impact_window("The window after the hook ended."),
-            "p95Ratio": _num("p95 during / p95 of the baseline."),
-            "throughputRatio": _num("Throughput during / throughput of the baseline."),
-            "degraded": _bool("True when some sliding window was outside the tolerances."),
-            "recovered": _bool("True when the load got back within the tolerances and stayed."),
-            "recoverySeconds": _num(
-                "Seconds from the hook's start until every later sliding window was within the "
-                "tolerances of the baseline (0: never degraded; absent: not recovered)."
-            ),
-            "notes": _list("Why a verdict is missing or partial.", _str("One note.")),
-        },
-    ),
-)
 
 STATUS_SCHEMA: Schema = _obj(
     "Observed state of the task, written by the operator (and status.runner by the runner pod).",
@@ -376,7 +379,6 @@ STATUS_SCHEMA: Schema = _obj(
         ),
         "passSLA": _bool("True when every SLA criterion passed."),
         "result": _RESULT,
-        "impact": _IMPACT,
         "runner": _RUNNER,
         # kopf keeps handler progress in annotations and may mirror it here; declaring it keeps
         # the API server from pruning it (and kopf from warning about it).

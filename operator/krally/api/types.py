@@ -164,6 +164,7 @@ class RunnerReport(TypedDict, total=False):
     firings: list[Firing]
     droppedFirings: int
     summary: dict[str, Any]
+    impact: list[FiringImpact]
     error: str
     signal: str
 
@@ -238,7 +239,6 @@ class TaskStatus(TypedDict, total=False):
     sla: list[dict[str, Any]]
     passSLA: bool
     result: dict[str, Any]
-    impact: list[FiringImpact]
     runner: RunnerReport
     kopf: dict[str, Any]
 

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,8 @@ from krally.api.types import failed_now, hook_error
 from krally.kube import armedpod, podsignals
 
 MAX_MESSAGE = 4096
+# How long the main thread waits for the thread that stopped the hook to end the process.
+ENDING_GRACE = 30.0
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
 
@@ -182,7 +185,13 @@ def main(
         except Exception as exc:  # anything unexpected still ends as a readable failed result
             result = failed_result(triggered_by, type(exc).__name__, str(exc))
         with lock:
+            ended_elsewhere = state["done"]
             state["done"] = True
+    if ended_elsewhere:
+        # The timeout or a signal stopped the hook (whose run() may then return as if it had
+        # succeeded): that thread writes the result and ends the process; never overwrite it.
+        time.sleep(ENDING_GRACE)
+        return 1
     _finish(result, path)
     return 0 if result.get("status") == "success" else 1
 
@@ -237,7 +246,6 @@ def _fire_armed(
 ) -> dict[str, Any]:
     """Run the armed hook now, unless its firing is already too old (a replacement pod started
     long after it): the same Late rule the operator applies to a Job created too late."""
-    import time
 
     triggered_by = payload.get("triggeredBy") or {}
     max_delay = armed.get("maxDelaySeconds")

@@ -36,7 +36,7 @@ MAX_TIMELINE = 600
 # Each firing becomes a hook Job and a result in the task's status; past this many, firings are
 # counted in status.runner.droppedFirings instead, so the object stays far below etcd's limit.
 MAX_FIRINGS = 500
-# Firings whose impact status.impact lists (the rest stay in the runner's log and results).
+# Firings whose impact status.runner.impact lists (the rest stay in the runner's log and results).
 MAX_IMPACT = 50
 # How long the final status write is retried when the task sets no runnerPod.timeoutSeconds (an
 # API outage as the load ends); with one, until that deadline.
@@ -350,9 +350,6 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             )
     if unreached:
         summary["unreached"] = unreached
-    impact = status_impact(result.get("impact"))
-    if impact:
-        summary["impact"] = impact
     if result.get("warnings"):
         summary["warnings"] = [str(w) for w in result["warnings"]][:20]
     if result.get("error"):
@@ -368,8 +365,8 @@ IMPACT_KEYS = ("p95Ratio", "throughputRatio", "degraded", "recovered", "recovery
 
 
 def status_impact(impact: Any) -> list[dict[str, Any]]:
-    """The engine's per-firing impact (epoch times) → ``status.impact``: RFC 3339 times, windows
-    in seconds from the hook's start, rounded, at most MAX_IMPACT entries."""
+    """The engine's per-firing impact (epoch times) → ``status.runner.impact``: RFC 3339 times,
+    windows in seconds from the hook's start, rounded, at most MAX_IMPACT entries."""
     if not isinstance(impact, list):
         return []
     out = []
@@ -636,6 +633,9 @@ def _run(
         "summary": summary,
         "finishedAt": rfc3339(time.time()),
     }
+    impact = status_impact(result.get("impact"))
+    if impact:
+        final["impact"] = impact
     if error:
         final["error"] = error
     progress = writer.snapshot().get("progress") or {}

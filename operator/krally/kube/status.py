@@ -58,7 +58,6 @@ OPERATOR_KEYS = (
     "sla",
     "passSLA",
     "result",
-    "impact",
 )
 
 
@@ -873,7 +872,6 @@ def derive_status(
 
     summary = runner.get("summary") or {}
     sla = summary.get("sla")
-    impact = summary.get("impact")
     pass_sla = summary.get("passSLA")
     if pass_sla is None and isinstance(sla, list) and sla:
         pass_sla = all(item.get("success") for item in sla)
@@ -951,13 +949,12 @@ def derive_status(
             "progress": _progress_text(progress),
             "hooks": f"{succeeded}/{fired}" if hooks else "",
             "sla": "Passed" if pass_sla is True else "Failed" if pass_sla is False else "",
-            "recovery": recovery_text(impact),
+            "recovery": recovery_text(runner.get("impact")),
         },
         "hooks": hooks or None,
         "sla": sla if isinstance(sla, list) else None,
         "passSLA": pass_sla,
         "result": result,
-        "impact": drop_none(impact) if isinstance(impact, list) and impact else None,
     }
     return derived
 
@@ -1020,7 +1017,6 @@ def rejected_status(
         "sla": None,
         "passSLA": None,
         "result": None,
-        "impact": None,
     }
 
 

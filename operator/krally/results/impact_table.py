@@ -6,22 +6,13 @@ windows, the throughput ratio (during / baseline) and the recovery; the notes be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
+
+from krally.results.text_table import ascii_table
 
 HEADERS = ("Hook", "Trigger", "Baseline err / p95", "During err / p95", "After err / p95")
 TAIL = ("Thr ratio", "Recovery")
 MAX_NOTES = 20
-
-
-def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
-    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
-
-    def fmt(row: Sequence[str]) -> str:
-        return "|" + "|".join(f" {c!s:<{w}} " for c, w in zip(row, widths, strict=True)) + "|"
-
-    return "\n".join([line, fmt(headers), line, *(fmt(r) for r in rows), line]) + "\n"
 
 
 def _window(window: Any) -> str:
@@ -73,7 +64,7 @@ def render(impact: Any) -> str:
         )
         notes.extend(f"  {hook} {_trigger(entry)}: {note}" for note in entry.get("notes") or [])
     out = ["\nDisruption impact (error rate / p95 in s, per window):\n"]
-    out.append(_table((*HEADERS, *TAIL), rows))
+    out.append(ascii_table((*HEADERS, *TAIL), rows))
     if notes:
         more = len(notes) - MAX_NOTES
         out.extend(note + "\n" for note in notes[:MAX_NOTES])

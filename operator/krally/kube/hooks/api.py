@@ -56,6 +56,19 @@ class HookFailure(Exception):
 Rule = tuple[str | None, dict[str, list[str]]]
 
 
+# The options of a hook that may wait for its target to be Ready again.
+WAIT_SCHEMA: dict[str, Any] = {
+    "wait_ready": {"type": "boolean"},
+    "wait_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+}
+
+
+def wait_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
+    if "wait_timeout_seconds" in config and not config.get("wait_ready"):
+        return [("wait_timeout_seconds", "only applies with wait_ready: true")]
+    return []
+
+
 def rule(namespace: str | None, group: str, resource: str, *verbs: str) -> Rule:
     return namespace, {"apiGroups": [group], "resources": [resource], "verbs": sorted(verbs)}
 

@@ -39,8 +39,7 @@ class PodKill(api.KubeHook):
             "percent": {"type": "number", "minimum": 1, "maximum": 100},
             "grace_period_seconds": {"type": "integer", "minimum": 0},
             "pick": {"enum": ["random", "oldest", "newest"]},
-            "wait_ready": {"type": "boolean"},
-            "wait_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+            **api.WAIT_SCHEMA,
         },
     }
 
@@ -51,9 +50,7 @@ class PodKill(api.KubeHook):
             problems.append(("selector", "give exactly one of selector and names"))
         if "count" in config and "percent" in config:
             problems.append(("percent", "give count or percent, not both"))
-        if "wait_timeout_seconds" in config and not config.get("wait_ready"):
-            problems.append(("wait_timeout_seconds", "only applies with wait_ready: true"))
-        return problems
+        return problems + api.wait_problems(config)
 
     @classmethod
     def rbac_rules(cls, config: Any, namespace: str) -> list[api.Rule]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from krally import consts
 from krally.kube.hooks import api
-from krally.kube.hooks.scale import wait_rollout, wait_schema
+from krally.kube.hooks.scale import wait_rollout
 from krally.task import hook
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
@@ -31,15 +31,13 @@ class RolloutRestart(api.KubeHook):
             "kind": {"enum": list(KINDS)},
             "name": {"type": "string", "minLength": 1},
             "namespace": {"type": "string", "minLength": 1},
-            **wait_schema(),
+            **api.WAIT_SCHEMA,
         },
     }
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> list[tuple[str, str]]:
-        if "wait_timeout_seconds" in config and not config.get("wait_ready"):
-            return [("wait_timeout_seconds", "only applies with wait_ready: true")]
-        return []
+        return api.wait_problems(config)
 
     @classmethod
     def rbac_rules(cls, config: Any, namespace: str) -> list[api.Rule]:

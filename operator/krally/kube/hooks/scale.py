@@ -14,13 +14,6 @@ from krally.task import hook
 KINDS = ("Deployment", "StatefulSet")
 
 
-def wait_schema() -> dict[str, Any]:
-    return {
-        "wait_ready": {"type": "boolean"},
-        "wait_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
-    }
-
-
 @hook.configure(name="kube.scale")
 class Scale(api.KubeHook):
     """Scale a Deployment or StatefulSet to ``replicas``."""
@@ -38,15 +31,13 @@ class Scale(api.KubeHook):
             "namespace": {"type": "string", "minLength": 1},
             "replicas": {"type": "integer", "minimum": 0},
             "restore_after_seconds": {"type": "number", "minimum": 0},
-            **wait_schema(),
+            **api.WAIT_SCHEMA,
         },
     }
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> list[tuple[str, str]]:
-        if "wait_timeout_seconds" in config and not config.get("wait_ready"):
-            return [("wait_timeout_seconds", "only applies with wait_ready: true")]
-        return []
+        return api.wait_problems(config)
 
     @classmethod
     def rbac_rules(cls, config: Any, namespace: str) -> list[api.Rule]:
