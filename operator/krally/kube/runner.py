@@ -256,26 +256,21 @@ def settled_results(
     (pending, no times); one still running has ``finished_at`` None."""
     from krally.api.times import parse_time
     from krally.api.types import HOOK_FINAL
+    from krally.kube.firingsignal import firing_key
 
-    recorded: dict[tuple[int, str, float], dict[str, Any]] = {}
-    for entry in status.get("hooks") or []:
-        for item in entry.get("results") or []:
-            by = item.get("triggeredBy") or {}
-            value = by.get("value")
-            if isinstance(value, int | float):
-                recorded[(int(entry.get("index", -1)), str(by.get("eventType")), value)] = item
+    recorded = {
+        firing_key(entry.get("index", -1), by.get("eventType"), by.get("value")): item
+        for entry in status.get("hooks") or []
+        for item in entry.get("results") or []
+        for by in [item.get("triggeredBy") or {}]
+    }
     unfinished = 0
     settled = []
     for index, hook in enumerate(hooks):
         results = []
         for result in hook.get("results") or []:
             by = result.get("triggered_by") or {}
-            value = by.get("value")
-            item = (
-                recorded.get((index, str(by.get("event_type")), value))
-                if isinstance(value, int | float)
-                else None
-            )
+            item = recorded.get(firing_key(index, by.get("event_type"), by.get("value")))
             if result.get("status") != "launched":
                 results.append(result)  # not fired (e.g. the firing limit): nothing to learn
                 continue

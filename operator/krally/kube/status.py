@@ -40,6 +40,7 @@ from krally.api.types import (
 )
 from krally.kube import armedpod
 from krally.kube import jobs as kjobs
+from krally.kube.firingsignal import firing_key
 
 # Status keys the operator owns (everything but `runner`); absent ones are removed (null).
 OPERATOR_KEYS = (
@@ -140,10 +141,6 @@ def termination_message(pod: dict[str, Any]) -> tuple[dict[str, Any] | None, dic
 # -- hooks -------------------------------------------------------------------------------------
 
 
-def _firing_key(index: int, unit: str, value: Any) -> tuple[int, str, str]:
-    return index, unit, json.dumps(value, sort_keys=True)
-
-
 def unique_firings(firings: Iterable[dict[str, Any]], n_hooks: int) -> list[dict[str, Any]]:
     """Firings in order, each (hook, unit, value) once, only for hooks that exist."""
     seen: set[tuple[int, str, str]] = set()
@@ -152,7 +149,7 @@ def unique_firings(firings: Iterable[dict[str, Any]], n_hooks: int) -> list[dict
         index = firing.get("hook")
         if not isinstance(index, int) or not 0 <= index < n_hooks:
             continue
-        key = _firing_key(index, str(firing.get("eventType", "")), firing.get("value"))
+        key = firing_key(index, firing.get("eventType", ""), firing.get("value"))
         if key in seen:
             continue
         seen.add(key)
