@@ -9,13 +9,16 @@
    rounds; the throughput overhead per round and pooled, and the CPU time an iteration costs
    this process on and off (steadier than the wall clock when the machine is shared): the
    extra CPU per iteration x 20 000 it/s is the overhead at 20 000 it/s. Target: <= 2 %.
-2. The recorder's own cost per record (ns) and what it comes to at 20 000 it/s.
+2. The recorder's own cost per record (ns) and what it comes to at 20 000 it/s: the verdict.
+   ``ImpactRecorder.add`` is the only work the analysis adds to each iteration (a ``mark`` per
+   firing aside), and timed alone on a fixed stream it is steady; the end-to-end figures of 1
+   swing by tens of per cent between identical rounds on a shared machine, and say so.
 3. The recorder's memory over a long synthetic stream with many firings: buckets held (the
    cap is ``MAX_BUCKETS``) and bytes (tracemalloc), and the time ``analyze`` takes.
 
 Prints figures and ratios against the targets; never passes or fails.
 
-    python bench/bench_impact.py            # ~2-3 min on 2 cores
+    python bench/bench_impact.py            # ~2 min on 2 cores
     python bench/bench_impact.py --quick    # fewer iterations, 1 round
 """
 
@@ -89,15 +92,30 @@ def throughput(rounds: int, times: dict[str, int]) -> None:
             )
         pooled = (1 - wall[False] / wall[True]) * 100
         off, on = rounds * count / wall[False], rounds * count / wall[True]
+        spread = max(per_round) - min(per_round)
         print(
             f"  {runner:>8} pooled ({rounds} x {count:,}): off {off:,.0f} it/s, on {on:,.0f} it/s;"
             f" overhead {pooled:+.2f} % (rounds {min(per_round):+.2f} to {max(per_round):+.2f} %,"
             f" median {statistics.median(per_round):+.2f} %)"
         )
+        if spread > 2 * TARGET_OVERHEAD:
+            # Identical rounds differing by more than the effect measure the machine: the
+            # wall clock says nothing here; the CPU figures below (least of many short rounds)
+            # are the verdict.
+            print(
+                f"  {runner:>8} the rounds spread {spread:.1f} points, more than the"
+                f" {TARGET_OVERHEAD:g} % looked for: the wall-clock figures measure the machine"
+            )
         # The machine's other load inflates some rounds: the least CPU of each is the cost;
         # the median of each round's (on - off) pair is the other robust view.
         least = min(cpu[True]) - min(cpu[False])
         paired = statistics.median(on - off for on, off in zip(cpu[True], cpu[False], strict=True))
+        if abs(least - paired) * TARGET_RATE * 100 > TARGET_OVERHEAD:
+            print(
+                f"  {runner:>8} the two CPU views below disagree by more than the"
+                f" {TARGET_OVERHEAD:g} % looked for: they measure the machine too; the verdict is"
+                " part 2, the recorder's own cost (the only per-iteration work the analysis adds)"
+            )
         for label, added in (("least of the rounds", least), ("median of the pairs", paired)):
             at_target = added * TARGET_RATE * 100
             print(
@@ -222,14 +240,15 @@ def memory(hours: float, rate: int, every: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each case, interleaved")
+    # Many short interleaved rounds: the least CPU per iteration of each case is its cost, and
+    # the more rounds, the likelier one of them ran undisturbed on a shared machine.
+    parser.add_argument("--rounds", type=int, default=15, help="runs of each case, interleaved")
     args = parser.parse_args()
     from krally.task import plugin
 
     plugin.load_builtin_plugins()
     rounds = 1 if args.quick else args.rounds
-    scale = 1 if args.quick else 4
-    throughput(rounds, {"constant": 50_000 * scale, "rps": 10_000 * scale})
+    throughput(rounds, {"constant": 50_000, "rps": 10_000})
     per_record_cost(rounds)
     memory(0.25 if args.quick else 1.0, 1_000, 30)
 
