@@ -62,6 +62,10 @@ def test_rally_hooks_example(cluster: Any, ns: str, operator: Operator, wait_for
     # What each echo did to the load, analysed by the runner: one entry per firing.
     assert [i["triggeredBy"]["value"] for i in status["runner"]["impact"]] == [5, 50, 200, 1000]
     assert display.pop("recovery") == recovery_text(status["runner"]["impact"])
+    # The -o wide columns: the failures, no failed criterion, the p95 of the load.
+    assert display.pop("failures").split(" ")[0] == str(status["result"]["failures"])
+    assert display.pop("failedSLA", "") == ""
+    assert display.pop("p95").endswith("s")
     assert display == {"progress": "1500/1500", "hooks": "4/4", "sla": "Passed"}
     assert status["passSLA"] is True and status["result"]["iterations"] == 1500
     assert condition(status, "Complete")["status"] == "True"

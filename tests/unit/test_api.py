@@ -34,6 +34,8 @@ RUNNER = STATUS["runner"]["properties"]
         (types.RunnerReport, STATUS["runner"]),
         (types.Firing, RUNNER["firings"]["items"]),
         (types.Progress, RUNNER["progress"]),
+        (types.Display, STATUS["display"]),
+        (types.SLAResult, STATUS["sla"]["items"]),
     ],
 )
 def test_every_typed_dict_matches_its_schema(typed: Any, schema: dict[str, Any]) -> None:

@@ -141,6 +141,16 @@ def test_printer_columns():
     assert columns["Hooks"]["jsonPath"] == ".status.display.hooks"
     assert columns["SLA"]["jsonPath"] == ".status.display.sla"
     assert columns["Recovery"]["jsonPath"] == ".status.display.recovery"
+    wide = [name for name, c in columns.items() if c.get("priority") == 1]
+    assert wide == ["Failures", "P95", "Failed SLA", "Scenario", "Message"]
+    assert columns["Failures"]["jsonPath"] == ".status.display.failures"
+    assert columns["P95"]["jsonPath"] == ".status.display.p95"
+    assert columns["Failed SLA"]["jsonPath"] == ".status.display.failedSLA"
+    # Every display column's field is declared (the API server would prune it otherwise).
+    display = STATUS_SCHEMA["properties"]["display"]["properties"]
+    for column in columns.values():
+        if column["jsonPath"].startswith(".status.display."):
+            assert column["jsonPath"].removeprefix(".status.display.") in display
     assert columns["Age"] == {
         "name": "Age",
         "type": "date",

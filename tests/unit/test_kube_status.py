@@ -130,7 +130,15 @@ def test_pending_before_the_runner_job_exists() -> None:
     accepted = next(c for c in status["conditions"] if c["type"] == "Accepted")
     assert accepted["status"] == "True" and accepted["observedGeneration"] == 1
     assert status["runnerJob"] is None
-    assert status["display"] == {"progress": "", "hooks": "0/0", "sla": "", "recovery": ""}
+    assert status["display"] == {
+        "progress": "",
+        "hooks": "0/0",
+        "sla": "",
+        "recovery": "",
+        "failures": "",
+        "p95": "",
+        "failedSLA": "",
+    }
 
 
 def test_running_with_pending_and_finished_hooks() -> None:
@@ -176,6 +184,9 @@ def test_succeeded_only_after_every_fired_hook_finished() -> None:
         "hooks": "4/4",
         "sla": "Passed",
         "recovery": "",
+        "failures": "0",
+        "p95": "0.012s",
+        "failedSLA": "",
     }
     assert status["passSLA"] is True and status["sla"][0]["criterion"] == "failure_rate"
     assert status["result"]["iterations"] == 1500
@@ -694,3 +705,187 @@ def test_a_terminal_phase_is_absorbing(previous: str, condition: str, rule_id: s
         rule.reason,
         rule.message(facts),
     )
+
+
+# -- display (`kubectl get bt -o wide`) and the verdict's Events --------------------------------
+
+
+def _sla_results(config: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The SLA results the real plugins give for these iteration records (Rally's details)."""
+    from krally.task import plugin
+    from krally.task.sla import SLAChecker
+
+    plugin.load_builtin_plugins()
+    checker = SLAChecker(config)
+    for record in records:
+        checker.add_iteration(record)
+    return checker.results()
+
+
+def _record(duration: float, error: bool = False, boot: float | None = None) -> dict[str, Any]:
+    atomics = [{"name": "boot", "started_at": 0.0, "finished_at": boot}] if boot else []
+    return {"duration": duration, "error": ["E", "x"] if error else [], "atomic_actions": atomics}
+
+
+def test_sla_short_says_measured_against_limit_for_every_builtin_criterion() -> None:
+    records = [_record(0.1, boot=0.1) for _ in range(9)] + [_record(3.0, True, boot=2.5)]
+    records += [_record(0.1, boot=2.9), _record(2.0, boot=3.0)]
+    config = {
+        "failure_rate": {"max": 1},
+        "max_seconds_per_iteration": 1.5,
+        "max_avg_duration": 0.2,
+        "max_avg_duration_per_atomic": {"boot": 0.5},
+        "performance_degradation": {"max_degradation": 50},
+        "outliers": {"max": 0},
+    }
+    results = _sla_results(config, records)
+    shorts = {r["criterion"]: kstatus.sla_short(r) for r in results}
+    assert all(not r["success"] for r in results), results
+    assert shorts == {
+        "failure_rate": "failure_rate 8.33% > 1%",
+        "max_seconds_per_iteration": "max_seconds_per_iteration 3s > 1.5s",
+        "max_avg_duration": "max_avg_duration 0.27s > 0.2s",
+        "max_avg_duration_per_atomic": "max_avg_duration_per_atomic 'boot' 0.62s > 0.5s",
+        # No limit in Rally's detail: its first line.
+        "performance_degradation": "performance_degradation: Current degradation: 1900.00%",
+        "outliers": "outliers 1 > 0",
+    }
+    # Below a minimum, the measured value comes first.
+    low = _sla_results({"failure_rate": {"min": 50}}, records)[0]
+    assert kstatus.sla_short(low) == "failure_rate 8.33% < 50%"
+    # Rally's pseudo-criteria; a passing comparison is not shown as a failure.
+    assert kstatus.sla_short({"criterion": "aborted_on_sla", "detail": "Task was..."}) == (
+        "aborted_on_sla"
+    )
+    wrong = {"criterion": "something_went_wrong", "detail": "Unexpected error: " + "x" * 80}
+    assert kstatus.sla_short(wrong).startswith("something_went_wrong: Unexpected error: x")
+    assert len(kstatus.sla_short(wrong)) == kstatus.MAX_CRITERION_TEXT
+
+
+def test_sla_short_of_disruption_impact_names_each_failed_limit() -> None:
+    from tests.unit.test_sla_disruption_impact import LIMITS, check, entry
+
+    result = check(LIMITS, [entry(error_rate=0.2, recovery=None, recovered=False, p95_ratio=3)])
+    assert kstatus.sla_short(result) == (
+        "disruption_impact error rate during 20% > 5%, p95 ratio 3 > 2, recovery never <= 10s"
+    )
+
+
+def test_failed_sla_text_is_bounded_and_counts_what_does_not_fit() -> None:
+    items = [
+        {"criterion": f"c{i}", "success": False, "detail": f"Limit {i}.00s <= 1.00s - Failed"}
+        for i in range(2, 40)
+    ]
+    text = kstatus.failed_sla_text([{"criterion": "ok", "success": True}, *items])
+    assert text.startswith("c2 2s > 1s; c3 3s > 1s; ") and text.endswith(" more")
+    assert len(text) <= kstatus.MAX_FAILED_SLA
+    shown = text.count(" > ")
+    assert text.endswith(f"; +{len(items) - shown} more")
+    huge = [{"criterion": "c" * 300, "success": False, "detail": ""}, *items[:1]]
+    text = kstatus.failed_sla_text(huge)
+    assert len(text) <= kstatus.MAX_FAILED_SLA and text.endswith("...; +1 more")
+    assert kstatus.failed_sla_text(None) == ""
+
+
+def test_display_of_a_failed_verdict_is_declared_and_within_the_budget() -> None:
+    from krally.api.status_schema import pruned_fields
+
+    runner = json.loads(json.dumps(FINISHED_RUNNER))
+    runner["progress"]["failures"] = runner["summary"]["failures"] = 32
+    runner["summary"]["passSLA"] = False
+    runner["summary"]["sla"] = [
+        {
+            "criterion": "failure_rate",
+            "success": False,
+            "detail": "Failure rate criteria 0.00% <= 2.13% <= 1.00% - Failed",
+        },
+        {
+            "criterion": "max_seconds_per_iteration",
+            "success": True,
+            "detail": "Maximum seconds per iteration 0.02s <= 1.00s - Passed",
+        },
+    ]
+    jobs = [runner_job("complete"), *(hook_job(v) for v in AT)]
+    pods = [hook_pod(v, success(v)) for v in AT]
+    status = kstatus.derive_status(make_task(runner), jobs, pods, NOW, created=())
+    assert status["phase"] == "Succeeded" and status["passSLA"] is False
+    assert status["display"] == {
+        "progress": "1500/1500",
+        "hooks": "4/4",
+        "sla": "Failed",
+        "recovery": "",
+        "failures": "32 (2.13%)",
+        "p95": "0.012s",
+        "failedSLA": "failure_rate 2.13% > 1%",
+    }
+    assert pruned_fields({k: v for k, v in status.items() if v is not None}) == []
+    # The columns add little to the status: far below the operator's byte budget.
+    assert kstatus.json_size(status["display"]) < 300
+    # While the load runs: failures from the live counters, no p95 yet.
+    live = {"state": "Running", "progress": {"done": 750, "total": 1500, "failures": 3}}
+    running = kstatus.derive_status(make_task(live), [runner_job()], [], NOW, created=())
+    assert (running["display"]["failures"], running["display"]["p95"]) == ("3 (0.4%)", "")
+    assert running["display"]["failedSLA"] == ""
+
+
+def test_the_verdict_events_carry_each_failed_criterion_detail() -> None:
+    runner = json.loads(json.dumps(FINISHED_RUNNER))
+    runner["summary"]["passSLA"] = False
+    detail = "Failure rate criteria 0.00% <= 2.13% <= 1.00% - Failed"
+    runner["summary"]["sla"] = [
+        {"criterion": "failure_rate", "success": False, "detail": detail},
+        {"criterion": "outliers", "success": True, "detail": "Maximum number of outliers 0"},
+        {
+            "criterion": "max_avg_duration_per_atomic",
+            "success": False,
+            "detail": "Average duration...:\nAction: 'boot'. 2.00s <= 1.00s\nStatus: Failed",
+        },
+    ]
+    jobs = [runner_job("complete"), *(hook_job(v) for v in AT)]
+    pods = [hook_pod(v, success(v)) for v in AT]
+    live = {"state": "Running", "progress": {"done": 1400, "total": 1500}, "firings": firings(AT)}
+    before = kstatus.derive_status(make_task(live), jobs, pods, NOW, created=())
+    after = kstatus.derive_status(make_task(runner), jobs, pods, NOW, created=())
+    events = {reason: (etype, message) for etype, reason, message in
+              kevents.transitions(before, {**after, "runner": runner})}  # fmt: skip
+    assert events["SLAFailed"] == (
+        "Warning",
+        f"SLA failed: failure_rate: {detail}; max_avg_duration_per_atomic: "
+        "Average duration...: Action: 'boot'. 2.00s <= 1.00s Status: Failed",
+    )
+    assert events["Completed"] == (
+        "Normal",
+        "load and every fired hook finished (iterations 1500/1500, failures 0, p95 0.012s, "
+        "hooks 4/4, SLA Failed)",
+    )
+    # Passed: each criterion's detail too.
+    passed = {**after, "passSLA": True, "sla": [{"criterion": "failure_rate", "detail": "ok"}]}
+    (sla_event,) = [e for e in kevents.transitions({}, passed) if e[1] == "SLAPassed"]
+    assert sla_event == ("Normal", "SLAPassed", "every SLA criterion passed: failure_rate: ok")
+
+
+def test_a_run_error_is_a_warning_event_with_its_cause() -> None:
+    crashed = {
+        "state": "Error",
+        "error": "ZeroDivisionError: division by zero",
+        "progress": {"done": 7, "total": 1500},
+    }
+    task = make_task(crashed)
+    status = kstatus.derive_status(task, [runner_job("failed")], [], NOW, created=())
+    events = kevents.transitions({"phase": "Running"}, {**status, "runner": crashed})
+    assert ("Warning", "RunnerError", "runner failed: ZeroDivisionError: division by zero") in (
+        events
+    )
+    # A failure whose message does not say the runner's error gets it appended.
+    killed = {**crashed, "error": "BrokenProcessPool: a worker died"}
+    oom = {"phase": "Failed", "message": "runner container was killed by its memory limit"}
+    oom["conditions"] = [{"type": "Failed", "status": "True", "reason": "OOMKilled"}]
+    (event,) = kevents.transitions({"phase": "Running"}, {**oom, "runner": killed})
+    assert event == (
+        "Warning",
+        "OOMKilled",
+        "runner container was killed by its memory limit: "
+        "runner error: BrokenProcessPool: a worker died",
+    )
+    # Posted once: the same status again is no transition.
+    assert kevents.transitions({**oom, "runner": killed}, {**oom, "runner": killed}) == []

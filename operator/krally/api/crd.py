@@ -193,7 +193,21 @@ def _printer_columns() -> list[dict[str, Any]]:
             "Slowest recovery of the load after a hook firing (status.impact).",
         ),
         column("Age", ".metadata.creationTimestamp", "Time since creation.", "date"),
-        # `kubectl get bt -o wide` only.
+        # `kubectl get bt -o wide` only: the verdict's figures at a glance (the operator
+        # formats them once into status.display), then what ran and why the phase is so.
+        column(
+            "Failures",
+            ".status.display.failures",
+            "Failed iterations and their share, e.g. 32 (2.1%).",
+            priority=1,
+        ),
+        column("P95", ".status.display.p95", "95th percentile iteration duration.", priority=1),
+        column(
+            "Failed SLA",
+            ".status.display.failedSLA",
+            "Each failed SLA criterion against its limit, e.g. failure_rate 2.1% > 1%.",
+            priority=1,
+        ),
         column("Scenario", ".spec.scenario.name", "Scenario plugin.", priority=1),
         column("Message", ".status.message", "Why the phase is what it is.", priority=1),
     ]

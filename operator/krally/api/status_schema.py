@@ -353,7 +353,8 @@ STATUS_SCHEMA: Schema = _obj(
         "runnerJob": _str("Name of the Job that runs the load."),
         "progress": _PROGRESS,
         "display": _obj(
-            "Short strings for `kubectl get` columns.",
+            "Short strings for `kubectl get` columns (`-o wide` adds failures, p95 and the "
+            "failed SLA criteria), computed once by the operator.",
             {
                 "progress": _str("Iterations done/total, e.g. 750/1500."),
                 "hooks": _str("Hook firings succeeded/fired, e.g. 3/4."),
@@ -362,18 +363,35 @@ STATUS_SCHEMA: Schema = _obj(
                     "Slowest recovery after a hook firing, e.g. 2.4s; 'not recovered'; empty "
                     "without an impact analysis."
                 ),
+                "failures": _str(
+                    "Failed iterations so far, with their share once any failed, e.g. "
+                    "'32 (2.1%)'; empty before the load starts."
+                ),
+                "p95": _str(
+                    "95th percentile of the iteration durations, e.g. 0.012s; empty until the "
+                    "load's final summary."
+                ),
+                "failedSLA": _str(
+                    "The failed SLA criteria, each with what was measured against its limit, "
+                    "e.g. 'failure_rate 2.1% > 1%'; empty when every criterion passed or "
+                    "before the verdict. Bounded: '+N more' names how many did not fit."
+                ),
             },
         ),
         "arming": _ARMING,
         "hooks": _list("Per hook of spec.hooks, in the same order: its firings.", _HOOK),
         "sla": _list(
-            "SLA criteria results.",
+            "SLA criteria results (Rally's), in the order of spec.sla, then Rally's "
+            "pseudo-criteria (aborted_on_sla, aborted_manually, something_went_wrong).",
             _obj(
                 "One SLA criterion's result.",
                 {
                     "criterion": _str("SLA plugin name, e.g. failure_rate."),
                     "success": _bool("Whether the criterion passed."),
-                    "detail": _str("Human-readable detail, e.g. the measured value."),
+                    "detail": _str(
+                        "Rally's human-readable detail: the measured value against the limit, "
+                        "e.g. 'Failure rate criteria 0.00% <= 2.10% <= 1.00% - Failed'."
+                    ),
                 },
             ),
         ),

@@ -223,6 +223,27 @@ class FiringImpact(TypedDict, total=False):
     notes: list[str]
 
 
+class Display(TypedDict, total=False):
+    """``status.display``: short strings computed once by the operator for ``kubectl get``
+    columns (and the Argo CD health check, whose Lua has no string library to format them)."""
+
+    progress: str
+    hooks: str
+    sla: str
+    recovery: str
+    failures: str
+    p95: str
+    failedSLA: str
+
+
+class SLAResult(TypedDict):
+    """One SLA criterion's result, Rally's shape."""
+
+    criterion: str
+    success: bool
+    detail: str
+
+
 class TaskStatus(TypedDict, total=False):
     observedGeneration: int
     phase: Phase
@@ -233,10 +254,10 @@ class TaskStatus(TypedDict, total=False):
     finishedAt: str
     runnerJob: str
     progress: Progress
-    display: dict[str, str]
+    display: Display
     hooks: list[dict[str, Any]]
     arming: ArmingStatus
-    sla: list[dict[str, Any]]
+    sla: list[SLAResult]
     passSLA: bool
     result: dict[str, Any]
     runner: RunnerReport

@@ -79,24 +79,62 @@ def transitions(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str
                     )
                 )
     if new.get("passSLA") is not None and old.get("passSLA") is None:
-        if new["passSLA"]:
-            events.append((NORMAL, "SLAPassed", "every SLA criterion passed"))
-        else:
-            failed = [str(s.get("criterion")) for s in new.get("sla") or [] if not s.get("success")]
-            events.append((WARNING, "SLAFailed", "SLA failed: " + ", ".join(failed)))
+        events.append(sla_event(new))
     if new_phase in TERMINAL and old_phase != new_phase:
-        message = new.get("message") or new_phase
+        message = str(new.get("message") or new_phase)
         if new_phase == "Succeeded":
-            events.append((NORMAL, "Completed", message))
+            events.append((NORMAL, "Completed", _with_figures(message, new)))
         elif new_phase == "Aborted":
-            events.append((NORMAL, "Aborted", message))
+            events.append((NORMAL, "Aborted", _with_figures(message, new)))
         else:
             reason = next(
                 (c.get("reason") for c in new.get("conditions") or [] if c.get("type") == "Failed"),
                 "Failed",
             )
-            events.append((WARNING, reason or "Failed", message))
+            events.append((WARNING, reason or "Failed", _with_cause(message, new)))
     return events
+
+
+def _criterion_text(item: dict[str, Any]) -> str:
+    detail = " ".join(str(item.get("detail") or "").split())  # atomic details are multi-line
+    name = str(item.get("criterion") or "?")
+    return f"{name}: {detail}" if detail else name
+
+
+def sla_event(status: dict[str, Any]) -> tuple[str, str, str]:
+    """SLAPassed / SLAFailed with each criterion's detail (what was measured against which
+    limit), the failed ones only when it failed: `kubectl describe bt` tells why."""
+    sla = [s for s in status.get("sla") or [] if isinstance(s, dict)]
+    if status.get("passSLA"):
+        passed = "; ".join(_criterion_text(s) for s in sla)
+        return NORMAL, "SLAPassed", "every SLA criterion passed" + (f": {passed}" if passed else "")
+    failed = [_criterion_text(s) for s in sla if not s.get("success")]
+    return WARNING, "SLAFailed", "SLA failed: " + ("; ".join(failed) or "no criterion detail")
+
+
+def _with_figures(message: str, status: dict[str, Any]) -> str:
+    """The final message plus the run's figures from status.display (what `-o wide` shows)."""
+    shown = status.get("display") or {}
+    figures = [
+        f"{label} {shown[key]}"
+        for key, label in (
+            ("progress", "iterations"),
+            ("failures", "failures"),
+            ("p95", "p95"),
+            ("hooks", "hooks"),
+            ("sla", "SLA"),
+        )
+        if shown.get(key)
+    ]
+    return f"{message} ({', '.join(figures)})" if figures else message
+
+
+def _with_cause(message: str, status: dict[str, Any]) -> str:
+    """A failure's message with the runner's own error when the phase's message lacks it."""
+    error = str((status.get("runner") or {}).get("error") or "")
+    if error and error not in message:
+        return f"{message}: runner error: {error}"
+    return message
 
 
 def event_body(task: dict[str, Any], etype: str, reason: str, message: str) -> dict[str, Any]:
