@@ -110,35 +110,133 @@ def cmd_rbac(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from krally.results import cluster, rally
+    from krally.results import rally
 
-    try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
-    except OSError as exc:
-        raise TaskFileError(f"{args.file}: cannot read results: {exc.strerror}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        document = _yaml_task(text)  # `kubectl get bt NAME -o yaml`
-        if document is None:
-            raise TaskFileError(
-                f"{args.file}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}"
-            ) from None
-    if cluster.is_benchmark_task(document):
-        report = cluster.report_from_task(document)
-    elif isinstance(document, dict) and isinstance(document.get("tasks"), list):
-        report = rally.inline_extras(document)
-    else:
-        raise TaskFileError(
-            f"{args.file}: not a krally/Rally JSON report (no 'tasks' list) nor a BenchmarkTask"
-        )
+    _check_outputs(args)
+    report = _read_report(args)
     if args.json:
         out = rally.to_rally(report)
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    sys.stdout.write(render_report(report))
+    to_stdout = _write_outputs(report, args)
+    if not to_stdout:
+        sys.stdout.write(render_report(report))
     if args.json:
-        print(f"Rally JSON written to {args.json} (rally task import --file {args.json})")
+        print(
+            f"Rally JSON written to {args.json} (rally task import --file {args.json})",
+            file=err if to_stdout else sys.stdout,
+        )
     return _exit_code(report)
+
+
+def _read_report(args: argparse.Namespace) -> dict[str, Any]:
+    """krally's report shape from a results file, stdin, or a task in the cluster."""
+    from krally.results import cluster, rally
+
+    name = None if Path(args.file).exists() else _task_reference(args.file)
+    if name is not None:
+        from krally.kube.fetch import fetch_task
+
+        document: Any = fetch_task(name, args.namespace)
+        source = f"bt/{name}"
+    else:
+        if args.namespace:
+            raise TaskFileError(
+                f"{args.file}: -n/--namespace is for a task in the cluster (bt/NAME)"
+            )
+        source = args.file
+        try:
+            text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        except OSError as exc:
+            raise TaskFileError(f"{args.file}: cannot read results: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise TaskFileError(
+                f"{args.file}: not a krally/Rally results JSON (not text)"
+            ) from None
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            document = _yaml_task(text)  # `kubectl get bt NAME -o yaml`
+            if document is None:
+                raise TaskFileError(
+                    f"{args.file}:{exc.lineno}:{exc.colno}: malformed JSON (truncated?): {exc.msg}"
+                ) from None
+    try:
+        if cluster.is_benchmark_task(document):
+            phase = (document.get("status") or {}).get("phase") or "Pending"
+            if phase == "Pending":
+                raise TaskFileError(
+                    f"{source}: the task has not started (phase {phase}): no results yet"
+                )
+            return cluster.report_from_task(document)
+        if isinstance(document, dict) and isinstance(document.get("tasks"), list):
+            report = rally.inline_extras(document)
+            _check_report_shape(report)
+            return report
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise TaskFileError(
+            f"{source}: not a readable krally/Rally results document: {exc}"
+        ) from None
+    raise TaskFileError(
+        f"{source}: not a krally/Rally JSON report (no 'tasks' list) nor a BenchmarkTask"
+    )
+
+
+def _check_report_shape(report: dict[str, Any]) -> None:
+    for task in report["tasks"]:
+        for subtask in task["subtasks"]:
+            for workload in subtask["workloads"]:
+                if not isinstance(workload, dict):
+                    raise TypeError("a workload is not an object")
+
+
+def _task_reference(text: str) -> str | None:
+    try:
+        from krally.kube.fetch import task_reference
+    except ImportError:  # an engine-only install
+        return None
+    return task_reference(text)
+
+
+# (option, what it is, renderer module, its function)
+_OUTPUTS = (
+    ("html", "HTML report", "krally.results.html", "render_html"),
+    ("junit", "JUnit XML", "krally.results.junit", "render_junit"),
+    ("markdown", "Markdown summary", "krally.results.markdown", "render_markdown"),
+)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before any work: every output's folder exists, and the HTML report can be made."""
+    for option, _, _, _ in _OUTPUTS:
+        target = getattr(args, option, None)
+        if target and target != "-":
+            parent = Path(target).resolve().parent
+            if not parent.is_dir():
+                raise KrallyError(f"--{option} {target}: directory {parent} does not exist")
+    if getattr(args, "html", None):
+        from krally.results.html.assets import chart_library
+
+        chart_library()
+
+
+def _write_outputs(report: dict[str, Any], args: argparse.Namespace) -> bool:
+    """Write each requested report; True when one went to stdout (``-``)."""
+    # Once a report goes to stdout, the "written to" lines go to stderr (stdout stays clean).
+    to_stdout = any(getattr(args, option, None) == "-" for option, _, _, _ in _OUTPUTS)
+    for option, what, module, function in _OUTPUTS:
+        target = getattr(args, option, None)
+        if not target:
+            continue
+        text = getattr(importlib.import_module(module), function)(report)
+        if target == "-":
+            sys.stdout.write(text)
+            continue
+        try:
+            Path(target).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise KrallyError(f"--{option} {target}: cannot write: {exc.strerror}") from None
+        print(f"{what} written to {target}", file=err if to_stdout else sys.stdout)
+    return to_stdout
 
 
 def _yaml_task(text: str) -> Any:
@@ -158,6 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         parent = Path(args.json).resolve().parent
         if not parent.is_dir():
             raise KrallyError(f"--json {args.json}: directory {parent} does not exist")
+    _check_outputs(args)
     task = _load(args)
     for warning in task.warnings:
         _warn(f"{task.source}: {warning}")
@@ -215,10 +314,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(box["traceback"], file=err)
         return EXIT_RUN_ERROR
     report = box["report"]
-    # The warnings were printed on stderr before the run; the report is the same run's.
-    sys.stdout.write(render_report(report, show_warnings=False))
+    try:
+        to_stdout = _write_outputs(report, args)
+    except KrallyError as exc:  # the run's results are still printed below
+        _error(str(exc))
+        to_stdout = False
+    if not to_stdout:
+        # The warnings were printed on stderr before the run; the report is the same run's.
+        sys.stdout.write(render_report(report, show_warnings=False))
     if args.json:
-        print(f"Results written to {args.json}")
+        print(f"Results written to {args.json}", file=err if to_stdout else sys.stdout)
     return EXIT_INTERRUPTED if interrupted else _exit_code(report)
 
 
@@ -507,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop the load as soon as an SLA criterion fails",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    _output_options(run)
     task_command("validate", "check a task file and every plugin config", cmd_validate)
     task_command("convert", "print a Rally task file as BenchmarkTask YAML", cmd_convert)
     rbac = task_command(
@@ -528,7 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report",
         help="print the tables of a results file (krally run --json, Rally's JSON, or a "
-        "BenchmarkTask); --json converts it to Rally JSON",
+        "BenchmarkTask) or of a task in the cluster (bt/NAME); --html, --junit, --markdown "
+        "write reports, --json converts to Rally JSON",
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -536,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
         "file",
         metavar="RESULTS.json",
         help="krally's or Rally's JSON results, or a BenchmarkTask (kubectl get bt NAME -o "
-        "json|yaml); - reads stdin",
+        "json|yaml); - reads stdin; bt/NAME reads the task from the cluster (-n NS)",
     )
     report.add_argument(
         "--json",
@@ -544,9 +651,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the results as Rally JSON for `rally task import` (from a "
         "BenchmarkTask: no per-iteration data)",
     )
+    report.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        help="with bt/NAME: the task's namespace (default: the kubeconfig context's)",
+    )
+    _output_options(report)
     report.set_defaults(func=cmd_report)
     _register_cluster_commands(sub)
     return parser
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write a self-contained HTML report (charts, hook firings, impact) to FILE",
+    )
+    parser.add_argument(
+        "--junit",
+        metavar="FILE",
+        help="write JUnit XML to FILE: a testcase per SLA criterion and per hook firing",
+    )
+    parser.add_argument(
+        "--markdown",
+        metavar="FILE",
+        help="write a Markdown summary (for a pull request comment) to FILE",
+    )
+    parser.epilog = (
+        parser.epilog or ""
+    ) + "\nFILE - writes that report to stdout instead of the tables.\n"
 
 
 def _register_cluster_commands(sub: Any) -> None:

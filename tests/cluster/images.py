@@ -111,6 +111,7 @@ class Builder:
         return key, Archive(BASE_REF, archive)
 
     def krally(self, base_key: str, base: Archive) -> tuple[str, Archive]:
+        charts = chart_library_dir()  # before the key: vendor/ is part of the sources
         sources = [REPO_ROOT / "Dockerfile", REPO_ROOT / "pyproject.toml", REPO_ROOT / "README.md"]
         sources += _tree(REPO_ROOT / "operator")
         sources += [REPO_ROOT / "scripts" / "build-control-plane.sh"]
@@ -123,6 +124,9 @@ class Builder:
                 kubectl_dir = Path(tmp) / "kubectl"
                 kubectl_dir.mkdir()
                 shutil.copy2(self.kubectl, kubectl_dir / "kubectl")
+                # The chart library as scripts/fetch-chart-lib installed it (hash checked).
+                charts_dir = Path(tmp) / "chart-library"
+                shutil.copytree(charts, charts_dir / "vendor")
                 pip_conf = Path(tmp) / "pip.conf"
                 pip_conf.write_text("[global]\nno-index = true\nfind-links = /wheels\n")
                 self._load(base)
@@ -135,6 +139,7 @@ class Builder:
                     build_args={"PYTHON_IMAGE": BASE_REF},
                     extra=[
                         f"--build-context=kubectl={kubectl_dir}",
+                        f"--build-context=chart-library={charts_dir}",
                         f"--volume={wheels}:/wheels:ro",
                         f"--volume={pip_conf}:/etc/pip.conf:ro",
                     ],
@@ -352,6 +357,15 @@ def debian_mirror() -> str:
             if len(parts) >= 3 and parts[0] == "deb" and "security" not in parts[1]:
                 return parts[2] if parts[1].startswith("[") else parts[1]
     raise ImageError("no Debian mirror found in /etc/apt/sources.list(.d) for debootstrap")
+
+
+def chart_library_dir() -> Path:
+    """krally/results/html/vendor, fetched (npm pack, hash checked) when missing."""
+    sys.path.insert(0, str(REPO_ROOT / "operator"))
+    from krally.results.html import assets
+
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "fetch-chart-lib")], check=True)
+    return assets.VENDOR_DIR
 
 
 def _tree(root: Path) -> list[Path]:

@@ -9,17 +9,7 @@ import pytest
 from tests import bad_tasks
 from tests.bad_tasks import CRD_REFUSED, GOOD_SPEC, WEBHOOK_REFUSED, Bad
 
-from krally.api import crd
-
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def crd_installed(cluster):
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.render_yaml()
-    )
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
 
 
 def _apply(cluster, namespace: str, name: str, spec: dict):

@@ -6,12 +6,12 @@ import xml.etree.ElementTree as ET
 from typing import Any, ClassVar
 
 import pytest
+from tests.reports import event_hook, run_report
 
 from krally.results import cluster, rally
 from krally.results.junit import output_text, render_junit, xml_safe
 from krally.task import hook
-from krally.task.engine import run_task
-from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
+from krally.task.spec import WorkloadSpec
 
 # What XML 1.0 cannot hold (NUL, ESC, BEL, a lone surrogate) next to what it must escape.
 NASTY = 'nul \x00 esc \x1b[31m bel \x07 lone \ud800 <tag> & "quoted" ]]> end'
@@ -28,15 +28,6 @@ class NastyHook(hook.Hook):
         self.set_error(exception_name="Nasty<&>", description=self.config, details="trace\x08")
 
 
-def _event(action: str, args: Any, at: list[int]) -> HookSpec:
-    return HookSpec(
-        action_name=action,
-        action_args=args,
-        trigger_name="event",
-        trigger_args={"unit": "iteration", "at": at},
-    )
-
-
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     # Iterations 3 and 4 of 10 fail: failure_rate fails, max_seconds_per_iteration passes.
@@ -47,13 +38,13 @@ def report() -> dict[str, Any]:
         runner_args={"times": 10, "concurrency": 1},
         sla={"failure_rate": {"max": 0}, "max_seconds_per_iteration": 10},
         hooks=(
-            _event("sys_call", "/bin/echo hello", [2]),
-            _event("sys_call", "/bin/false", [5, 50]),  # fails at 5, never reaches 50
-            _event("test_report_junit_nasty", NASTY, [3]),
+            event_hook("sys_call", "/bin/echo hello", [2]),
+            event_hook("sys_call", "/bin/false", [5, 50]),  # fails at 5, never reaches 50
+            event_hook("test_report_junit_nasty", NASTY, [3]),
         ),
     )
     crashing = WorkloadSpec(scenario_name="Dummy.dummy", runner_type="no_such_runner")
-    return run_task(TaskSpec(title="junit-demo", workloads=(failing, crashing)))
+    return run_report(failing, crashing, title="junit-demo")
 
 
 def _suites(xml: str) -> list[ET.Element]:

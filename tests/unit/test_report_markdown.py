@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 
 import pytest
 from markdown_it import MarkdownIt
+from tests.reports import event_hook, run_report
 
 from krally.results import cluster
 from krally.results.markdown import CELL_LIMIT, GITHUB_LIMIT, MAX_CHARS, render_markdown
 from krally.task import hook
-from krally.task.engine import run_task
-from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
+from krally.task.spec import WorkloadSpec
 
 # Markup, HTML, a mention, pipes, backticks and newlines, in a long message.
 LOUD = "boom | *bold* <script>alert(1)</script> @octocat ``tick`` [x](http://e)\nline two " * 50
@@ -28,17 +28,8 @@ class LoudHook(hook.Hook):
         self.set_error(exception_name="LoudError", description=self.config, details="")
 
 
-def _event(action: str, args: Any, at: list[int]) -> HookSpec:
-    return HookSpec(
-        action_name=action,
-        action_args=args,
-        trigger_name="event",
-        trigger_args={"unit": "iteration", "at": at},
-    )
-
-
 def _run(*workloads: WorkloadSpec, title: str = "md-demo") -> dict[str, Any]:
-    return run_task(TaskSpec(title=title, workloads=workloads))
+    return run_report(*workloads, title=title)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +43,9 @@ def failed() -> dict[str, Any]:
             runner_args={"times": 10, "concurrency": 1},
             sla={"failure_rate": {"max": 0}, "max_seconds_per_iteration": 10},
             hooks=(
-                _event("sys_call", "/bin/echo 'a|b'", [2]),
-                _event("sys_call", "/bin/false", [5, 50]),
-                _event("test_report_markdown_loud", LOUD, [6]),
+                event_hook("sys_call", "/bin/echo 'a|b'", [2]),
+                event_hook("sys_call", "/bin/false", [5, 50]),
+                event_hook("test_report_markdown_loud", LOUD, [6]),
             ),
         )
     )

@@ -161,7 +161,12 @@ def report_from_task(obj: dict[str, Any]) -> dict[str, Any]:
         "warnings": list(summary.get("warnings") or []),
         "aborted": aborted,
         "timeline": list(result.get("timeline") or summary.get("timeline") or []),
+        "timeline_start": _epoch(summary.get("timelineStart")),
+        "histogram": list(summary.get("histogram") or []),
     }
+    impact = _impact(runner_status.get("impact"))
+    if impact is not None:
+        workload["impact"] = impact
     if runner_status.get("error") and runner_status.get("state") == "Error":
         workload["error"] = ["RunnerError", str(runner_status["error"]), ""]
     task_status = {
@@ -204,6 +209,33 @@ def report_from_task(obj: dict[str, Any]) -> dict[str, Any]:
             }
         ],
     }
+
+
+def _impact(entries: Any) -> list[dict[str, Any]] | None:
+    """``status.runner.impact`` (RFC 3339, windows in seconds from the hook's start) → the
+    engine's shape (epoch times, windows with ``start``/``end``)."""
+    if not isinstance(entries, list):
+        return None
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        item = dict(entry)
+        started = _epoch(entry.get("startedAt"))
+        item["startedAt"] = started
+        item["finishedAt"] = _epoch(entry.get("finishedAt"))
+        for name in ("baseline", "during", "after"):
+            window = entry.get(name)
+            if not isinstance(window, dict):
+                continue
+            window = dict(window)
+            if started is not None:
+                for key, out_key in (("fromSeconds", "start"), ("toSeconds", "end")):
+                    if isinstance(window.get(key), int | float):
+                        window[out_key] = started + window.pop(key)
+            item[name] = window
+        out.append(item)
+    return out
 
 
 def _is_uuid(value: str) -> bool:

@@ -88,7 +88,15 @@ WORKLOAD_KEYS = (
 )
 HOOK_RESULT_KEYS = ("started_at", "finished_at", "triggered_by", "status", "error", "output")
 # Workload keys krally adds that the extras keep (anything else unknown is dropped).
-WORKLOAD_EXTRAS = ("warnings", "aborted", "timeline", "error", "impact")
+WORKLOAD_EXTRAS = (
+    "warnings",
+    "aborted",
+    "timeline",
+    "timeline_start",
+    "histogram",
+    "error",
+    "impact",
+)
 HOOK_EXTRAS = ("unreached", "unreached_count", "trigger_error")
 
 
@@ -304,10 +312,12 @@ def inline_extras(document: dict[str, Any]) -> dict[str, Any]:
         task.update(task_extras.get(str(task.get("uuid")), {}))
         for subtask in task.get("subtasks") or []:
             for workload in subtask.get("workloads") or []:
-                workload.pop("data", None)
+                data = workload.pop("data", None)
                 extras = dict(workload_extras.get(str(workload.get("uuid")), {}))
                 hook_extras = extras.pop("hooks", [])
                 workload.update(extras)
+                if "timeline" not in workload and isinstance(data, list) and data:
+                    workload.update(_charts_from_data(data))  # Rally's own JSON
                 if "scenario" not in workload and "name" in workload:
                     workload["scenario"] = {workload["name"]: workload.get("args") or {}}
                 runner, runner_type = workload.get("runner"), workload.get("runner_type")
@@ -316,6 +326,21 @@ def inline_extras(document: dict[str, Any]) -> dict[str, Any]:
                 for index, hook in enumerate(workload.get("hooks") or []):
                     _inline_hook(hook, hook_extras[index] if index < len(hook_extras) else {})
     return report
+
+
+def _charts_from_data(data: list[Any]) -> dict[str, Any]:
+    """The timeline and histogram krally keeps, from Rally's per-iteration records."""
+    from krally.task.stats import WorkloadStats
+
+    stats = WorkloadStats()
+    for record in data:
+        if isinstance(record, dict) and isinstance(record.get("timestamp"), int | float):
+            stats.add({**record, "duration": _float(record.get("duration"))})
+    return {
+        "timeline": stats.timeline(),
+        "timeline_start": stats.timeline_start,
+        "histogram": stats.durations.bins(),
+    }
 
 
 def _inline_hook(hook: dict[str, Any], extras: dict[str, Any]) -> None:

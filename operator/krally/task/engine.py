@@ -297,6 +297,8 @@ def run_workload(
         "warnings": warnings,
         "aborted": aborted_manually or consumer.aborted_on_sla,
         "timeline": consumer.stats.timeline(),
+        "timeline_start": consumer.stats.timeline_start,
+        "histogram": consumer.stats.durations.bins(),
     }
     result.update(_durations(consumer.stats, consumer))
     if impact is not None:

@@ -123,6 +123,25 @@ class LogHistogram:
             "avg": self.mean,
         }
 
+    def bins(self, max_bins: int = 40) -> list[list[float]]:
+        """The distribution as at most ``max_bins`` ``[low, high, count]`` bins, adjacent
+        buckets merged evenly on the log scale (what a histogram chart draws)."""
+        keys = sorted(self._buckets)
+        if not keys:
+            return [[0.0, 0.0, self.zeros]] if self.zeros else []
+        per_bin = max(1, math.ceil((keys[-1] - keys[0] + 1) / max_bins))
+        out: list[list[float]] = [[0.0, 0.0, self.zeros]] if self.zeros else []
+        merged: dict[int, int] = {}
+        for key in keys:
+            slot = (key - keys[0]) // per_bin
+            merged[slot] = merged.get(slot, 0) + self._buckets[key]
+        for slot in sorted(merged):
+            first = keys[0] + slot * per_bin
+            low = max(self._gamma ** (first - 1), self.min)
+            high = min(self._gamma ** (first + per_bin - 1), self.max)
+            out.append([low, high, merged[slot]])
+        return out
+
     def __len__(self) -> int:
         """Buckets in use (what the memory is proportional to)."""
         return len(self._buckets) + (1 if self.zeros else 0)
@@ -254,6 +273,11 @@ class WorkloadStats:
             self._points = merged
 
     # -- output -------------------------------------------------------------------------------
+
+    @property
+    def timeline_start(self) -> float | None:
+        """Epoch the timeline's offsets count from (the first record's start)."""
+        return self._origin
 
     @property
     def load_duration(self) -> float:
