@@ -211,6 +211,12 @@ def _impact_table(w: dict[str, Any]) -> str:
     return "<h3>Disruption impact</h3>" + _table(headers, rows, "impact")
 
 
+_IMPACT_CAPTION = (
+    "; impact windows shaded (baseline grey, during red, after green), each with its p95 as a "
+    "bold step"
+)
+
+
 def _workload(w: dict[str, Any], prefix: str) -> str:
     title = f"#{w['position'] + 1 if isinstance(w['position'], int) else ''} {w['scenario']}"
     description = f"<p>{_e(w['description'])}</p>" if w["description"] else ""
@@ -222,7 +228,7 @@ def _workload(w: dict[str, Any], prefix: str) -> str:
         f"<figure><figcaption>Load profile: iterations/s and failures/s</figcaption>"
         f'<div class="chart" data-chart="load" data-workload="{prefix}"></div></figure>'
         f"<figure><figcaption>Duration over time (median, p95); hook firings marked"
-        f"{', impact windows shaded' if w['impact'] else ''}</figcaption>"
+        f"{_IMPACT_CAPTION if w['impact'] else ''}</figcaption>"
         f'<div class="chart" data-chart="duration" data-workload="{prefix}"></div></figure>'
         f"<figure><figcaption>Duration histogram</figcaption>"
         f'<div class="chart" data-chart="histogram" data-workload="{prefix}"></div></figure>'

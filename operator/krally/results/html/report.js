@@ -78,6 +78,7 @@
         draw: function (u) {
           var ctx = u.ctx;
           ctx.save();
+          if (u.series[1].label === "median") drawWindowP95(u, workload);
           ctx.setLineDash([6, 4]);
           ctx.lineWidth = 1.5 * devicePixelRatio;
           workload.firings.forEach(function (f) {
@@ -93,6 +94,37 @@
         },
       },
     };
+  }
+
+  // Each impact window's p95 as a step over its span: the timeline's per-second points can
+  // hide a sub-second disruption; the windows (resolutionSeconds apart) do not.
+  var STEPS = { baseline: "#4b5563", during: "#b91c1c", after: "#15803d" };
+  function drawWindowP95(u, workload) {
+    var ctx = u.ctx;
+    ctx.lineWidth = 3 * devicePixelRatio;
+    workload.impact.forEach(function (entry) {
+      ["baseline", "during", "after"].forEach(function (name) {
+        var w = entry[name];
+        if (!w || w.from == null || w.to == null || w.p95 == null) return;
+        var y = u.valToPos(w.p95, "y", true);
+        ctx.strokeStyle = STEPS[name];
+        ctx.beginPath();
+        ctx.moveTo(u.valToPos(w.from, "x", true), y);
+        ctx.lineTo(u.valToPos(w.to, "x", true), y);
+        ctx.stroke();
+      });
+    });
+  }
+
+  function yMax(values, workload) {
+    var top = 0;
+    values.forEach(function (v) { if (v != null && v > top) top = v; });
+    workload.impact.forEach(function (e) {
+      ["baseline", "during", "after"].forEach(function (n) {
+        if (e[n] && e[n].p95 != null && e[n].p95 > top) top = e[n].p95;
+      });
+    });
+    return top > 0 ? top * 1.1 : 1;
   }
 
   function xRange(workload) {
@@ -137,11 +169,15 @@
     var t = w.timeline;
     if (!t.offset.length) return empty(el, "No iterations.");
     var range = xRange(w);
+    var top = yMax(t.p95.concat(t.median), w);
     return new uPlot(
       {
         width: width(el),
         height: 300,
-        scales: { x: { time: false, range: function () { return range; } } },
+        scales: {
+          x: { time: false, range: function () { return range; } },
+          y: { range: function () { return [0, top]; } },
+        },
         axes: [
           { label: "seconds into the load" },
           { label: "duration", size: 70, values: secondsAxis },
