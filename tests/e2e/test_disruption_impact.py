@@ -9,8 +9,13 @@ measured recovery. Draining the node the runner itself runs on is refused.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import yaml
@@ -105,6 +110,36 @@ def test_a_killed_replica_shows_in_the_impact_and_the_load_recovers(
     # What `kubectl get bt` shows: the slowest recovery.
     assert status["display"]["recovery"] == f"{impact['recoverySeconds']:.1f}s"
     assert get_task(cluster, ns, name)["status"]["runner"]["impact"] == [impact]
+
+    # The reports from the task in the cluster: the firing marked, its windows on the load's
+    # axis, a JUnit testcase per SLA criterion and firing, the Markdown summary.
+    html, junit = tmp_path / "report.html", tmp_path / "report.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "krally", "report", "-n", ns, f"bt/{name}", "--html", str(html),
+         "--junit", str(junit), "--markdown", "-"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Markdown on stdout, alone (the "written to" lines on stderr); `_` escaped in text.
+    assert done.stdout.startswith("## ") and "HTML report written" in done.stderr
+    markdown = done.stdout.replace("\\_", "_")
+    assert "disruption_impact" in markdown and "#1 kube.pod_kill" in markdown
+    page = html.read_text()
+    data = json.loads(re.search(r'id="krally-data">(.*?)</script>', page).group(1))
+    (workload,) = data["tasks"][0]["workloads"]
+    (firing,) = workload["firings"]
+    (entry,) = workload["impact"]
+    assert 0 < firing["offset"] <= entry["offset"] < workload["loadDuration"]
+    assert entry["during"]["from"] == pytest.approx(
+        entry["offset"] + during["fromSeconds"], abs=0.01
+    )
+    assert sum(workload["timeline"]["count"]) == status["result"]["iterations"]
+    assert sum(b[2] for b in workload["histogram"]) == status["result"]["iterations"]
+    cases = ElementTree.parse(junit).getroot().iter("testcase")
+    names = [case.get("name") or "" for case in cases]
+    assert any("disruption_impact" in n for n in names), names
+    assert any("kube.pod_kill" in n for n in names), names
 
 
 def test_draining_the_runners_own_node_is_refused(
