@@ -43,3 +43,19 @@ HOOKS_ALLOWED: Final = "allowed"
 CHILD_PREFIX: Final = "krally-"
 # Reason of a task Failed because a name it needs is taken by an object it does not own.
 REASON_NAME_CONFLICT: Final = "NameConflict"
+
+# -- BenchmarkSchedule: makes BenchmarkTasks from a cron schedule, like CronJob makes Jobs -------
+SCHEDULE_KIND: Final = "BenchmarkSchedule"
+SCHEDULE_LIST_KIND: Final = f"{SCHEDULE_KIND}List"
+SCHEDULE_PLURAL: Final = "benchmarkschedules"
+SCHEDULE_SINGULAR: Final = "benchmarkschedule"
+SCHEDULE_SHORT_NAMES: Final = ("bs",)
+SCHEDULE_CRD_NAME: Final = f"{SCHEDULE_PLURAL}.{GROUP}"
+# On every task a schedule made: the schedule's name (cut and hashed past 63 characters, see
+# krally.schedule.naming.label_value), so its tasks can be listed by label.
+LABEL_SCHEDULE: Final = "krally.dev/schedule"
+# On a task a schedule made for a slot: the slot (RFC 3339, UTC), so status.active[] and the
+# history can be rebuilt from the tasks alone after a restart.
+ANNOTATION_SCHEDULED_TIME: Final = "krally.dev/scheduled-time"
+# On a schedule: a new value starts one task now (GitOps reruns); copied to that task.
+ANNOTATION_RUN_NOW: Final = "krally.dev/run-now"
