@@ -64,8 +64,12 @@ class Operator:
         }
         handle = self.log.open("ab")
         watch = [arg for namespace in self.watch for arg in ("-n", namespace)]
+        # Several host operators at once: no metrics unless a test asks for a port.
+        metrics = (
+            [] if any(a.startswith("--metrics-port") for a in self.args) else ["--metrics-port=0"]
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "krally", "operator", *watch, *self.args],
+            [sys.executable, "-m", "krally", "operator", *watch, *metrics, *self.args],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,

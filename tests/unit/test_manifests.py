@@ -69,6 +69,7 @@ def test_kustomize_renders_the_install():
         ("Role", "krally-operator-webhook"),
         ("RoleBinding", "krally-operator-leader"),
         ("RoleBinding", "krally-operator-webhook"),
+        ("Service", "krally-operator-metrics"),
         ("Service", "krally-webhook"),
         ("ServiceAccount", "krally-operator"),
     ]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from krally.kube.operator.leader import Leadership
+    from krally.kube.operator.metrics import OperatorMetrics
     from krally.kube.operator.settings import Settings
 
 
@@ -46,11 +47,12 @@ def cmd_operator(args: argparse.Namespace) -> int:
     kopf.configure(verbose=args.verbose, debug=args.debug, quiet=not args.verbose)
     # kopf's per-event lines stay quiet; krally's own (Jobs created, phases) are always logged.
     logging.getLogger("krally").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    metrics = _serve_metrics(args.metrics_port)
     # The operator's own namespace: where the webhook's Service and certificate Secret live.
     own = os.environ.get("KRALLY_NAMESPACE") or _own_namespace() or "default"
     # Without leader election this process leads from the start.
     leadership = Leadership(leading=not settings.leader_elect)
-    handlers.register(settings, namespace=own, leadership=leadership)
+    handlers.register(settings, namespace=own, leadership=leadership, metrics=metrics)
 
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
@@ -65,6 +67,44 @@ def cmd_operator(args: argparse.Namespace) -> int:
         kopf.run(standalone=args.standalone, **options)
         return 0
     return _run_leader_elected(settings, options, namespaces, leadership)
+
+
+def _serve_metrics(port: int | None) -> OperatorMetrics | None:
+    """The operator's metrics, served on ``port`` (None: the default port, 0: none). A port
+    asked for must be free (else the operator stops with a one-line error); the default one,
+    when taken (a second operator on the same host), only costs a warning."""
+    import prometheus_client
+
+    from krally.kube import metrics as kmetrics
+    from krally.kube.operator.metrics import OperatorMetrics
+
+    chosen = kmetrics.OPERATOR_PORT if port is None else port
+    if chosen == 0:
+        return None
+    # No `*_created` series: a process-wide switch, set by the process' own entry point.
+    prometheus_client.disable_created_metrics()
+    metrics = OperatorMetrics()
+    try:
+        kmetrics.serve(metrics.registry, chosen)
+    except kmetrics.MetricsPortError as exc:
+        if port is not None:
+            raise SystemExit(f"krally operator: {exc} (--metrics-port=0: no metrics)") from None
+        logging.getLogger("krally").warning(
+            "%s: no metrics (--metrics-port chooses another port)", exc
+        )
+        return None
+    logging.getLogger("krally").info("metrics at http://0.0.0.0:%d%s", chosen, kmetrics.PATH)
+    return metrics
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0-65535): {text!r}")
+    return value
 
 
 def _run_leader_elected(
@@ -172,6 +212,14 @@ def register(sub: Any) -> None:
         metavar="URL",
         default=None,
         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz",
+    )
+    op.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        default=None,
+        help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics (default 8000, skipped "
+        "with a warning when taken; a port given here must be free; 0: no metrics)",
     )
     op.add_argument("--image", help="default runner and hook image (else $KRALLY_IMAGE)")
     op.add_argument("--hook-timeout", type=int, help="default hook timeout in seconds (else 600)")

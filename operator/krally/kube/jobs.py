@@ -33,6 +33,8 @@ from krally.api.names import (
 )
 from krally.kube.armedpod import DEFAULT_MAX_DELAY, DISARMED_EXIT, READY_PORT
 from krally.kube.firingsignal import SIGNAL_PORT
+from krally.kube.metrics import PORT_NAME as METRICS_PORT_NAME
+from krally.kube.metrics import RUNNER_PORT as RUNNER_METRICS_PORT
 from krally.kube.operator.settings import Settings
 
 MAX_NAME = 63
@@ -369,7 +371,11 @@ def runner_job(task: dict[str, Any], settings: Settings, armed_pods: int = 0) ->
             *({"name": k, "value": v} for k, v in settings.extra_env.items()),
             *(user_env_var(e) for e in pod.get("env") or []),
         ],
-        "ports": [{"name": "signal", "containerPort": SIGNAL_PORT}],
+        "ports": [
+            {"name": "signal", "containerPort": SIGNAL_PORT},
+            # The load's live metrics (kube/runnermetrics.py), scraped by the PodMonitor.
+            {"name": METRICS_PORT_NAME, "containerPort": RUNNER_METRICS_PORT},
+        ],
     }
     if pod.get("resources"):
         container["resources"] = pod["resources"]

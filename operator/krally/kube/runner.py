@@ -18,13 +18,16 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from krally.api import names
 from krally.api.times import rfc3339
 from krally.api.types import hook_error, rally_result
 from krally.kube import podsignals
 from krally.kube.throttle import write_delay
+
+if TYPE_CHECKING:
+    from krally.kube.runnermetrics import RunnerMetrics
 
 log = logging.getLogger("krally.runner")
 
@@ -332,6 +335,11 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     atomics = stats.get("atomics") if isinstance(stats, dict) else None
     if isinstance(atomics, list):
         summary["atomics"] = atomics[:50]
+    # The HTML report's histogram (at most 40 bins) and the timeline's origin (epoch).
+    if isinstance(result.get("histogram"), list):
+        summary["histogram"] = result["histogram"][:60]
+    if isinstance(result.get("timeline_start"), int | float):
+        summary["timelineStart"] = result["timeline_start"]
     timeline = result.get("timeline")
     if isinstance(timeline, list):
         summary["timeline"] = timeline[-MAX_TIMELINE:]
@@ -499,10 +507,12 @@ def main(
     patch_fn: Any = None,
     period: float | None = None,
     read_task: Any = None,
+    metrics: RunnerMetrics | None = None,
 ) -> int:
     """Run the task's workload; returns the exit code (0 finished, 1 aborted/error).
     ``patch_fn`` and ``read_task`` default to the task's API (given a ``patch_fn``, the hook
-    results are read only through ``read_task``)."""
+    results are read only through ``read_task``). ``metrics`` default: served on the pod's
+    metrics port in a pod, none elsewhere."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = spec if spec is not None else json.loads(os.environ["KRALLY_SPEC"])
     namespace = namespace or os.environ["KRALLY_TASK_NAMESPACE"]
@@ -527,9 +537,11 @@ def main(
         stop_reason.append(signal.Signals(signum).name)
         abort.set()
 
+    if metrics is None:
+        metrics = _metrics_server(name)
     try:
         with podsignals.handling(on_signal, signal.SIGTERM, signal.SIGINT):
-            return _run(spec, writer, abort, stop_reason, read_task)
+            return _run(spec, writer, abort, stop_reason, read_task, metrics)
     finally:
         sys.setswitchinterval(previous_interval)
 
@@ -548,6 +560,27 @@ def _signal_server() -> Any:
         return None
 
 
+def _metrics_server(task: str) -> RunnerMetrics | None:
+    """The load's live metrics, served on RUNNER_PORT in a pod (KRALLY_POD_IP set, as for the
+    signal); None elsewhere or when the port cannot be had: the load matters more than its
+    metrics, and its results are in the status either way."""
+    if not os.environ.get("KRALLY_POD_IP"):
+        return None
+    from krally.kube import metrics as kmetrics
+
+    try:
+        # prometheus_client: a task's own runner image may lack it.
+        from krally.kube.runnermetrics import RunnerMetrics
+
+        metrics = RunnerMetrics(task)
+        kmetrics.serve(metrics.registry, kmetrics.RUNNER_PORT)
+    except (ImportError, kmetrics.MetricsPortError) as exc:
+        log.warning("no metrics: %s", exc)
+        return None
+    log.info("metrics at :%d%s", kmetrics.RUNNER_PORT, kmetrics.PATH)
+    return metrics
+
+
 def final_write_deadline(spec: dict[str, Any], started: float) -> float:
     """Monotonic time until which the final status write is retried: the runner Job's own
     deadline (spec.runnerPod.timeoutSeconds, counted from ``started``, monotonic), else
@@ -564,6 +597,7 @@ def _run(
     abort: threading.Event,
     stop_reason: list[str],
     read_task: Any = None,
+    metrics: RunnerMetrics | None = None,
 ) -> int:
     """The load and its status writes, under main()'s signal handlers."""
     started_mono = time.monotonic()
@@ -593,6 +627,8 @@ def _run(
         if progress.total is not None:
             value["total"] = progress.total
         writer.update(progress=value)
+        if metrics is not None:
+            metrics.tick()
 
     try:
         workload = workload_from_spec(spec)
@@ -602,6 +638,8 @@ def _run(
             on_progress=on_progress,
             abort=abort,
             abort_on_sla_failure=bool(spec.get("abortOnSLAFailure")),
+            # Every finished iteration, one call at a time: the live metrics' only feed.
+            on_record=metrics.record if metrics is not None else None,
         )
     except Exception as exc:
         log.exception("runner failed")

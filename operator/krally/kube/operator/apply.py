@@ -31,6 +31,7 @@ from krally.api.names import ROLE_HOOK
 from krally.api.times import rfc3339
 from krally.api.types import hook_error
 from krally.kube import events as kevents
+from krally.kube.operator.metrics import OperatorMetrics
 from krally.kube.operator.planner import (
     Abort,
     Action,
@@ -123,12 +124,22 @@ class RetryPolicy:
             return attempts >= FORBIDDEN_PATIENCE
         return isinstance(status, int) and status in _PERMANENT_STATUS
 
-    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def run(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_error: Callable[[Callable[..., Any], BaseException], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``fn(*args, **kwargs)`` off the event loop, retried while transient; ``on_error``
+        hears of every failed attempt (the metrics count them)."""
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         for delay in (*self.delays, None):
             try:
                 return await asyncio.to_thread(fn, *args, **kwargs)
             except Exception as exc:
+                if on_error is not None:
+                    on_error(fn, exc)
                 if delay is None or not self.transient(exc):
                     raise
                 wait = self.rng.uniform(delay / 2, delay)
@@ -205,13 +216,19 @@ class Applier:
         cancel_later: Callable[[Key], None],
         spawn: Callable[[Coroutine[Any, Any, Any]], None],
         kick: Callable[[Key], None] | None = None,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.api = api
         self.policy = policy or RetryPolicy()
+        self.metrics = metrics or OperatorMetrics()
         self._later = later
         self._cancel_later = cancel_later
         self._spawn = spawn
         self._kick = kick or (lambda key: later(key, 0))
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Every API call of the applier: the retry policy, each failure counted."""
+        return await self.policy.run(fn, *args, on_error=self.metrics.api_error, **kwargs)
 
     def _verb(self, verb: str, kind: str) -> Callable[..., Any]:
         api, resource = {
@@ -228,13 +245,13 @@ class Applier:
         taken by an object this task controls (a retried or restarted create). Raises
         :class:`NameConflict` when the name is taken by anything else."""
         try:
-            reply = await self.policy.run(self._verb("create", kind), namespace, body)
+            reply = await self._call(self._verb("create", kind), namespace, body)
         except Exception as exc:
             if _status_code(exc) != 409:
                 raise
             name = body["metadata"]["name"]
             existing: Obj = self.api.to_dict(
-                await self.policy.run(self._verb("read", kind), name, namespace)
+                await self._call(self._verb("read", kind), name, namespace)
             )
             if controller_uid(existing) != controller_uid(body):
                 raise NameConflict(kind, name, _owner_text(existing)) from None
@@ -245,9 +262,7 @@ class Applier:
     async def read_service_account(self, namespace: str, name: str) -> Obj | None:
         """The ServiceAccount ``name`` (for admission), None when there is none."""
         try:
-            reply = await self.policy.run(
-                self.api.core.read_namespaced_service_account, name, namespace
-            )
+            reply = await self._call(self.api.core.read_namespaced_service_account, name, namespace)
         except Exception as exc:
             if _status_code(exc) == 404:
                 return None
@@ -265,9 +280,7 @@ class Applier:
             preconditions=V1Preconditions(uid=uid) if uid else None,
         )
         try:
-            await self.policy.run(
-                self.api.batch.delete_namespaced_job, name, namespace, body=options
-            )
+            await self._call(self.api.batch.delete_namespaced_job, name, namespace, body=options)
         except Exception as exc:
             code = _status_code(exc)
             if code == 409:  # the precondition failed: the name is someone else's now
@@ -282,7 +295,7 @@ class Applier:
         if action.uid:
             body["metadata"] = {"uid": action.uid}
         try:
-            await self.policy.run(self.api.batch.patch_namespaced_job, action.job, namespace, body)
+            await self._call(self.api.batch.patch_namespaced_job, action.job, namespace, body)
         except Exception as exc:
             # Gone or not ours: nothing to time. Refused (e.g. RBAC without patch): the pod's
             # own timer still enforces the timeout; only a pod that never runs stays pending.
@@ -326,7 +339,7 @@ class Applier:
                 self._later(key, action.delay)
             elif isinstance(action, WriteStatus):
                 self._cancel_later(key)
-                await self.write_status(task, memory, action)
+                await self.write_status(task, memory, action, key)
         if replan:  # a hook's name conflict: no watch event will come, plan its result now
             self._later(key, 0.0)
 
@@ -389,6 +402,8 @@ class Applier:
         memory.failures.pop(action.name if action.role == ROLE_HOOK else RUNNER_KEY, None)
         if action.name in memory.created:
             memory.created[action.name] = reply
+        if new and action.firing is not None:
+            self.metrics.hook_job_created(action.firing)  # created on its firing: the lag
         if action.firing is None:
             log.info("created %s Job %s/%s", action.role, namespace, action.name)
             return False
@@ -418,9 +433,9 @@ class Applier:
         log.error("%s/%s: %s", key[0], key[1], memory.runner_refused)
         self._kick(key)  # the status records it
 
-    async def write_status(self, task: Obj, memory: Memory, action: WriteStatus) -> None:
+    async def write_status(self, task: Obj, memory: Memory, action: WriteStatus, key: Key) -> None:
         meta = task["metadata"]
-        reply = await self.policy.run(
+        reply = await self._call(
             self.api.custom.patch_namespaced_custom_object_status,
             names.GROUP,
             names.VERSION,
@@ -430,6 +445,7 @@ class Applier:
             {"status": action.patch},
         )
         memory.last_write = time.monotonic()
+        self.metrics.status_written(key, task, action.patch)
         if "phase" in action.patch:
             log.info(
                 "%s/%s: %s: %s",

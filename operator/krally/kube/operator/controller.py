@@ -18,6 +18,7 @@ from typing import Any
 from krally.kube.operator import admission, planner
 from krally.kube.operator.apply import Applier, NameConflict, RetryPolicy
 from krally.kube.operator.leader import Leadership
+from krally.kube.operator.metrics import OperatorMetrics
 from krally.kube.operator.planner import CreateJob, Key, Memory
 from krally.kube.operator.queue import WorkQueue
 from krally.kube.operator.settings import Settings
@@ -38,12 +39,16 @@ class Controller:
         store: Store | None = None,
         policy: RetryPolicy | None = None,
         leadership: Leadership | None = None,
+        metrics: OperatorMetrics | None = None,
     ) -> None:
         self.settings = settings
         # A follower (leader election) watches but does nothing until it leads.
         self.leadership = leadership or Leadership(leading=True)
         self.store = store or Store()
         self.policy = policy or RetryPolicy()
+        # A registry of its own unless the process serves one (krally operator --metrics-port).
+        self.metrics = metrics or OperatorMetrics()
+        self.metrics.leading = lambda: self.leadership.leading
         self.queue = WorkQueue(self.reconcile, self.policy)
         self.applier = Applier(
             api,
@@ -52,6 +57,7 @@ class Controller:
             cancel_later=self.queue.cancel_later,
             spawn=self.queue.spawn,
             kick=self.queue.kick,
+            metrics=self.metrics,
         )
         self.memory: dict[Key, Memory] = {}
         self.leadership.on_acquired(self.kick_all)
@@ -75,11 +81,13 @@ class Controller:
         """The task was deleted (its children go with it: they are owned)."""
         self.memory.pop(key, None)
         self.queue.forget(key)
+        self.metrics.forget(key)
 
     def _fire_hooks(self, key: Key, memory: Memory) -> None:
         task = self.store.task(key)
         if task is None:
             return
+        self.metrics.observe_task(key, task)  # its phase and new firings
         observed = self.store.observe(key, task["metadata"]["uid"])
         for action in planner.plan_firings(task, observed, memory, self.settings, now=time.time()):
             # Marked in flight now, so the next event (or the reconcile) does not plan it again.
@@ -101,6 +109,10 @@ class Controller:
     # -- reconcile ------------------------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> None:
+        with self.metrics.reconcile_duration.time():
+            await self._reconcile(key)
+
+    async def _reconcile(self, key: Key) -> None:
         task = self.store.task(key)
         if task is None or task["metadata"].get("deletionTimestamp"):
             return

@@ -18,6 +18,7 @@ from krally.kube.operator import store, webhook
 from krally.kube.operator.apply import Clients
 from krally.kube.operator.controller import Controller
 from krally.kube.operator.leader import Leadership
+from krally.kube.operator.metrics import OperatorMetrics
 from krally.kube.operator.settings import Settings
 
 MANAGED = {names.MANAGED_BY: names.MANAGER}
@@ -29,9 +30,11 @@ def register(
     registry: kopf.OperatorRegistry | None = None,
     namespace: str = "default",
     leadership: Leadership | None = None,
+    metrics: OperatorMetrics | None = None,
 ) -> None:
     """Register krally's handlers (into kopf's default registry unless given one); the
-    controller is created at startup, when the API client can be configured."""
+    controller is created at startup, when the API client can be configured. ``metrics``: the
+    ones the process serves (else the controller keeps its own)."""
     registry = registry or kopf.get_default_registry()
     # Explicit ids: kopf passes each index to the handlers as a keyword named by its id
     # (store.INDEX_NAMES), and the ids stay stable across refactors.
@@ -63,7 +66,9 @@ def register(
         # No cluster-wide CRD/namespace listing unless asked: the CRD is installed beforehand.
         settings.scanning.disabled = not krally_settings.scanning
         clients = Clients()
-        holder["controller"] = Controller(krally_settings, clients, leadership=leadership)
+        holder["controller"] = Controller(
+            krally_settings, clients, leadership=leadership, metrics=metrics
+        )
         # Admission webhook (webhook.py); `namespace` is the operator's own.
         if krally_settings.webhook:
             webhook.configure(settings, krally_settings, namespace, clients.core)
