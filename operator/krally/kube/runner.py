@@ -337,7 +337,11 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         summary["atomics"] = atomics[:50]
     # The HTML report's histogram (at most 40 bins) and the timeline's origin (epoch).
     if isinstance(result.get("histogram"), list):
-        summary["histogram"] = result["histogram"][:60]
+        summary["histogram"] = [
+            [float(f"{b[0]:.4g}"), float(f"{b[1]:.4g}"), b[2]]
+            for b in result["histogram"][:60]
+            if isinstance(b, list | tuple) and len(b) == 3
+        ]  # 4 digits: ~25 bytes a bin in the status, not ~45
     if isinstance(result.get("timeline_start"), int | float):
         summary["timelineStart"] = result["timeline_start"]
     timeline = result.get("timeline")
