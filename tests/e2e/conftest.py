@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from tests.cluster import Cluster
-from tests.e2e.support import CLUSTER_ROLE, CRD, OPERATOR_SA, Operator
+from tests.e2e.support import CLUSTER_ROLE, CRD, OPERATOR_SA, SCHEDULE_CRD, Operator
 
 
 @pytest.fixture(scope="session")
@@ -19,11 +19,12 @@ def cluster(real_cluster: Cluster) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def crd_installed(cluster: Any) -> None:
-    cluster.kubectl("apply", "-f", str(CRD))
+    cluster.kubectl("apply", "-f", str(CRD), "-f", str(SCHEDULE_CRD))
     cluster.kubectl("apply", "-f", str(CLUSTER_ROLE))
     cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev", "--timeout=60s"
-    )
+        "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev",
+        "crd/benchmarkschedules.krally.dev", "--timeout=60s",
+    )  # fmt: skip
 
 
 @pytest.fixture

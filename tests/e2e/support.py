@@ -16,6 +16,7 @@ from tests.cluster import images
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "benchmarktasks.krally.dev.yaml"
+SCHEDULE_CRD = ROOT / "crds" / "benchmarkschedules.krally.dev.yaml"
 CLUSTER_ROLE = ROOT / "manifests" / "clusterrole.yaml"
 RALLY_EXAMPLE = ROOT / "manifests" / "examples" / "rally-hooks.yaml"
 OPERATOR_SA = "krally-operator"

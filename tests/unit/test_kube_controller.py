@@ -290,4 +290,4 @@ def test_the_kopf_wiring_names_the_indices_the_store_reads() -> None:
     indices = [h.id for h in registry._indexing.get_all_handlers()]
     assert tuple(indices) == store.INDEX_NAMES
     watchers = {h.id for h in registry._watching.get_all_handlers()}
-    assert watchers == {"task_event", "job_event", "pod_event"}
+    assert watchers == {"task_event", "job_event", "pod_event", "schedule_event"}

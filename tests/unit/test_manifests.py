@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from krally.api import crd
+from krally.api import crd, schedule_crd
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
@@ -62,6 +62,7 @@ def test_kustomize_renders_the_install():
         ("ClusterRole", "krally-operator-webhook"),
         ("ClusterRoleBinding", "krally-operator"),
         ("ClusterRoleBinding", "krally-operator-webhook"),
+        ("CustomResourceDefinition", "benchmarkschedules.krally.dev"),
         ("CustomResourceDefinition", "benchmarktasks.krally.dev"),
         ("Deployment", "krally-operator"),
         ("Namespace", "krally-system"),
@@ -77,9 +78,12 @@ def test_kustomize_renders_the_install():
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "krally"
 
 
-def test_installed_crd_is_the_generated_one():
-    installed = _one(_kustomize(MANIFESTS), "CustomResourceDefinition")
-    expected = crd.render_crd()
+@pytest.mark.parametrize("generator", [crd, schedule_crd], ids=["tasks", "schedules"])
+def test_installed_crd_is_the_generated_one(generator):
+    expected = generator.render_crd()
+    installed = _one(
+        _kustomize(MANIFESTS), "CustomResourceDefinition", expected["metadata"]["name"]
+    )
     # kustomize adds the common label; everything else is the generator's.
     installed["metadata"]["labels"].pop("app.kubernetes.io/part-of")
     expected["metadata"]["labels"].pop("app.kubernetes.io/part-of")
@@ -212,8 +216,12 @@ def test_cluster_role_is_minimal():
         assert not verbs & {"escalate", "bind", "impersonate"}, (group, resource)
         assert resource != "secrets"
     assert rules == {
-        ("krally.dev", "benchmarktasks"): {"get", "list", "watch"},
+        # create/patch/delete: a BenchmarkSchedule's tasks (created, aborted, pruned).
+        ("krally.dev", "benchmarktasks"): {"get", "list", "watch", "create", "patch", "delete"},
         ("krally.dev", "benchmarktasks/status"): {"get", "patch"},
+        ("krally.dev", "benchmarkschedules"): {"get", "list", "watch"},
+        ("krally.dev", "benchmarkschedules/status"): {"get", "patch"},
+        ("krally.dev", "benchmarkschedules/finalizers"): {"update"},
         # blockOwnerDeletion on children (OwnerReferencesPermissionEnforcement).
         ("krally.dev", "benchmarktasks/finalizers"): {"update"},
         ("batch", "jobs"): {"create", "get", "list", "watch", "patch", "delete"},
@@ -426,3 +434,20 @@ def test_pod_kill_example_grants_exactly_what_krally_rbac_prints():
     assert _one(docs, "PodDisruptionBudget", "web")["spec"]["minAvailable"] == 2
     assert "web" in task["spec"]["scenario"]["args"]["url"]
     assert all("namespace" not in d["metadata"] for d in docs)
+
+
+def test_schedule_example_is_valid():
+    import jsonschema
+
+    from krally.api.schedule_schema import SCHEDULE_SPEC_SCHEMA
+    from krally.schedule import parse_schedule
+    from krally.task.loader import load_task
+
+    (doc,) = [d for _, d in _example_documents() if d["kind"] == "BenchmarkSchedule"]
+    spec = doc["spec"]
+    jsonschema.validate(spec, SCHEDULE_SPEC_SCHEMA)
+    parse_schedule(spec["schedule"], spec["timeZone"])
+    task = {"apiVersion": doc["apiVersion"], "kind": "BenchmarkTask",
+            "metadata": {"name": "x"}, "spec": spec["taskTemplate"]["spec"]}  # fmt: skip
+    (workload,) = load_task("nightly-schedule.yaml", text=yaml.safe_dump(task)).workloads
+    assert [h.action_name for h in workload.hooks] == ["kube.pod_kill"]

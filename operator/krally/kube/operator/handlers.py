@@ -9,6 +9,7 @@ deletes them.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import kopf
@@ -19,10 +20,12 @@ from krally.kube.operator.apply import Clients
 from krally.kube.operator.controller import Controller
 from krally.kube.operator.leader import Leadership
 from krally.kube.operator.metrics import OperatorMetrics
+from krally.kube.operator.schedules import ScheduleController
 from krally.kube.operator.settings import Settings
 
 MANAGED = {names.MANAGED_BY: names.MANAGER}
 TASKS = (names.GROUP, names.VERSION, names.PLURAL)
+SCHEDULES = (names.GROUP, names.VERSION, names.SCHEDULE_PLURAL)
 
 
 def register(
@@ -39,9 +42,13 @@ def register(
     # Explicit ids: kopf passes each index to the handlers as a keyword named by its id
     # (store.INDEX_NAMES), and the ids stay stable across refactors.
     holder: dict[str, Controller] = {}
+    schedule_holder: dict[str, ScheduleController] = {}
 
     def controller() -> Controller:
         return holder["controller"]
+
+    def schedules() -> ScheduleController:
+        return schedule_holder["schedules"]
 
     @kopf.on.startup(id="configure", registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -68,6 +75,9 @@ def register(
         clients = Clients()
         holder["controller"] = Controller(
             krally_settings, clients, leadership=leadership, metrics=metrics
+        )
+        schedule_holder["schedules"] = ScheduleController(
+            clients, leadership=leadership, metrics=holder["controller"].metrics
         )
         # Admission webhook (webhook.py); `namespace` is the operator's own.
         if krally_settings.webhook:
@@ -104,6 +114,16 @@ def register(
             controller().forget(key)
         else:
             controller().kick(key)
+        schedules().task_changed(dict(body))
+
+    # BenchmarkSchedules: without their CRD installed, kopf only warns that the resource is
+    # not served, and the tasks are reconciled as before.
+    @kopf.on.event(*SCHEDULES, id="schedule_event", registry=registry)
+    async def schedule_event(
+        type: str, namespace: str | None, name: str, body: kopf.Body, **_: Any
+    ) -> None:
+        key = (namespace or "", name)
+        schedules().seen(key, None if type == "DELETED" else copy.deepcopy(dict(body)))
 
     @kopf.on.event("batch", "v1", "jobs", id="job_event", labels=MANAGED, registry=registry)
     async def job_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
