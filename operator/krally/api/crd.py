@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -213,10 +214,14 @@ def _printer_columns() -> list[dict[str, Any]]:
     ]
 
 
+def yaml_text(header: str, definition: dict[str, Any]) -> str:
+    """A CRD as committed YAML text: the header comment, then the generator's object."""
+    return header + yaml.safe_dump(definition, sort_keys=False, width=100, allow_unicode=True)
+
+
 def render_yaml() -> str:
     """The CRD as the committed YAML text (header comment included)."""
-    body = yaml.safe_dump(render_crd(), sort_keys=False, width=100, allow_unicode=True)
-    return HEADER + body
+    return yaml_text(HEADER, render_crd())
 
 
 def _repo_root() -> Path:
@@ -224,31 +229,42 @@ def _repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
-def main(argv: list[str] | None = None) -> int:
+def write_cli(
+    prog: str,
+    kind: str,
+    render: Callable[[], str],
+    outputs: Sequence[str],
+    argv: list[str] | None = None,
+) -> int:
+    """``python -m krally.api.<module> [--write]``: print a CRD or write it to ``outputs``."""
     parser = argparse.ArgumentParser(
-        prog="python -m krally.api.crd",
-        description="Print the BenchmarkTask CRD, or write it to the repository's files.",
+        prog=prog,
+        description=f"Print the {kind} CRD, or write it to the repository's files.",
     )
     parser.add_argument(
         "--write",
         action="store_true",
-        help=f"write {' and '.join(OUTPUTS)} under the repository root instead of printing",
+        help=f"write {' and '.join(outputs)} under the repository root instead of printing",
     )
     parser.add_argument(
         "--root", type=Path, default=None, help="repository root for --write (default: this one)"
     )
     args = parser.parse_args(argv)
-    text = render_yaml()
+    text = render()
     if not args.write:
         sys.stdout.write(text)
         return 0
     root = args.root or _repo_root()
-    for relative in OUTPUTS:
+    for relative in outputs:
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
         print(f"wrote {target}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_cli("python -m krally.api.crd", KIND, render_yaml, OUTPUTS, argv)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,10 @@ Regenerate with ``python -m krally.api.schedule_crd --write``; a unit test fails
 
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from krally.api import crd, names
 from krally.api.crd import VALIDATIONS, structural_problems, with_rules
 from krally.api.names import (
     CATEGORIES,
@@ -160,40 +156,13 @@ def render_crd() -> dict[str, Any]:
 
 def render_yaml() -> str:
     """The CRD as the committed YAML text (header comment included)."""
-    body = yaml.safe_dump(render_crd(), sort_keys=False, width=100, allow_unicode=True)
-    return HEADER + body
-
-
-def _repo_root() -> Path:
-    # operator/krally/api/schedule_crd.py -> the repository root, where crds/ lives.
-    return Path(__file__).resolve().parents[3]
+    return crd.yaml_text(HEADER, render_crd())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m krally.api.schedule_crd",
-        description="Print the BenchmarkSchedule CRD, or write it to the repository's files.",
+    return crd.write_cli(
+        "python -m krally.api.schedule_crd", names.SCHEDULE_KIND, render_yaml, OUTPUTS, argv
     )
-    parser.add_argument(
-        "--write",
-        action="store_true",
-        help=f"write {' and '.join(OUTPUTS)} under the repository root instead of printing",
-    )
-    parser.add_argument(
-        "--root", type=Path, default=None, help="repository root for --write (default: this one)"
-    )
-    args = parser.parse_args(argv)
-    text = render_yaml()
-    if not args.write:
-        sys.stdout.write(text)
-        return 0
-    root = args.root or _repo_root()
-    for relative in OUTPUTS:
-        target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-        print(f"wrote {target}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":
