@@ -120,12 +120,38 @@ def render_crd() -> dict[str, Any]:
     """The CRD as a dict, ready for ``yaml.safe_dump`` or the API."""
     spec = with_rules(copy.deepcopy(SPEC_SCHEMA))
     spec[VALIDATIONS] = _immutability_rules(spec) + spec.get(VALIDATIONS, [])
-    status = copy.deepcopy(STATUS_SCHEMA)
-    root = {
-        "type": "object",
-        "description": "A Rally-style benchmark (one workload) with hooks that trigger "
+    return definition(
+        kind=KIND,
+        list_kind=LIST_KIND,
+        plural=PLURAL,
+        singular=SINGULAR,
+        short_names=SHORT_NAMES,
+        description="A Rally-style benchmark (one workload) with hooks that trigger "
         "disruptions while it runs. The operator runs the load in a runner Job and each hook "
         "firing as a Job, and reports everything in status.",
+        spec=spec,
+        status=copy.deepcopy(STATUS_SCHEMA),
+        columns=_printer_columns(),
+    )
+
+
+def definition(
+    *,
+    kind: str,
+    list_kind: str,
+    plural: str,
+    singular: str,
+    short_names: Sequence[str],
+    description: str,
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One of krally's CRDs (namespaced, one served version with a status subresource), its
+    schema checked structural first."""
+    root = {
+        "type": "object",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {
@@ -134,7 +160,7 @@ def render_crd() -> dict[str, Any]:
             },
             "kind": {
                 "type": "string",
-                "description": "REST resource this object represents: BenchmarkTask.",
+                "description": f"REST resource this object represents: {kind}.",
             },
             # The API server forbids anything but `type` here (metadata is built in).
             "metadata": {"type": "object"},
@@ -144,23 +170,23 @@ def render_crd() -> dict[str, Any]:
     }
     problems = structural_problems(root, exempt={".metadata"})
     if problems:
-        raise ValueError("the BenchmarkTask schema is not structural: " + "; ".join(problems))
+        raise ValueError(f"the {kind} schema is not structural: " + "; ".join(problems))
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": NAME,
+            "name": f"{plural}.{GROUP}",
             "labels": {"app.kubernetes.io/name": "krally", "app.kubernetes.io/part-of": "krally"},
         },
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": KIND,
-                "listKind": LIST_KIND,
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
+                "kind": kind,
+                "listKind": list_kind,
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": list(CATEGORIES),
             },
             "versions": [
@@ -169,7 +195,7 @@ def render_crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": _printer_columns(),
+                    "additionalPrinterColumns": columns,
                     "schema": {"openAPIV3Schema": root},
                 }
             ],

@@ -16,17 +16,14 @@ import copy
 from typing import Any
 
 from krally.api import crd, names
-from krally.api.crd import VALIDATIONS, structural_problems, with_rules
+from krally.api.crd import VALIDATIONS, with_rules
 from krally.api.names import (
-    CATEGORIES,
-    GROUP,
     SCHEDULE_CRD_NAME,
     SCHEDULE_KIND,
     SCHEDULE_LIST_KIND,
     SCHEDULE_PLURAL,
     SCHEDULE_SHORT_NAMES,
     SCHEDULE_SINGULAR,
-    VERSION,
 )
 from krally.api.schedule_schema import (
     SCHEDULE_RULES,
@@ -98,60 +95,19 @@ def printer_columns() -> list[dict[str, Any]]:
 
 def render_crd() -> dict[str, Any]:
     """The CRD as a dict, ready for ``yaml.safe_dump`` or the API."""
-    root = {
-        "type": "object",
-        "description": "Runs a BenchmarkTask on a cron schedule, as a CronJob runs Jobs: one "
+    return crd.definition(
+        kind=SCHEDULE_KIND,
+        list_kind=SCHEDULE_LIST_KIND,
+        plural=SCHEDULE_PLURAL,
+        singular=SCHEDULE_SINGULAR,
+        short_names=SCHEDULE_SHORT_NAMES,
+        description="Runs a BenchmarkTask on a cron schedule, as a CronJob runs Jobs: one "
         "task per slot, named after the slot; missed slots are counted, never run in a burst; "
         "the annotation krally.dev/run-now reruns on demand.",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {
-                "type": "string",
-                "description": "Versioned schema of this representation of an object.",
-            },
-            "kind": {
-                "type": "string",
-                "description": "REST resource this object represents: BenchmarkSchedule.",
-            },
-            # The API server forbids anything but `type` here (metadata is built in).
-            "metadata": {"type": "object"},
-            "spec": spec_schema(),
-            "status": copy.deepcopy(SCHEDULE_STATUS_SCHEMA),
-        },
-    }
-    problems = structural_problems(root, exempt={".metadata"})
-    if problems:
-        raise ValueError("the BenchmarkSchedule schema is not structural: " + "; ".join(problems))
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": NAME,
-            "labels": {"app.kubernetes.io/name": "krally", "app.kubernetes.io/part-of": "krally"},
-        },
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": SCHEDULE_KIND,
-                "listKind": SCHEDULE_LIST_KIND,
-                "plural": SCHEDULE_PLURAL,
-                "singular": SCHEDULE_SINGULAR,
-                "shortNames": list(SCHEDULE_SHORT_NAMES),
-                "categories": list(CATEGORIES),
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": printer_columns(),
-                    "schema": {"openAPIV3Schema": root},
-                }
-            ],
-        },
-    }
+        spec=spec_schema(),
+        status=copy.deepcopy(SCHEDULE_STATUS_SCHEMA),
+        columns=printer_columns(),
+    )
 
 
 def render_yaml() -> str:
