@@ -21,6 +21,7 @@ from typing import Any, Final
 from krally.api.rules import LABEL_KEY, LABEL_VALUE, Rule, matches
 from krally.api.schema import PRESERVE, Schema
 from krally.api.spec_schema import SPEC_SCHEMA
+from krally.api.status_schema import condition_schema
 from krally.api.types import TERMINAL
 
 # -- syntaxes ------------------------------------------------------------------------------------
@@ -59,10 +60,11 @@ DEFAULT_CONCURRENCY_POLICY: Final = "Forbid"
 DEFAULT_SUCCESSFUL_HISTORY: Final = 3
 DEFAULT_FAILED_HISTORY: Final = 1
 
-# Condition types of a schedule (Kubernetes conventions).
+# Condition types of a schedule (Kubernetes conventions), as the operator writes them.
 ACCEPTED: Final = "Accepted"
-ACTIVE: Final = "Active"
-SCHEDULE_CONDITION_TYPES: Final = (ACCEPTED, ACTIVE)
+SUSPENDED: Final = "Suspended"
+TASK_CREATED: Final = "TaskCreated"
+SCHEDULE_CONDITION_TYPES: Final = (ACCEPTED, SUSPENDED, TASK_CREATED)
 
 FIELD_SCHEDULE: Final = "spec.schedule"
 FIELD_TIME_ZONE: Final = "spec.timeZone"
@@ -239,18 +241,11 @@ SCHEDULE_SPEC_SCHEMA: Schema = _obj(
     required=["schedule", "taskTemplate"],
 )
 
-_CONDITION = _obj(
+_CONDITION = condition_schema(
     "A condition (Kubernetes conventions): Accepted (the spec is valid; False names the "
-    "field that is not) or Active (a task of this schedule is running).",
-    {
-        "type": _str("Condition type: " + " or ".join(SCHEDULE_CONDITION_TYPES) + "."),
-        "status": _str("True, False or Unknown.", enum=["True", "False", "Unknown"]),
-        "reason": _str("Machine-readable CamelCase reason of the last transition."),
-        "message": _str("Human-readable details of the last transition."),
-        "lastTransitionTime": _time("When the status last changed."),
-        "observedGeneration": _int("metadata.generation the condition was set for.", minimum=0),
-    },
-    required=["type", "status"],
+    "field that is not), Suspended (spec.suspend) or TaskCreated (False: the template was "
+    "refused at a slot).",
+    SCHEDULE_CONDITION_TYPES,
 )
 
 SCHEDULE_STATUS_SCHEMA: Schema = _obj(

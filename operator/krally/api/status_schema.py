@@ -10,6 +10,7 @@ Every node has a description, so ``kubectl explain benchmarktask.status...`` is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from krally.api.schema import PRESERVE, Schema, pruned
@@ -141,17 +142,27 @@ _HOOK = _obj(
     },
 )
 
-_CONDITION = _obj(
+
+def condition_schema(description: str, types: Sequence[str]) -> Schema:
+    """A Kubernetes condition of one of ``types`` (BenchmarkTask's, BenchmarkSchedule's)."""
+    listed = ", ".join(types[:-1]) + f" or {types[-1]}" if len(types) > 1 else types[0]
+    return _obj(
+        description,
+        {
+            "type": _str(f"Condition type: {listed}."),
+            "status": _str("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+            "reason": _str("Machine-readable CamelCase reason of the last transition."),
+            "message": _str("Human-readable details of the last transition."),
+            "lastTransitionTime": _time("When the status last changed."),
+            "observedGeneration": _int("metadata.generation the condition was set for.", minimum=0),
+        },
+        required=["type", "status"],
+    )
+
+
+_CONDITION = condition_schema(
     "A condition (Kubernetes conventions): Accepted, Running, Complete, Failed or SLAPassed.",
-    {
-        "type": _str("Condition type: Accepted, Running, Complete, Failed or SLAPassed."),
-        "status": _str("True, False or Unknown.", enum=["True", "False", "Unknown"]),
-        "reason": _str("Machine-readable CamelCase reason of the last transition."),
-        "message": _str("Human-readable details of the last transition."),
-        "lastTransitionTime": _time("When the status last changed."),
-        "observedGeneration": _int("metadata.generation the condition was set for.", minimum=0),
-    },
-    required=["type", "status"],
+    ("Accepted", "Running", "Complete", "Failed", "SLAPassed"),
 )
 # A map keyed by type: a condition type appears once, and server-side apply merges per type.
 _CONDITION_LIST = _list(

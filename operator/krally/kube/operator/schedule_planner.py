@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from krally.api import names
+from krally.api.schedule_schema import (
+    ACCEPTED,
+    DEFAULT_FAILED_HISTORY,
+    DEFAULT_SUCCESSFUL_HISTORY,
+    SUSPENDED,
+)
 from krally.api.times import rfc3339
+from krally.api.types import TERMINAL
 from krally.schedule import (
     FinishedTask,
     ScheduleError,
@@ -34,13 +41,10 @@ from krally.schedule import (
 )
 
 Obj = dict[str, Any]
-TERMINAL = ("Succeeded", "Failed", "Aborted")
 # Look again at least this often (a clock jump, a lost timer): a pass is cheap.
 RESYNC_SECONDS = 300.0
 # A timer fires a little after the slot, so that the pass sees it as passed.
 SLOT_MARGIN = 0.05
-DEFAULT_SUCCESSFUL_LIMIT = 3
-DEFAULT_FAILED_LIMIT = 1
 
 
 @dataclass
@@ -132,7 +136,7 @@ def plan(schedule: Obj, tasks: list[Obj], now: dt.datetime) -> SchedulePlan:
         parsed = parse_schedule(spec.get("schedule") or "", spec.get("timeZone"), anchor=created)
     except ScheduleError as exc:
         text = f"{exc.field}: {exc.message}"
-        accepted = _condition(status, "Accepted", False, exc.reason, text, now_text)
+        accepted = _condition(status, ACCEPTED, False, exc.reason, text, now_text)
         if accepted["lastTransitionTime"] == now_text or status.get("message") != text:
             out.events.append(("Warning", exc.reason, text))
         out.status = {
@@ -232,8 +236,8 @@ def plan(schedule: Obj, tasks: list[Obj], now: dt.datetime) -> SchedulePlan:
     ]
     out.deletes = prune(
         finished,
-        spec.get("successfulRunsHistoryLimit", DEFAULT_SUCCESSFUL_LIMIT),
-        spec.get("failedRunsHistoryLimit", DEFAULT_FAILED_LIMIT),
+        spec.get("successfulRunsHistoryLimit", DEFAULT_SUCCESSFUL_HISTORY),
+        spec.get("failedRunsHistoryLimit", DEFAULT_FAILED_HISTORY),
     )
     active = [
         {"name": n, "slot": (by_name[n]["metadata"].get("annotations") or {}).get(
@@ -259,10 +263,10 @@ def plan(schedule: Obj, tasks: list[Obj], now: dt.datetime) -> SchedulePlan:
             "activeCount": len(active),
             "nextScheduleTime": None if spec.get("suspend") else _stamp(decision.next_slot),
             "conditions": [
-                _condition(status, "Accepted", True, "Valid", "the schedule is valid", now_text),
+                _condition(status, ACCEPTED, True, "Valid", "the schedule is valid", now_text),
                 _condition(
                     status,
-                    "Suspended",
+                    SUSPENDED,
                     bool(spec.get("suspend")),
                     "Suspended" if spec.get("suspend") else "Scheduling",
                     "spec.suspend is true: no task starts"

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from krally.api import names
+from krally.api.schedule_schema import TASK_CREATED
 from krally.api.times import rfc3339
 from krally.kube import events
 from krally.kube.operator import schedule_planner
@@ -119,9 +120,9 @@ class ScheduleController:
             text = "; ".join(refused.values())
             status["message"] = text[:1024]
             status["conditions"] = [
-                *[c for c in status.get("conditions") or [] if c["type"] != "TaskCreated"],
+                *[c for c in status.get("conditions") or [] if c["type"] != TASK_CREATED],
                 {
-                    "type": "TaskCreated",
+                    "type": TASK_CREATED,
                     "status": "False",
                     "reason": "TaskRefused",
                     "message": text[:1024],
