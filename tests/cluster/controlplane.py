@@ -587,6 +587,23 @@ class Cluster:
             raise ClusterError("cluster is not running")
         return self._http
 
+    def apply_crd(self, text: str, *names: str) -> None:
+        """Apply CRD YAML (server-side, idempotent) and wait until ``names`` are Established.
+        Right after a create, `kubectl wait` can find no conditions yet and fail at once
+        ("accessor error"): it is asked again until the timeout."""
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=text)
+        deadline = time.monotonic() + 60
+        while True:
+            waited = self.kubectl(
+                "wait", "--for=condition=Established", *(f"crd/{n}" for n in names),
+                "--timeout=60s", check=False,
+            )  # fmt: skip
+            if waited.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"CRDs {', '.join(names)} not Established: {waited.stderr}")
+            time.sleep(0.5)
+
     def kubectl(
         self,
         *args: str,

@@ -19,12 +19,9 @@ def cluster(real_cluster: Cluster) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def crd_installed(cluster: Any) -> None:
-    cluster.kubectl("apply", "-f", str(CRD), "-f", str(SCHEDULE_CRD))
+    text = CRD.read_text() + "---\n" + SCHEDULE_CRD.read_text()
+    cluster.apply_crd(text, "benchmarktasks.krally.dev", "benchmarkschedules.krally.dev")
     cluster.kubectl("apply", "-f", str(CLUSTER_ROLE))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev",
-        "crd/benchmarkschedules.krally.dev", "--timeout=60s",
-    )  # fmt: skip
 
 
 @pytest.fixture

@@ -12,7 +12,4 @@ from krally.api import crd
 @pytest.fixture(scope="module")
 def crd_installed(cluster: Any) -> None:
     """The generated CRD, applied server-side and Established."""
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.render_yaml()
-    )
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+    cluster.apply_crd(crd.render_yaml(), crd.NAME)

@@ -108,10 +108,7 @@ class Runs:
 def runs(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     require_lua()  # before minutes of cluster work
     ns = cluster.create_namespace(f"t-argocd-{secrets.token_hex(2)}")
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.render_yaml()
-    )
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+    cluster.apply_crd(crd.render_yaml(), crd.NAME)
     cluster.kubectl("apply", "-f", str(CLUSTER_ROLE))
     cluster.kubectl("create", "serviceaccount", OPERATOR_SA, "-n", ns)
     cluster.kubectl(

@@ -26,17 +26,7 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def crd_ready(cluster: Any) -> None:
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.render_yaml()
-    )
-    for _ in range(20):  # right after a create, kubectl wait may find no conditions yet
-        waited = cluster.kubectl(
-            "wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s", check=False
-        )
-        if waited.returncode == 0:
-            return
-        time.sleep(0.5)
-    raise AssertionError(waited.stderr)
+    cluster.apply_crd(crd.render_yaml(), crd.NAME)
 
 
 def make_task(cluster: Any, namespace: str, name: str) -> dict[str, Any]:

@@ -32,10 +32,7 @@ def _install_docs(cluster) -> list[dict]:
 @pytest.fixture(scope="module")
 def installed(cluster):
     """The CRD applied for real (idempotent); the operator's namespace and RBAC too."""
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.render_yaml()
-    )
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+    cluster.apply_crd(crd.render_yaml(), crd.NAME)
     docs = _install_docs(cluster)
     # Everything but the Deployment: a running operator here would compete with the tests'.
     wanted = [

@@ -28,10 +28,7 @@ OPERATOR = "system:serviceaccount:krally-system:krally-operator"
 @pytest.fixture(scope="module")
 def cluster_role(cluster) -> dict:
     """The CRD and the shipped ClusterRole, bound to the operator's account as installed."""
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.render_yaml()
-    )
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+    cluster.apply_crd(crd.render_yaml(), crd.NAME)
     docs = [
         d
         for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(ROOT / "manifests")).stdout)

@@ -49,10 +49,7 @@ def _configuration(cluster) -> dict | None:
 
 @pytest.fixture(scope="module")
 def webhook(cluster, tmp_path_factory) -> Iterator[dict]:
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.render_yaml()
-    )
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd.NAME}", "--timeout=60s")
+    cluster.apply_crd(crd.render_yaml(), crd.NAME)
     docs = yaml.safe_load_all(cluster.kubectl("kustomize", str(ROOT / "manifests")).stdout)
     # The RBAC and namespace of the install; the operator itself runs here as a process.
     wanted = [d for d in docs if d and d["kind"] not in {"Deployment", "CustomResourceDefinition"}]
