@@ -338,6 +338,7 @@ def test_examples_are_there():
         "periodic-trigger",
         "db-pod-kill",
         "web-pod-kill",
+        "spread",
     }
 
 

@@ -410,6 +410,23 @@ SPEC_SCHEMA: dict[str, Any] = {
                     "minimum": 0,
                     "description": "constant_for_duration: seconds during which iterations start.",
                 },
+                # krally's, not the runner plugin's (krally.task.shard).
+                "parallelism": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 64,
+                    "description": "Spread the load over this many runner pods (an Indexed "
+                    "Job; default 1). Iteration numbers stay global (pod i runs i+1, i+1+N, "
+                    "...), the pods start together at status.runner.startAt, and their "
+                    "results are merged exactly. serial refuses more than 1.",
+                },
+                "podFailurePolicy": {
+                    "type": "string",
+                    "enum": ["FailTask", "Continue"],
+                    "description": "With parallelism > 1: FailTask (default) stops the load "
+                    "when one runner pod fails; Continue lets the others finish (their results "
+                    "are merged, the failed pod's partial ones too when it reported them).",
+                },
             },
         },
         "contexts": {
@@ -486,6 +503,18 @@ SPEC_SCHEMA: dict[str, Any] = {
                 "nodeSelector": _node_selector("Node labels the runner pod must be scheduled on."),
                 "tolerations": _TOLERATIONS,
                 "env": _env("Extra environment variables of the runner container."),
+                "topologySpreadConstraints": {
+                    "type": "array",
+                    "maxItems": 8,
+                    "description": "With runner.parallelism > 1: how the runner pods spread, as "
+                    "in a Pod spec. Default: maxSkew 1 over kubernetes.io/hostname, "
+                    "ScheduleAnyway; [] turns spreading off.",
+                    "items": {
+                        "type": "object",
+                        "description": "A topology spread constraint, as in a Pod spec.",
+                        PRESERVE: True,
+                    },
+                },
                 "timeoutSeconds": {
                     "type": "integer",
                     "minimum": 1,

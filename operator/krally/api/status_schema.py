@@ -261,6 +261,33 @@ _IMPACT = _list(
     ),
 )
 
+_RUNNER_PROGRESS = _obj(
+    "The runner's own progress counters.",
+    {
+        "done": _int("Iterations started.", minimum=0),
+        "total": _int("Iterations planned; absent when unknown.", minimum=0),
+        "failures": _int("Iterations that failed.", minimum=0),
+        "elapsedSeconds": _num("Seconds since iteration 1 started."),
+    },
+)
+_FIRINGS = _list(
+    "Every trigger firing, in order: the operator creates one hook Job per entry.",
+    _obj(
+        "One trigger firing.",
+        {
+            "hook": _int("Index of the hook in spec.hooks.", minimum=0),
+            "eventType": _str("Trigger unit: iteration or time."),
+            "value": _num("Iteration number or seconds since the load started."),
+            "firedAt": _time("When the trigger fired (runner clock)."),
+        },
+    ),
+)
+_DROPPED = _int(
+    "Firings past the per-task limit (krally.kube.runner.MAX_FIRINGS): not recorded "
+    "and no hook Job created, so the status stays within etcd's object size.",
+    minimum=0,
+)
+
 _RUNNER = _obj(
     "Written only by the runner pod (merge patches on status.runner): progress, the trigger "
     "firings and the final summary. The operator derives the rest of status from it.",
@@ -272,32 +299,40 @@ _RUNNER = _obj(
             "Runner state: Running, Finished, Aborted or Error.",
             enum=list(RUNNER_STATES),
         ),
-        "progress": _obj(
-            "The runner's own progress counters.",
-            {
-                "done": _int("Iterations started.", minimum=0),
-                "total": _int("Iterations planned; absent when unknown.", minimum=0),
-                "failures": _int("Iterations that failed.", minimum=0),
-                "elapsedSeconds": _num("Seconds since iteration 1 started."),
-            },
+        "progress": _RUNNER_PROGRESS,
+        "firings": _FIRINGS,
+        "droppedFirings": _DROPPED,
+        "startAt": _time(
+            "runner.parallelism > 1: the instant every runner pod started the load (written by "
+            "pod 0 once all were ready); time triggers count from it."
         ),
-        "firings": _list(
-            "Every trigger firing, in order: the operator creates one hook Job per entry.",
-            _obj(
-                "One trigger firing.",
+        "pods": {
+            "type": "object",
+            "description": "runner.parallelism > 1: each runner pod's own report, by its index "
+            '("0", "1", ...); pod 0 merges them into the fields above when all are done.',
+            "additionalProperties": _obj(
+                "One runner pod's report.",
                 {
-                    "hook": _int("Index of the hook in spec.hooks.", minimum=0),
-                    "eventType": _str("Trigger unit: iteration or time."),
-                    "value": _num("Iteration number or seconds since the load started."),
-                    "firedAt": _time("When the trigger fired (runner clock)."),
+                    "state": _str(
+                        "Ready (at the start barrier), Running, Finished, Aborted or Error.",
+                        enum=["Ready", *RUNNER_STATES],
+                    ),
+                    "startedAt": _time("When this pod started the load (its own clock)."),
+                    "startDelaySeconds": _num(
+                        "How long after status.runner.startAt this pod started (its clock)."
+                    ),
+                    "updatedAt": _time("When this pod last wrote its report."),
+                    "finishedAt": _time("When this pod finished."),
+                    "progress": _RUNNER_PROGRESS,
+                    "firings": _FIRINGS,
+                    "droppedFirings": _DROPPED,
+                    "error": _str("Why this pod failed, one line."),
+                    "result": _free(
+                        "This pod's mergeable result (sketches, SLA counters), until the merge."
+                    ),
                 },
             ),
-        ),
-        "droppedFirings": _int(
-            "Firings past the per-task limit (krally.kube.runner.MAX_FIRINGS): not recorded "
-            "and no hook Job created, so the status stays within etcd's object size.",
-            minimum=0,
-        ),
+        },
         "summary": _free(
             "Final Rally-shaped workload summary: SLA results, unreached trigger values, "
             "statistics, timeline (free-form)."
@@ -408,6 +443,10 @@ STATUS_SCHEMA: Schema = _obj(
         ),
         "passSLA": _bool("True when every SLA criterion passed."),
         "result": _RESULT,
+        "failedRunnerPods": _list(
+            "runner.parallelism > 1: indexes of the runner pods the Job controller saw fail.",
+            _int("A runner pod's index.", minimum=0),
+        ),
         "runner": _RUNNER,
         # kopf keeps handler progress in annotations and may mirror it here; declaring it keeps
         # the API server from pruning it (and kopf from warning about it).

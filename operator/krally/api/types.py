@@ -54,6 +54,7 @@ class PodOptions(TypedDict, total=False):
 class RunnerPod(PodOptions, total=False):
     imagePullPolicy: str
     env: list[dict[str, Any]]
+    topologySpreadConstraints: list[dict[str, Any]]
 
 
 class HookJob(PodOptions, total=False):
@@ -167,6 +168,8 @@ class RunnerReport(TypedDict, total=False):
     impact: list[FiringImpact]
     error: str
     signal: str
+    startAt: str  # runner.parallelism > 1 (krally.api.shards)
+    pods: dict[str, dict[str, Any]]
 
 
 class Condition(TypedDict, total=False):
@@ -260,6 +263,7 @@ class TaskStatus(TypedDict, total=False):
     sla: list[SLAResult]
     passSLA: bool
     result: dict[str, Any]
+    failedRunnerPods: list[int]
     runner: RunnerReport
     kopf: dict[str, Any]
 

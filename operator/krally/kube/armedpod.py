@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from krally.api.shards import runner_view
 from krally.api.times import parse_time
 
 # Exit code of an armed pod stopped (SIGTERM: deleted, evicted) before its firing: the hook Job's
@@ -42,7 +43,7 @@ class Outcome:
 
 def find_firing(task: dict[str, Any], index: int, unit: str, value: Any) -> dict[str, Any] | None:
     """The runner's record of this firing in ``status.runner.firings``, if there."""
-    runner = (task.get("status") or {}).get("runner") or {}
+    runner = runner_view((task.get("status") or {}).get("runner") or {})
     for firing in runner.get("firings") or []:
         if (
             firing.get("hook") == index
@@ -62,7 +63,7 @@ def never_reached(task: dict[str, Any]) -> str:
         return "the task is being deleted"
     if (task.get("spec") or {}).get("abort"):
         return "the task was aborted (spec.abort) before the firing"
-    runner = (task.get("status") or {}).get("runner") or {}
+    runner = runner_view((task.get("status") or {}).get("runner") or {})
     state = runner.get("state")
     if state in RUNNER_DONE:
         return f"the load ended ({state}) before the firing"

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from krally.api.names import API_VERSION, KIND
+from krally.api.shards import runner_view
 from krally.api.times import format_time
 from krally.api.types import ACTIVE, HOOK_FINAL, HOOK_SUCCESS, TERMINAL
 
@@ -131,7 +132,7 @@ def _with_figures(message: str, status: dict[str, Any]) -> str:
 
 def _with_cause(message: str, status: dict[str, Any]) -> str:
     """A failure's message with the runner's own error when the phase's message lacks it."""
-    error = str((status.get("runner") or {}).get("error") or "")
+    error = str(runner_view(status.get("runner") or {}).get("error") or "")
     if error and error not in message:
         return f"{message}: runner error: {error}"
     return message

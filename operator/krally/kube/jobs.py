@@ -379,15 +379,52 @@ def runner_job(task: dict[str, Any], settings: Settings, armed_pods: int = 0) ->
     }
     if pod.get("resources"):
         container["resources"] = pod["resources"]
-    return _job(
+    labels = task_labels(name, ROLE_RUNNER)
+    parallelism = runner_parallelism(spec)
+    pod_extra = {"nodeSelector": pod.get("nodeSelector"), "tolerations": pod.get("tolerations")}
+    job_extra: dict[str, Any] = {}
+    if parallelism > 1:
+        # One pod per shard (JOB_COMPLETION_INDEX), all at once; the pods meet at a barrier
+        # and start the load together (kube/runner.py).
+        container["env"].append({"name": "KRALLY_PARALLELISM", "value": str(parallelism)})
+        job_extra = {
+            "completionMode": "Indexed",
+            "completions": parallelism,
+            "parallelism": parallelism,
+        }
+        if (spec.get("runner") or {}).get("podFailurePolicy") == "Continue":
+            # A failed pod is not retried and the others finish; the Job fails at the end.
+            job_extra["backoffLimitPerIndex"] = 0
+        spread = pod.get("topologySpreadConstraints")
+        if spread is None:  # default: over nodes, as far as they allow
+            spread = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": dict(labels)},
+                }
+            ]
+        pod_extra["topologySpreadConstraints"] = spread
+    body = _job(
         task,
         runner_name(name),
-        task_labels(name, ROLE_RUNNER),
+        labels,
         container,
         service_account=runner_name(name),
         deadline=pod.get("timeoutSeconds"),
-        pod_extra={"nodeSelector": pod.get("nodeSelector"), "tolerations": pod.get("tolerations")},
+        pod_extra=pod_extra,
+        job_extra=job_extra,
     )
+    if "backoffLimitPerIndex" in job_extra:
+        del body["spec"]["backoffLimit"]  # per index instead
+    return body
+
+
+def runner_parallelism(spec: dict[str, Any]) -> int:
+    """How many runner pods the load is spread over (``spec.runner.parallelism``, default 1)."""
+    value = (spec.get("runner") or {}).get("parallelism", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else 1
 
 
 def hook_labels(task_name: str, index: int, unit: str, value: Any) -> dict[str, str]:

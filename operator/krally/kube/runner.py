@@ -543,8 +543,18 @@ def main(
 
     if metrics is None:
         metrics = _metrics_server(name)
+    count = int(os.environ.get("KRALLY_PARALLELISM") or 1)
     try:
         with podsignals.handling(on_signal, signal.SIGTERM, signal.SIGINT):
+            if count > 1:
+                # One shard of a distributed load: this pod's report is status.runner.pods[i].
+                from krally.task.shard import Shard
+
+                shard = Shard(int(os.environ.get("JOB_COMPLETION_INDEX") or 0), count)
+                pod_writer = StatusWriter(_pod_patcher(patch_fn, shard.index), period)
+                return ShardRun(spec, shard, pod_writer, patch_fn, read_task, abort, stop_reason)(
+                    metrics
+                )
             return _run(spec, writer, abort, stop_reason, read_task, metrics)
     finally:
         sys.setswitchinterval(previous_interval)
@@ -688,3 +698,266 @@ def _run(
         print("krally runner: could not write the final status", file=sys.stderr)
         return 2
     return 0 if state == "Finished" else 1
+
+
+# -- a distributed load (spec.runner.parallelism > 1) ------------------------------------------
+
+# Pod 0 sets the common start this far ahead once every pod is ready: enough for each pod's
+# next poll (BARRIER_POLL) and its read to see it, so that all of them sleep until it.
+START_LEAD = 1.0
+BARRIER_POLL = 0.1
+# How long the pods wait for each other when the task sets no runnerPod.timeoutSeconds.
+BARRIER_PATIENCE = 600.0
+MERGE_POLL = 0.5
+
+
+def _pod_patcher(patch_fn: Any, index: int) -> Any:
+    """A patch function writing ``status.runner.pods[index]`` instead of ``status.runner``."""
+    return lambda state: patch_fn({"pods": {str(index): state}})
+
+
+class ShardRun:
+    """One runner pod of N: the start barrier, its shard of the load, and (pod 0) the merge.
+
+    Every pod reports ``Ready`` and waits; pod 0, once all N are ready, writes ``startAt``
+    (START_LEAD ahead); every pod sleeps until that instant and runs its shard (time triggers,
+    in pod 0, count from it). At the end each pod writes its mergeable result; pod 0 waits for
+    every pod's (or for the Job controller to report it failed, status.failedRunnerPods),
+    merges them exactly (krally.task.merge) and writes the load's result at the top of
+    status.runner, as one runner would. ``patch_top`` writes ``status.runner`` itself."""
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        shard: Any,
+        writer: StatusWriter,
+        patch_top: Any,
+        read_task: Any,
+        abort: threading.Event,
+        stop_reason: list[str],
+    ) -> None:
+        self.spec, self.shard, self.writer = spec, shard, writer
+        self.patch_top, self.read_task = patch_top, read_task
+        self.abort, self.stop_reason = abort, stop_reason
+        self.started_mono = time.monotonic()
+        self.deadline = self._deadline()
+
+    def _deadline(self) -> float:
+        timeout = (self.spec.get("runnerPod") or {}).get("timeoutSeconds")
+        if isinstance(timeout, int | float) and timeout > 0:
+            return self.started_mono + timeout
+        return self.started_mono + BARRIER_PATIENCE
+
+    def _runner_status(self) -> dict[str, Any]:
+        task = self.read_task() or {}
+        return task.get("status") or {}
+
+    def __call__(self, metrics: RunnerMetrics | None = None) -> int:
+        from krally.api.times import parse_time
+        from krally.task.engine import run_workload
+        from krally.task.loader import workload_from_spec
+        from krally.task.merge import shard_part
+
+        writer = self.writer
+        writer.update(state="Ready", progress={"done": 0})
+        writer.start()
+        writer.update(urgent=True)
+        try:
+            workload = workload_from_spec(self.spec)
+            start_at = self.barrier()
+        except Exception as exc:
+            log.exception("runner pod %d could not start", self.shard.index)
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        if start_at is None:
+            if self.stop_reason:
+                return self._fail(f"stopped by {self.stop_reason[0]} before the start", "Aborted")
+            return self._fail(
+                f"not every one of the {self.shard.count} runner pods was ready in time"
+            )
+        delay = start_at - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        started = time.time()
+        log.info(
+            "runner pod %d of %d started %.1f ms after the common start",
+            self.shard.index,
+            self.shard.count,
+            (started - start_at) * 1000,
+        )
+        writer.update(
+            state="Running",
+            startedAt=rfc3339(started),
+            # Sub-millisecond: how late this pod started after the common instant.
+            startDelaySeconds=round(started - start_at, 6),
+        )
+
+        def on_progress(progress: Any) -> None:
+            value = {
+                "done": progress.done,
+                "failures": progress.failures,
+                "elapsedSeconds": round(progress.elapsed, 3),
+            }
+            if progress.total is not None:
+                value["total"] = progress.total
+            writer.update(progress=value)
+            if metrics is not None:
+                metrics.tick()
+
+        try:
+            result = run_workload(
+                workload,
+                launcher=RecordingLauncher(writer, abort=self.abort),
+                on_progress=on_progress,
+                abort=self.abort,
+                abort_on_sla_failure=bool(self.spec.get("abortOnSLAFailure")),
+                on_record=metrics.record if metrics is not None else None,
+                shard=self.shard,
+                origin=start_at,
+            )
+        except Exception as exc:
+            log.exception("runner pod %d failed", self.shard.index)
+            return self._fail(f"{type(exc).__name__}: {exc}")
+        if self.stop_reason:
+            state, error = "Aborted", f"stopped by {self.stop_reason[0]}"
+        elif result.get("error"):
+            state, error = "Error", ": ".join(str(e) for e in result["error"][:2])
+        else:
+            state, error = "Finished", None
+        progress = writer.snapshot().get("progress") or {}
+        progress.update(done=result.get("total_iteration_count", 0))
+        progress["failures"] = result.get("failed_iteration_count", 0)
+        final: dict[str, Any] = {
+            "state": state,
+            "finishedAt": rfc3339(time.time()),
+            "progress": progress,
+            "result": clean_json(shard_part(result)),
+        }
+        if error:
+            final["error"] = error
+        if not writer.close(final_write_deadline(self.spec, self.started_mono), **final):
+            print("krally runner: could not write this pod's result", file=sys.stderr)
+            return 2
+        code = 0 if state == "Finished" else 1
+        if self.shard.index == 0:
+            merged = self.merge(workload, parse_time)
+            code = code or merged
+        return code
+
+    def barrier(self) -> float | None:
+        """The common start (epoch), once every pod is ready; None: aborted or out of time."""
+        from krally.api.shards import pod_reports
+        from krally.api.times import parse_time
+
+        while not self.abort.is_set() and time.monotonic() < self.deadline:
+            try:
+                status = self._runner_status()
+            except Exception as exc:  # an API hiccup: ask again
+                log.warning("cannot read the task at the start barrier: %s", exc)
+                status = {}
+            runner = status.get("runner") or {}
+            start_at = parse_time(runner.get("startAt"))
+            if start_at is not None:
+                return start_at
+            # Ready, or failed for good (Continue: the others start without it).
+            ready = {i for i, pod in pod_reports(runner).items() if pod.get("state")}
+            ready |= set(status.get("failedRunnerPods") or [])
+            if (
+                self.shard.index == 0
+                and len(ready & set(range(self.shard.count))) >= self.shard.count
+            ):
+                start_at = parse_time(rfc3339(time.time() + START_LEAD))
+                try:
+                    self.patch_top({"startAt": rfc3339(start_at)})
+                except Exception as exc:
+                    log.warning("cannot write the common start: %s", exc)
+                    continue
+                log.info("all %d runner pods ready; the load starts at %s", len(ready), start_at)
+                return start_at
+            self.abort.wait(BARRIER_POLL)
+        return None
+
+    def merge(self, workload: Any, parse_time: Any) -> int:
+        """Pod 0: wait for every pod's result (or its failure), merge, write the load's result."""
+        from krally.api.shards import FINAL_STATES, pod_reports, summed_progress
+        from krally.task.merge import merge_shards
+
+        count = self.shard.count
+        deadline = final_write_deadline(self.spec, self.started_mono)
+        while True:
+            try:
+                status = self._runner_status()
+            except Exception as exc:
+                log.warning("cannot read the other pods' results: %s", exc)
+                status = {}
+            pods = pod_reports(status.get("runner") or {})
+            failed = set(status.get("failedRunnerPods") or [])
+            done = {i for i, pod in pods.items() if pod.get("state") in FINAL_STATES} | failed
+            if len(done & set(range(count))) >= count or self.abort.is_set():
+                break
+            if time.monotonic() + MERGE_POLL > deadline:
+                log.warning(
+                    "runner pods %s did not report in time", sorted(set(range(count)) - done)
+                )
+                break
+            time.sleep(MERGE_POLL)
+        parts = {i: pod["result"] for i, pod in pods.items() if isinstance(pod.get("result"), dict)}
+        try:
+            merged = merge_shards(workload, parts, count)
+        except Exception as exc:
+            log.exception("the pods' results could not be merged")
+            return 0 if self._write_top({"state": "Error", "error": f"merge failed: {exc}"}) else 2
+        summary = summarize(merged)
+        ordered = [pods[i] for i in sorted(pods)]
+        problems = [
+            f"runner pod {i}: {pod.get('error') or pod.get('state') or 'no report'}"
+            for i in range(1, count)
+            if (pod := pods.get(i) or {}).get("state") != "Finished"
+        ]
+        state, error = "Finished", None
+        if self.stop_reason:
+            state, error = "Aborted", f"stopped by {self.stop_reason[0]}"
+        elif merged.get("error"):
+            state, error = "Error", summary.get("error")
+        elif problems and (self.spec.get("runner") or {}).get("podFailurePolicy") != "Continue":
+            state, error = "Error", "; ".join(problems)
+        elif problems:
+            summary.setdefault("warnings", []).extend(problems)
+        final: dict[str, Any] = {
+            "state": state,
+            "summary": summary,
+            "progress": summed_progress(ordered),
+            "startedAt": (status.get("runner") or {}).get("startAt"),
+            "finishedAt": rfc3339(time.time()),
+            # The pods' mergeable results are in the summary now: keep the object small.
+            "pods": {str(i): {"result": None} for i in parts},
+        }
+        if error:
+            final["error"] = error
+        log.info("merged %d of %d runner pods: %s", len(parts), count, state)
+        return 0 if self._write_top(final) and state == "Finished" else 1
+
+    def _write_top(self, state: dict[str, Any]) -> bool:
+        deadline = final_write_deadline(self.spec, self.started_mono)
+        attempt = 0
+        while True:
+            try:
+                self.patch_top({**state, "updatedAt": rfc3339(time.time())})
+                return True
+            except Exception as exc:
+                log.warning("cannot write the merged result: %s", exc)
+                attempt += 1
+                wait = min(0.5 * 2 ** min(attempt - 1, 10), 5.0)
+                if getattr(exc, "status", None) in (400, 403, 404, 422):
+                    return False
+                if time.monotonic() + wait > deadline:
+                    return False
+                time.sleep(wait)
+
+    def _fail(self, error: str, state: str = "Error") -> int:
+        self.writer.close(
+            final_write_deadline(self.spec, self.started_mono),
+            state=state,
+            error=error,
+            finishedAt=rfc3339(time.time()),
+        )
+        return 1

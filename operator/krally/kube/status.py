@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from krally.api.names import ANNOTATION_HOOK_TIMEOUT
+from krally.api.shards import failed_indexes, runner_view
 from krally.api.times import format_time, parse_time, rfc3339
 from krally.api.types import (
     ABORTED,
@@ -61,6 +62,7 @@ OPERATOR_KEYS = (
     "sla",
     "passSLA",
     "result",
+    "failedRunnerPods",
 )
 
 
@@ -164,7 +166,7 @@ def fired_by_job(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
     name = task["metadata"]["name"]
     status = task.get("status") or {}
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
-    firings = (status.get("runner") or {}).get("firings") or []
+    firings = runner_view(status.get("runner") or {}).get("firings") or []
     return {
         kjobs.hook_job_name(name, f["hook"], str(f.get("eventType", "")), f.get("value")): f
         for f in unique_firings(firings, len(spec_hooks))
@@ -438,7 +440,7 @@ def derive_hooks(
     name = task["metadata"]["name"]
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
     status = task.get("status") or {}
-    runner = status.get("runner") or {}
+    runner = runner_view(status.get("runner") or {})
     previous = previous_results(status)
     created = set(created)
     aborted = bool((task.get("spec") or {}).get("abort"))
@@ -882,6 +884,16 @@ PHASE_RULES: tuple[PhaseRule, ...] = (
 )
 
 
+def reported_pod(pods: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The runner pod the phase speaks of: the first one that failed (a distributed load has
+    one per shard), else the newest."""
+    for pod in pods:
+        terminated = container_state(pod).get("terminated") or {}
+        if terminated.get("exitCode") not in (None, 0):
+            return pod
+    return pods[-1] if pods else None
+
+
 def phase_facts(
     task: dict[str, Any],
     runner_job: dict[str, Any] | None,
@@ -890,9 +902,9 @@ def phase_facts(
 ) -> PhaseFacts:
     spec = task.get("spec") or {}
     status = task.get("status") or {}
-    runner = status.get("runner") or {}
+    runner = runner_view(status.get("runner") or {})
     progress = _progress_text(runner.get("progress") or {})
-    pod = runner_pods[-1] if runner_pods else None
+    pod = reported_pod(runner_pods)
     jstate = jreason = jmessage = ""
     if runner_job is not None:
         jstate, jreason, jmessage = job_state(runner_job)
@@ -1000,7 +1012,7 @@ def derive_status(
     name = meta["name"]
     generation = meta.get("generation")
     status = task.get("status") or {}
-    runner = status.get("runner") or {}
+    runner = runner_view(status.get("runner") or {})
     jobs = list(jobs)
     by_name: dict[str, dict[str, Any]] = {
         (j.get("metadata") or {}).get("name") or "": j for j in jobs
@@ -1107,6 +1119,12 @@ def derive_status(
         "sla": sla if isinstance(sla, list) else None,
         "passSLA": pass_sla,
         "result": result,
+        # A distributed load's pods the Job controller saw fail (Continue: pod 0 then merges
+        # without waiting for their results).
+        "failedRunnerPods": failed_indexes(
+            ((runner_job or {}).get("status") or {}).get("failedIndexes")
+        )
+        or None,
     }
     return derived
 

@@ -24,6 +24,7 @@ import uuid
 from typing import Any
 
 import krally
+from krally.api.shards import runner_view
 from krally.results import rally
 
 _DURATIONS = {"min": "min", "median": "median", "p90": "90%ile", "p95": "95%ile", "max": "max"}
@@ -119,7 +120,7 @@ def report_from_task(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    runner_status = status.get("runner") or {}
+    runner_status = runner_view(status.get("runner") or {})
     summary = runner_status.get("summary") or {}
     result = status.get("result") or {}
     uid = str(meta.get("uid") or uuid.uuid5(uuid.NAMESPACE_URL, str(meta.get("name"))))

@@ -36,6 +36,7 @@ from krally.api.times import format_time
 from krally.task import plugin
 from krally.task.context import ContextManager
 from krally.task.impact import ImpactConfig, ImpactRecorder
+from krally.task.shard import Shard
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
 
 FORMAT_VERSION = "1.2"
@@ -126,11 +127,12 @@ class _Consumer:
         abort_on_sla: bool,
         on_record: Callable[[dict[str, Any]], None] | None = None,
         impact: ImpactRecorder | None = None,
+        origin: float | None = None,
     ):
         from krally.task.sla import SLAChecker
         from krally.task.stats import WorkloadStats
 
-        self.stats = WorkloadStats()
+        self.stats = WorkloadStats(origin=origin)
         self.sla = SLAChecker(dict(workload.sla))
         self.stop_load = stop_load
         self.abort_on_sla = abort_on_sla
@@ -171,8 +173,14 @@ def run_workload(
     task: Any = None,
     position: int = 0,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    shard: Shard | None = None,
+    origin: float | None = None,
 ) -> dict[str, Any]:
     """Run one workload and return Rally's workload result (plus ``timeline``, ``warnings``).
+
+    ``shard``: run only that part of a distributed load (:mod:`krally.task.shard`); the result
+    then also has ``shard``, the mergeable state :func:`krally.task.merge.merge_shards` combines
+    (``origin``, the shards' shared start, epoch, aligns their timelines).
 
     ``abort`` (set from any thread) stops the load: iterations in flight finish, no new ones
     start, and the SLA gets ``aborted_manually``. A crash (context setup, runner) is recorded as
@@ -186,16 +194,29 @@ def run_workload(
     warnings: list[str] = []
     stop_load = threading.Event()
     abort_on_sla_failure = abort_on_sla_failure or workload.abort_on_sla_failure
+    shard = shard or Shard()
     impact_config = ImpactConfig.from_spec(workload.impact)
-    recorder = ImpactRecorder(impact_config) if workload.hooks and impact_config.enabled else None
-    consumer = _Consumer(workload, stop_load, abort_on_sla_failure, on_record, recorder)
+    analyse = bool(workload.hooks) and impact_config.enabled
+    if analyse and not shard.whole:
+        # A firing's windows need every iteration around it, and those are spread over pods.
+        analyse = False
+        warnings.append(
+            f"impact: not analysed with runner.parallelism {shard.count} "
+            "(the disruption impact analysis needs the whole load in one runner pod)"
+        )
+    recorder = ImpactRecorder(impact_config) if analyse else None
+    consumer = _Consumer(workload, stop_load, abort_on_sla_failure, on_record, recorder, origin)
     counting = _CountingLauncher(
         launcher if launcher is not None else LocalLauncher(task), recorder
     )
     executor = (
-        HookExecutor(workload.hooks, task=task, launcher=counting) if workload.hooks else None
+        HookExecutor(workload.hooks, task=task, launcher=counting, shard=shard)
+        if workload.hooks
+        else None
     )
     total = expected_iterations(workload)
+    if total is not None and not shard.whole:
+        total = shard.share(total)
     created_at = _iso(time.time())
 
     def on_iteration_start(n: int) -> None:
@@ -243,7 +264,7 @@ def run_workload(
     error: list[Any] | None = None
     try:
         contexts.setup()
-        runner = ScenarioRunner.get(workload.runner_type)(dict(workload.runner_args))
+        runner = ScenarioRunner.get(workload.runner_type)(dict(workload.runner_args), shard)
         if abort is not None and abort.is_set():
             stop_load.set()
         runner.run(
@@ -278,7 +299,48 @@ def run_workload(
 
     impact = _impact(recorder, counting, hooks, consumer, load_end, warnings)
     consumer.sla.add_impact(impact or [])
-    sla_results = consumer.sla.results()
+    result = assemble_result(
+        workload,
+        consumer.stats,
+        consumer.sla,
+        hooks,
+        position=position,
+        created_at=created_at,
+        full_duration=full_duration,
+        contexts_results=contexts.results(),
+        warnings=warnings,
+        aborted=aborted_manually or consumer.aborted_on_sla,
+        impact=impact,
+        error=error,
+    )
+    if not shard.whole:
+        result["shard"] = {
+            "index": shard.index,
+            "count": shard.count,
+            "stats": consumer.stats.to_state(),
+            "sla": consumer.sla.to_state(),
+        }
+    return result
+
+
+def assemble_result(
+    workload: WorkloadSpec,
+    stats: Any,
+    sla: Any,
+    hooks: list[dict[str, Any]],
+    *,
+    position: int,
+    created_at: str,
+    full_duration: float,
+    contexts_results: list[Any],
+    warnings: list[str],
+    aborted: bool,
+    impact: list[dict[str, Any]] | None = None,
+    error: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Rally's workload result from the statistics (a WorkloadStats) and the SLA verdict (an
+    SLAChecker): one run's, or a distributed load's merged ones."""
+    sla_results = sla.results()
     result: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "description": workload.description or "",
@@ -293,14 +355,14 @@ def run_workload(
         "created_at": created_at,
         "updated_at": _iso(time.time()),
         "full_duration": full_duration,
-        "contexts_results": contexts.results(),
+        "contexts_results": contexts_results,
         "warnings": warnings,
-        "aborted": aborted_manually or consumer.aborted_on_sla,
-        "timeline": consumer.stats.timeline(),
-        "timeline_start": consumer.stats.timeline_start,
-        "histogram": consumer.stats.durations.bins(),
+        "aborted": aborted,
+        "timeline": stats.timeline(),
+        "timeline_start": stats.timeline_start,
+        "histogram": stats.durations.bins(),
     }
-    result.update(_durations(consumer.stats, consumer))
+    result.update(_durations(stats))
     if impact is not None:
         result["impact"] = impact
     if error is not None:
@@ -335,7 +397,7 @@ def _impact(
         return []
 
 
-def _durations(stats: Any, consumer: _Consumer) -> dict[str, Any]:
+def _durations(stats: Any) -> dict[str, Any]:
     """The Rally duration fields, from the bounded statistics (H3's WorkloadStats)."""
     every = stats.durations.summary()  # failed iterations included, like Rally's min/max
     return {
@@ -404,7 +466,10 @@ def run_task(
             on_workload(position, workload)
         if results is not None:
             results.begin_workload(position, workload)
-        result = run_workload(
+        run = run_workload
+        if workload.parallelism > 1:
+            from krally.task.merge import run_spread as run
+        result = run(
             workload,
             launcher=launcher,
             on_progress=on_progress,

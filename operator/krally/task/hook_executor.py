@@ -10,7 +10,10 @@ Semantics (Rally's, with krally's deliberate choices, see reference/rally-semant
 - ``stop()`` (the load ended) stops the ticks; values a trigger planned but never reached are
   reported per hook as ``unreached`` (bounded), since they will never fire;
 - ``results()`` waits for every fired hook (honouring ``HookSpec.timeout_seconds``) and returns
-  Rally's per-hook results in the task's hook order.
+  Rally's per-hook results in the task's hook order;
+- one :class:`~krally.task.shard.Shard` of a distributed load sees only its own iterations, and
+  only shard 0 keeps time: each reports unreached only the values it owns, so the shards' union
+  is the load's.
 
 A launcher runs a fired hook: ``LocalLauncher`` in a thread of this process; the runner pod
 supplies one that records the firing for the operator instead.
@@ -30,6 +33,7 @@ from krally import consts
 from krally.api.types import failed_now, hook_error
 from krally.task import spec as spec_mod
 from krally.task.hook import Hook
+from krally.task.shard import Shard
 from krally.task.spec import HookSpec
 from krally.task.trigger import HookHandle, LaunchFn, Trigger
 
@@ -89,9 +93,11 @@ class HookExecutor:
         launcher: HookLauncher | None = None,
         *,
         tick_interval: float = 1.0,
+        shard: Shard | None = None,
     ) -> None:
         """``tick_interval`` is the length of one ``time`` unit in seconds (tests shorten it)."""
         self.hooks = tuple(hooks)
+        self.shard = shard or Shard()
         self.task = task
         self.launcher: HookLauncher = launcher if launcher is not None else LocalLauncher(task)
         self._tick_interval = tick_interval
@@ -122,6 +128,8 @@ class HookExecutor:
             self._unreached.append([])
             self._unreached_count.append(0)
             by_event[trigger.get_listening_event()].append((index, trigger))
+        if not self.shard.keeps_time:
+            by_event.pop(consts.EventUnit.TIME, None)  # another shard fires them
         # Immutable tuples per event type: the hot path does one dict lookup and no allocation.
         self._by_event: dict[str, tuple[tuple[int, Trigger], ...]] = {
             event: tuple(entries) for event, entries in by_event.items()
@@ -237,9 +245,11 @@ class HookExecutor:
             except Exception:
                 LOG.exception("planned_values() of hook %d failed", index)
                 planned = None
-            if planned is None:
-                continue
             unit = trigger.get_listening_event()
+            if planned is None or unit not in self._by_event:
+                continue
+            if not self.shard.whole and unit == consts.EventUnit.ITERATION:
+                planned = [v for v in planned if isinstance(v, int) and self.shard.owns(v)]
             fired_values = [v for (event, v) in self._fired[index] if event == unit]
             listed: list[dict[str, Any]] = []
             count = len(planned) - sum(1 for v in fired_values if v in planned)

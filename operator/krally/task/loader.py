@@ -254,6 +254,10 @@ def _impact(
     return dataclasses.replace(workload, impact=impact.normalise(entry["impact"]))
 
 
+# runner.<key> → WorkloadSpec field: how the load is spread over runner pods.
+SPREAD_KEYS = {"parallelism": "parallelism", "podFailurePolicy": "pod_failure_policy"}
+
+
 def _workload(
     scenario_name: str,
     scenario_args: Any,
@@ -267,6 +271,10 @@ def _workload(
     runner = dict(runner)
     runner_type = runner.pop("type", "serial")
     extra: dict[str, Any] = {} if sla is None else {"sla": dict(sla)}
+    # krally's distribution keys sit beside the runner's config, but are not part of it.
+    for key, field_name in SPREAD_KEYS.items():
+        if key in runner:
+            extra[field_name] = runner.pop(key)
     return WorkloadSpec(
         scenario_name=scenario_name,
         scenario_args=scenario_args if scenario_args is not None else {},
@@ -467,6 +475,10 @@ def spec_from_workload(w: WorkloadSpec) -> dict[str, Any]:
         spec["description"] = w.description
     spec["scenario"] = {"name": w.scenario_name, "args": w.scenario_args}
     spec["runner"] = {"type": w.runner_type, **w.runner_args}
+    if w.parallelism != 1:
+        spec["runner"]["parallelism"] = w.parallelism
+    if w.pod_failure_policy != "FailTask":
+        spec["runner"]["podFailurePolicy"] = w.pod_failure_policy
     if w.contexts:
         spec["contexts"] = dict(w.contexts)
     spec["sla"] = dict(w.sla)

@@ -14,6 +14,7 @@ import importlib.metadata
 import importlib.util
 import pkgutil
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -176,26 +177,34 @@ def explain(error: jsonschema.ValidationError) -> str:
 _builtin_loaded = False
 
 
+_load_lock = threading.RLock()
+
+
 def load_builtin_plugins() -> None:
     """Import every module under ``krally.plugins`` and ``krally.kube.hooks`` once, then
     third-party entry points."""
     global _builtin_loaded
     if _builtin_loaded:
         return
-    _builtin_loaded = True
-    import krally.kube.hooks as kube_hooks  # kube.* hooks; they import kubernetes only in run()
-    import krally.plugins as builtin
+    # Under a lock: threads (a distributed load's shards run side by side by `krally run`) must
+    # not see a half-filled registry.
+    with _load_lock:
+        if _builtin_loaded:
+            return
+        import krally.kube.hooks as kube_hooks  # kube.* hooks; import kubernetes only in run()
+        import krally.plugins as builtin
 
-    for package in (builtin, kube_hooks):
-        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            importlib.import_module(module.name)
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            entry_point.load()
-        except Exception as exc:  # a broken third-party plugin must not hide the others
-            raise KrallyError(
-                f"plugin entry point {entry_point.name!r} ({entry_point.value}) failed: {exc}"
-            ) from exc
+        for package in (builtin, kube_hooks):
+            for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+                importlib.import_module(module.name)
+        _builtin_loaded = True
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                entry_point.load()
+            except Exception as exc:  # a broken third-party plugin must not hide the others
+                raise KrallyError(
+                    f"plugin entry point {entry_point.name!r} ({entry_point.value}) failed: {exc}"
+                ) from exc
 
 
 def load_plugin_path(path: str | Path) -> list[str]:

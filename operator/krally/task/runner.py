@@ -20,6 +20,7 @@ from typing import Any, ClassVar, TypeVar
 from krally.consts import JSON_SCHEMA
 from krally.errors import InvalidConfig
 from krally.task import plugin, workers
+from krally.task.shard import Shard
 from krally.task.workers import (
     Gate,
     IterationExecutor,
@@ -36,10 +37,12 @@ __all__ = [
     "OnResult",
     "OnStart",
     "ScenarioRunner",
+    "Shard",
     "Sink",
     "ThreadTimeoutException",
     "WorkerContext",
     "check_concurrency_vs_times",
+    "check_parts",
     "configure",
     "cpu_count",
     "split",
@@ -136,18 +139,44 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
     load, using ``ctx.gate.claim()`` and ``ctx.run_one(n)``); they declare
     ``expected_iterations(config)`` when their config bounds the iteration count. ``serial``
     overrides ``run``.
+
+    Distributed load (krally): a runner that sets ``SPREADS = True`` can run one
+    :class:`Shard` of the load (``self.shard``; its ``_plan`` takes its part, iteration numbers
+    are made global by the base). Others refuse ``runner.parallelism`` > 1.
     """
 
     CONFIG_SCHEMA: ClassVar[dict[str, Any]] = {"type": "object"}
+    SPREADS: ClassVar[bool] = False
 
-    def __init__(self, config: dict[str, Any] | None = None):
+    def __init__(self, config: dict[str, Any] | None = None, shard: Shard | None = None):
         config = dict(config or {})
         config.pop("type", None)
         problems = self.validate_config(config, "runner")
         if problems:
             raise problems[0]
         self.config = config
+        self.shard = shard or Shard()
+        if not self.shard.whole:
+            problems = self.parallelism_problems(config, self.shard.count, "runner")
+            if problems:
+                raise problems[0]
         self.run_duration = 0.0  # seconds the load took (set by run)
+
+    @classmethod
+    def parallelism_problems(
+        cls, config: dict[str, Any], parallelism: int, path: str = "runner"
+    ) -> list[InvalidConfig]:
+        """Why this (valid) config cannot be spread over ``parallelism`` pods (empty: it can).
+        Runners that spread override it to check that every pod gets a part."""
+        if parallelism <= 1 or cls.SPREADS:
+            return []
+        return [
+            InvalidConfig(
+                plugin.join_path(path, ["parallelism"]),
+                f"runner {cls.get_name()!r} cannot be spread over {parallelism} pods "
+                "(it runs iterations one after another); use parallelism 1",
+            )
+        ]
 
     # -- for subclasses -------------------------------------------------------------------
 
@@ -188,15 +217,20 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
         )
         shares, limit = self._plan()
         started = time.monotonic()
+        numbering = workers.Numbering(self.shard.count, self.shard.index)
 
         def body(gate: Gate, sink: Sink, index: int, share: int) -> None:
             self._worker(WorkerContext(gate, sink, execute, index, len(shares), share, started))
 
         try:
             if len(shares) == 1:
-                workers.run_in_process(body, shares[0], limit, on_iteration_start, on_result, abort)
+                workers.run_in_process(
+                    body, shares[0], limit, on_iteration_start, on_result, abort, numbering
+                )
             else:
-                workers.run_in_processes(body, shares, limit, on_iteration_start, on_result, abort)
+                workers.run_in_processes(
+                    body, shares, limit, on_iteration_start, on_result, abort, numbering
+                )
         finally:
             self.run_duration = time.monotonic() - started
 
@@ -204,6 +238,21 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
 def configure(name: str, platform: str = "default") -> Callable[[R], R]:
     """Register a ScenarioRunner subclass as runner ``name`` (Rally: ``@runner.configure``)."""
     return plugin.configure(ScenarioRunner, name, platform)
+
+
+def check_parts(
+    path: str, key: str, value: int, parallelism: int, what: str
+) -> list[InvalidConfig]:
+    """A spread runner's check: every pod needs at least one of ``value`` (its ``key``)."""
+    if value >= parallelism:
+        return []
+    return [
+        InvalidConfig(
+            plugin.join_path(path, ["parallelism"]),
+            f"parallelism ({parallelism}) must be at most {key} ({value}): every runner pod "
+            f"needs at least one {what}",
+        )
+    ]
 
 
 def check_concurrency_vs_times(

@@ -38,6 +38,25 @@ class SLA(plugin.Plugin, kind="sla"):
     def merge(self, other: SLA) -> bool:
         raise NotImplementedError(f"SLA {self.get_name()!r} cannot be merged")
 
+    # -- a distributed load: each runner pod judges its shard, the merge judges the load -------
+
+    @classmethod
+    def mergeable(cls) -> bool:
+        """Whether results of several runner pods can be combined (Rally's ``merge``)."""
+        return cls.merge is not SLA.merge
+
+    def to_state(self) -> dict[str, Any]:
+        """This criterion's counters, JSON-safe (its attributes; the config is not repeated)."""
+        return {k: _encode(v) for k, v in vars(self).items() if k != "criterion_value"}
+
+    @classmethod
+    def from_state(cls, criterion_value: Any, state: dict[str, Any]) -> SLA:
+        """A criterion built from its config, with the counters :meth:`to_state` gave."""
+        criterion = cls(criterion_value)
+        for key, value in state.items():
+            setattr(criterion, key, _decode(value, getattr(criterion, key, None)))
+        return criterion
+
     def details(self) -> str:
         raise NotImplementedError
 
@@ -107,6 +126,37 @@ class StreamingStats:
         return math.sqrt(self._m2 / (self.count - 1)) if self.count > 1 else None
 
 
+def _encode(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": repr(value)}
+    if isinstance(value, dict):
+        return {"dict": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    slots = getattr(type(value), "__slots__", None)
+    if slots is not None:  # e.g. StreamingStats
+        return {"slots": {name: _encode(getattr(value, name)) for name in slots}}
+    raise TypeError(f"{type(value).__name__} cannot cross runner pods")
+
+
+def _decode(value: Any, current: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, None) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "float" in value:
+        return float(value["float"])
+    if "dict" in value:
+        return {_decode(k, None): _decode(v, None) for k, v in value["dict"]}
+    if "slots" in value and current is not None:
+        for name, item in value["slots"].items():
+            setattr(current, name, _decode(item, getattr(current, name, None)))
+        return current
+    raise ValueError(f"not a criterion state: {value!r:.80}")
+
+
 class SLAChecker:
     """All SLA criteria of one workload."""
 
@@ -137,6 +187,37 @@ class SLAChecker:
             if add is not None and not add(impacts):
                 ok = False
         return ok
+
+    def to_state(self) -> dict[str, Any]:
+        """Every criterion's counters and the flags, JSON-safe (a runner pod's shard)."""
+        return {
+            "criteria": [c.to_state() for c in self.criteria],
+            "abortedOnSLA": self.aborted_on_sla,
+            "abortedManually": self.aborted_manually,
+            "unexpectedFailure": None
+            if self.unexpected_failure is None
+            else str(self.unexpected_failure),
+        }
+
+    @classmethod
+    def merged(cls, sla_config: dict[str, Any] | None, states: list[dict[str, Any]]) -> SLAChecker:
+        """The load's verdict from its shards' states: each criterion rebuilt per shard and
+        combined with its ``merge``; a flag set in any shard is set."""
+        checker = cls(sla_config)
+        for position, criterion in enumerate(checker.criteria):
+            parts = [
+                type(criterion).from_state(criterion.criterion_value, state["criteria"][position])
+                for state in states
+            ]
+            if parts:
+                checker.criteria[position] = combined = parts[0]
+                for part in parts[1:]:
+                    combined.merge(part)
+        checker.aborted_on_sla = any(s.get("abortedOnSLA") for s in states)
+        checker.aborted_manually = any(s.get("abortedManually") for s in states)
+        failures = [s["unexpectedFailure"] for s in states if s.get("unexpectedFailure")]
+        checker.unexpected_failure = "; ".join(failures) if failures else None
+        return checker
 
     def set_aborted_on_sla(self) -> None:
         self.aborted_on_sla = True

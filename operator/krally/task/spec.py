@@ -62,6 +62,11 @@ class WorkloadSpec:
     # The disruption impact analysis config as written (BenchmarkTask ``spec.impact``, or the
     # ``impact`` of a Rally workload, normalised to camelCase); defaults: krally.task.impact.
     impact: dict[str, Any] = field(default_factory=dict)
+    # krally: the load spread over this many runner pods (``runner.parallelism``; in a task
+    # file, ``krally run`` runs the shards side by side), and what one failing pod does
+    # (``runner.podFailurePolicy``: FailTask or Continue). Not part of the runner's config.
+    parallelism: int = 1
+    pod_failure_policy: str = "FailTask"
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,45 @@ class LogHistogram:
         """Buckets in use (what the memory is proportional to)."""
         return len(self._buckets) + (1 if self.zeros else 0)
 
+    # -- crossing processes (a distributed load's shards) -------------------------------------
+
+    @property
+    def relative_error(self) -> float:
+        return (self._gamma - 1) / (self._gamma + 1)
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-safe and compact: the buckets as one dense run of counts from the lowest key."""
+        state: dict[str, Any] = {"e": round(self.relative_error, 9), "n": self.count}
+        if not self.count:
+            return state
+        state.update(s=self.sum, lo=self.min, hi=self.max)
+        if self.zeros:
+            state["z"] = self.zeros
+        if self._buckets:
+            first, last = min(self._buckets), max(self._buckets)
+            state["k"] = first
+            state["c"] = [self._buckets.get(k, 0) for k in range(first, last + 1)]
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LogHistogram:
+        """The histogram :meth:`to_state` described (ValueError when it is not one)."""
+        try:
+            hist = cls(float(state["e"]))
+            hist.count = int(state["n"])
+            if hist.count:
+                hist.sum, hist.min, hist.max = (float(state[k]) for k in ("s", "lo", "hi"))
+                hist.zeros = int(state.get("z", 0))
+                first = int(state.get("k", 0))
+                for offset, n in enumerate(state.get("c") or []):
+                    if n:
+                        hist._buckets[first + offset] = int(n)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a histogram state: {exc}") from None
+        if hist.zeros + sum(hist._buckets.values()) != hist.count:
+            raise ValueError("not a histogram state: its buckets do not add up to its count")
+        return hist
+
 
 class _AtomicNode:
     __slots__ = ("children", "count", "failed", "hist", "iterations", "name")
@@ -175,14 +214,18 @@ def _percent(part: int, whole: int) -> str:
 class WorkloadStats:
     """Everything the results and status need about a workload's iterations, bounded."""
 
-    def __init__(self, start_time: float | None = None, max_points: int = 300):
+    def __init__(
+        self, start_time: float | None = None, max_points: int = 300, origin: float | None = None
+    ):
         self.iterations = 0
         self.failures = 0
         # Epoch of the earliest iteration start (Rally's start_time, and load_duration's origin).
         # Records arrive in finish order, so with concurrency the first one added need not be
         # the earliest: a later record can move it back. The timeline keeps its own origin.
         self.start_time = start_time
-        self._origin = start_time
+        # The timeline's origin: given (a distributed load's shared start, so that the shards'
+        # timelines line up), else the first record's start.
+        self._origin = origin if origin is not None else start_time
         self.end_time: float | None = None  # max(timestamp + duration + idle)
         self.durations = LogHistogram()  # every iteration's duration
         self.ok_durations = LogHistogram()  # successful iterations only (Rally's table)
@@ -362,3 +405,133 @@ class WorkloadStats:
             ],
         }
         return {"total": total, "atomics": self.atomics()}
+
+    # -- crossing processes (a distributed load's shards) -------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything :meth:`merge` needs, JSON-safe (histograms: ``LogHistogram.to_state``)."""
+        return {
+            "iterations": self.iterations,
+            "failures": self.failures,
+            "startTime": self.start_time,
+            "endTime": self.end_time,
+            "origin": self._origin,
+            "width": self._width,
+            "durations": self.durations.to_state(),
+            "ok": self.ok_durations.to_state(),
+            "okIdle": self.ok_idle.to_state(),
+            "okTotal": self.ok_total.to_state(),
+            "atomics": [_atomic_state(node) for node in self._atomics.values()],
+            "points": [
+                [index, point.count, point.failures, point.hist.to_state()]
+                for index, point in sorted(self._points.items())
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], max_points: int = 300) -> WorkloadStats:
+        """The statistics :meth:`to_state` described (ValueError when it is not one)."""
+        stats = cls(max_points=max_points)
+        try:
+            stats.iterations = int(state["iterations"])
+            stats.failures = int(state["failures"])
+            stats.start_time = _optional_float(state.get("startTime"))
+            stats.end_time = _optional_float(state.get("endTime"))
+            stats._origin = _optional_float(state.get("origin"))
+            stats._width = float(state.get("width") or 1.0)
+            stats.durations = LogHistogram.from_state(state["durations"])
+            stats.ok_durations = LogHistogram.from_state(state["ok"])
+            stats.ok_idle = LogHistogram.from_state(state["okIdle"])
+            stats.ok_total = LogHistogram.from_state(state["okTotal"])
+            for item in state.get("atomics") or []:
+                node = _atomic_from_state(item)
+                stats._atomics[node.name] = node
+            for index, count, failures, hist in state.get("points") or []:
+                point = stats._points[int(index)] = _TimelinePoint()
+                point.count, point.failures = int(count), int(failures)
+                point.hist = LogHistogram.from_state(hist)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a statistics state: {exc}") from None
+        return stats
+
+    def merge(self, other: WorkloadStats) -> None:
+        """Add ``other``'s iterations: counts add, histograms merge bucket by bucket (exact:
+        the merged quantiles are those of one histogram fed every record), the timelines are
+        summed point by point on a common origin and width, atomic actions merge by name."""
+        self.iterations += other.iterations
+        self.failures += other.failures
+        for hist, more in (
+            (self.durations, other.durations),
+            (self.ok_durations, other.ok_durations),
+            (self.ok_idle, other.ok_idle),
+            (self.ok_total, other.ok_total),
+        ):
+            hist.merge(more)
+        if other.start_time is not None and (
+            self.start_time is None or other.start_time < self.start_time
+        ):
+            self.start_time = other.start_time
+        if other.end_time is not None and (self.end_time is None or other.end_time > self.end_time):
+            self.end_time = other.end_time
+        _merge_atomics(self._atomics, other._atomics)
+        self._merge_points(other)
+
+    def _merge_points(self, other: WorkloadStats) -> None:
+        if not other._points:
+            return
+        origins = [o for o in (self._origin, other._origin) if o is not None]
+        origin = min(origins) if origins else None
+        width = max(self._width, other._width)
+        merged: dict[int, _TimelinePoint] = {}
+        for stats in (self, other):
+            shift = 0.0 if origin is None or stats._origin is None else stats._origin - origin
+            for index, point in stats._points.items():
+                # The point's start, on the common origin and width (widths are powers of 2).
+                target = int((shift + index * stats._width) / width + 1e-9)
+                into = merged.get(target)
+                if into is None:
+                    into = merged[target] = _TimelinePoint()
+                into.count += point.count
+                into.failures += point.failures
+                into.hist.merge(point.hist)
+        self._origin, self._width, self._points = origin, width, merged
+        if len(self._points) >= self._max_points:
+            self._coarsen()
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _atomic_state(node: _AtomicNode) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "count": node.count,
+        "failed": node.failed,
+        "iterations": node.iterations,
+        "hist": node.hist.to_state(),
+        "children": [_atomic_state(child) for child in node.children.values()],
+    }
+
+
+def _atomic_from_state(state: dict[str, Any]) -> _AtomicNode:
+    node = _AtomicNode(str(state["name"]))
+    node.count, node.failed = int(state["count"]), int(state["failed"])
+    node.iterations = int(state["iterations"])
+    node.hist = LogHistogram.from_state(state["hist"])
+    for item in state.get("children") or []:
+        child = _atomic_from_state(item)
+        node.children[child.name] = child
+    return node
+
+
+def _merge_atomics(into: dict[str, _AtomicNode], other: dict[str, _AtomicNode]) -> None:
+    for name, node in other.items():
+        mine = into.get(name)
+        if mine is None:
+            mine = into[name] = _AtomicNode(name)
+        mine.count += node.count
+        mine.failed += node.failed
+        mine.iterations += node.iterations
+        mine.hist.merge(node.hist)
+        _merge_atomics(mine.children, node.children)

@@ -80,6 +80,7 @@ def validate_workload(
     problems.extend(validate_contexts(w.contexts, paths["contexts"], found_warnings))
     for name, config in w.sla.items():
         problems.extend(SLA.validate(name, config, join_path(f"{w.path}.sla", [name])))
+    problems.extend(_spread_problems(w, paths["runner_args"], not runner_problems))
     found_warnings.extend(_nothing_to_analyse(w))
     for index, hook in enumerate(w.hooks):
         action_path, trigger_path = hook_paths(w.path, index, hook, style)
@@ -97,6 +98,46 @@ def validate_workload(
             found_warnings.extend(_unreachable(w, hook, trigger_path))
     if warnings is not None:
         warnings.extend(found_warnings)
+    return problems
+
+
+def _spread_problems(w: WorkloadSpec, runner_path: str, runner_ok: bool) -> list[InvalidConfig]:
+    """``runner.parallelism`` and ``runner.podFailurePolicy``: well-formed, and a load the
+    runner can spread and whose SLA criteria can be judged merged."""
+    from krally.task.runner import ScenarioRunner
+    from krally.task.shard import MAX_PARALLELISM, POD_FAILURE_POLICIES
+    from krally.task.sla import SLA
+
+    n = w.parallelism
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PARALLELISM:
+        return [
+            InvalidConfig(
+                join_path(runner_path, ["parallelism"]),
+                f"must be a whole number from 1 to {MAX_PARALLELISM}, got {n!r}",
+            )
+        ]
+    problems: list[InvalidConfig] = []
+    if w.pod_failure_policy not in POD_FAILURE_POLICIES:
+        problems.append(
+            InvalidConfig(
+                join_path(runner_path, ["podFailurePolicy"]),
+                f"must be one of {', '.join(POD_FAILURE_POLICIES)}, got {w.pod_failure_policy!r}",
+            )
+        )
+    if n == 1 or not runner_ok:
+        return problems
+    runner_cls = ScenarioRunner.get(w.runner_type)
+    problems.extend(runner_cls.parallelism_problems(dict(w.runner_args), n, runner_path))
+    known = SLA.get_all()
+    for name in w.sla:
+        if name in known and not known[name].mergeable():
+            problems.append(
+                InvalidConfig(
+                    join_path(f"{w.path}.sla", [name]),
+                    f"cannot be judged over {n} runner pods (the criterion has no merge); "
+                    "use runner.parallelism 1",
+                )
+            )
     return problems
 
 

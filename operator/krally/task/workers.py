@@ -257,8 +257,22 @@ class _Value:
         self.value = value
 
 
+@dataclass(frozen=True)
+class Numbering:
+    """How a load's own iteration counts (1, 2, ...) map to global iteration numbers: one shard
+    of ``stride`` (see :mod:`krally.task.shard`) runs ``offset + 1, offset + 1 + stride, ...``."""
+
+    stride: int = 1
+    offset: int = 0
+
+
+WHOLE = Numbering()
+
+
 class Gate:
-    """Hands out iteration numbers 1, 2, ... in start order and announces each start."""
+    """Hands out iteration numbers in start order and announces each start: 1, 2, ... or, for
+    one shard of a distributed load, its global numbers (``numbering``). ``limit`` counts this
+    load's own iterations."""
 
     def __init__(
         self,
@@ -268,11 +282,13 @@ class Gate:
         stop: Any,
         announce: OnStart,
         abort: threading.Event | None = None,
+        numbering: Numbering = WHOLE,
     ):
         self.limit = limit
         self._lock, self._counter, self._stop = lock, counter, stop
         self._announce = announce
         self._abort = abort
+        self._stride, self._offset = numbering.stride, numbering.offset
 
     def halt(self) -> None:
         """Start no more iterations (running ones finish)."""
@@ -291,6 +307,8 @@ class Gate:
                 return None
             number += 1
             self._counter.value = number
+            if self._stride != 1:
+                number = (number - 1) * self._stride + self._offset + 1
             # Announced under the lock so start events are emitted in number order.
             self._announce(number)
             return number
@@ -377,6 +395,7 @@ class WorkerSpec:
     event_w: int
     conn: Any  # this worker's result pipe
     siblings: list[Any] = field(default_factory=list)  # earlier workers' pipe ends, to close
+    numbering: Numbering = WHOLE
 
 
 def run_in_process(
@@ -386,9 +405,10 @@ def run_in_process(
     on_iteration_start: OnStart,
     on_result: OnResult,
     abort: threading.Event,
+    numbering: Numbering = WHOLE,
 ) -> None:
     """The whole load in this process's threads: no IPC at all."""
-    gate = Gate(limit, threading.Lock(), _Value(), _Value(), on_iteration_start, abort)
+    gate = Gate(limit, threading.Lock(), _Value(), _Value(), on_iteration_start, abort, numbering)
     body(gate, _DirectSink(on_result), 0, concurrency)
 
 
@@ -399,6 +419,7 @@ def run_in_processes(
     on_iteration_start: OnStart,
     on_result: OnResult,
     abort: threading.Event,
+    numbering: Numbering = WHOLE,
 ) -> None:
     """The load over one forked worker process per share; events and records come back over
     pipes and are dispatched here, start events first."""
@@ -417,7 +438,18 @@ def run_in_processes(
         for index, share in enumerate(shares):
             recv, send = mp.Pipe(duplex=False)
             spec = WorkerSpec(
-                body, index, share, limit, lock, counter, stop, event_r, event_w, send, list(conns)
+                body,
+                index,
+                share,
+                limit,
+                lock,
+                counter,
+                stop,
+                event_r,
+                event_w,
+                send,
+                list(conns),
+                numbering,
             )
             proc = mp.Process(
                 target=_child_main, args=(spec,), name=f"krally-runner-{index}", daemon=True
@@ -472,7 +504,9 @@ def _child_main(spec: WorkerSpec) -> None:
 
     sink = _BatchSink(conn)
     try:
-        gate = Gate(spec.limit, spec.lock, spec.counter, spec.stop, announce)
+        gate = Gate(
+            spec.limit, spec.lock, spec.counter, spec.stop, announce, numbering=spec.numbering
+        )
         spec.body(gate, sink, spec.index, spec.share)
         sink.close()
         conn.send_bytes(pickle.dumps(("done", None)))

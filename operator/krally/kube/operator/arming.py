@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from krally.api.shards import runner_view
 from krally.api.times import parse_time, rfc3339
 from krally.api.types import TERMINAL
 from krally.kube import jobs as kjobs
@@ -124,7 +125,7 @@ def predictable(
 
 def _rate(task: Obj) -> float | None:
     """The load's iterations per second so far (None before it has run a second)."""
-    progress = ((task.get("status") or {}).get("runner") or {}).get("progress") or {}
+    progress = runner_view((task.get("status") or {}).get("runner") or {}).get("progress") or {}
     done, elapsed = progress.get("done"), progress.get("elapsedSeconds")
     if isinstance(done, int | float) and isinstance(elapsed, int | float) and elapsed >= 1:
         return done / elapsed if done > 0 else None
@@ -185,7 +186,7 @@ def plan(
     previous = status.get("arming") or {}
     if not cfg.enabled:
         return ArmingPlan((), False, 0.0, (), None)
-    runner = status.get("runner") or {}
+    runner = runner_view(status.get("runner") or {})
     runner_name = kjobs.runner_name(name)
     runner_job = jobs.get(runner_name)
     load_over = (

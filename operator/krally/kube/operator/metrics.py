@@ -43,6 +43,7 @@ import prometheus_client as prom
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from krally.api.shards import runner_view
 from krally.api.times import parse_time
 from krally.api.types import HOOK_FINAL, PENDING, PHASES, TERMINAL
 
@@ -197,7 +198,7 @@ class OperatorMetrics:
         namespace = str(meta.get("namespace") or key[0])
         self._phases[key] = (namespace, str(status.get("phase") or PENDING))
         seen = self._seen_for(key, task)
-        firings = (status.get("runner") or {}).get("firings") or []
+        firings = runner_view(status.get("runner") or {}).get("firings") or []
         # The list only grows; a stale view (shorter) has nothing new.
         if len(firings) <= seen.firings:
             return
@@ -244,7 +245,7 @@ class OperatorMetrics:
             # First sight of this object: what its status holds already is history, except
             # the firings of a task still running (this process handles them).
             status = task.get("status") or {}
-            firings = (status.get("runner") or {}).get("firings") or []
+            firings = runner_view(status.get("runner") or {}).get("firings") or []
             history = len(firings) if status.get("phase") in TERMINAL else 0
             results = {result for result, _, _ in final_results(status.get("hooks"))}
             seen = self._seen[key] = _Seen(uid, history, results)

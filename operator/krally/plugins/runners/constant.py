@@ -34,13 +34,22 @@ class ConstantScenarioRunner(runner.ScenarioRunner):
         problems = super().validate_config(config, path)
         return problems or runner.check_concurrency_vs_times(config, path)
 
+    SPREADS = True  # each pod: its interleaved share of `times`, its part of `concurrency`
+
+    @classmethod
+    def parallelism_problems(
+        cls, config: dict[str, Any], parallelism: int, path: str = "runner"
+    ) -> list[InvalidConfig]:
+        concurrency = config.get("concurrency", 1)
+        return runner.check_parts(path, "concurrency", concurrency, parallelism, "iteration slot")
+
     @classmethod
     def expected_iterations(cls, config: dict[str, Any]) -> int | None:
         return runner.times_of(config)
 
     def _plan(self) -> tuple[list[int], int | None]:
-        times = self.config.get("times", 1)
-        concurrency = self.config.get("concurrency", 1)
+        times = self.shard.share(self.config.get("times", 1))
+        concurrency = self.shard.part(self.config.get("concurrency", 1))
         max_cpu = self.config.get("max_cpu_count", runner.cpu_count())
         processes = max(1, min(runner.cpu_count(), max_cpu, times, concurrency))
         return runner.split(concurrency, processes), times

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from krally.errors import InvalidConfig
 from krally.task import runner
 
 
@@ -30,12 +32,21 @@ class ConstantForDurationScenarioRunner(runner.ScenarioRunner):
         additionalProperties=False,
     )
 
+    SPREADS = True  # each pod: the whole duration, its part of `concurrency`
+
+    @classmethod
+    def parallelism_problems(
+        cls, config: dict[str, Any], parallelism: int, path: str = "runner"
+    ) -> list[InvalidConfig]:
+        concurrency = config.get("concurrency", 1)
+        return runner.check_parts(path, "concurrency", concurrency, parallelism, "iteration slot")
+
     @property
     def timeout(self) -> float:
         return float(self.config.get("timeout", 600))
 
     def _plan(self) -> tuple[list[int], int | None]:
-        concurrency = self.config.get("concurrency", 1)
+        concurrency = self.shard.part(self.config.get("concurrency", 1))
         processes = max(1, min(runner.cpu_count(), concurrency))
         return runner.split(concurrency, processes), None
 

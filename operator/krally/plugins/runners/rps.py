@@ -72,6 +72,21 @@ class RPSScenarioRunner(runner.ScenarioRunner):
             ]
         return []
 
+    # Each pod: its interleaved share of `times`, paced at 1/N of the rate and staggered so
+    # that global iteration n is due (n - 1)/rate after the start, as in one pod.
+    SPREADS = True
+
+    @classmethod
+    def parallelism_problems(
+        cls, config: dict[str, Any], parallelism: int, path: str = "runner"
+    ) -> list[InvalidConfig]:
+        times = config.get("times", 1)
+        problems = runner.check_parts(path, "times", times, parallelism, "iteration")
+        cap = config.get("max_concurrency", times)
+        return problems or runner.check_parts(
+            path, "max_concurrency", cap, parallelism, "iteration slot"
+        )
+
     @classmethod
     def expected_iterations(cls, config: dict[str, Any]) -> int | None:
         return runner.times_of(config, default=None)
@@ -85,14 +100,17 @@ class RPSScenarioRunner(runner.ScenarioRunner):
         return float(min(rps["start"] + rps["step"] * steps, rps["end"]))
 
     def _plan(self) -> tuple[list[int], int | None]:
-        times = self.config["times"]
-        max_concurrency = self.config.get("max_concurrency", times)
+        times = self.shard.share(self.config["times"])
+        max_concurrency = self.shard.part(self.config.get("max_concurrency", self.config["times"]))
         max_cpu = self.config.get("max_cpu_count", runner.cpu_count())
         processes = max(1, min(runner.cpu_count(), max_cpu, times, max_concurrency))
         return runner.split(max_concurrency, processes), times
 
     def _worker(self, ctx: runner.WorkerContext) -> None:
-        # Every process paces 1/processes of the rate, staggered by index/rate (Rally's split).
+        # Every process paces 1/processes of the rate, staggered by index/rate (Rally's split);
+        # spread over pods, process j of pod i is the (i + j*pods)-th of processes*pods.
+        pods, pod = self.shard.count, self.shard.index
+        stride = ctx.processes * pods
         slots = threading.BoundedSemaphore(ctx.concurrency)
         threads: list[threading.Thread] = []
         failures: list[BaseException] = []
@@ -106,7 +124,7 @@ class RPSScenarioRunner(runner.ScenarioRunner):
             finally:
                 slots.release()
 
-        due = t0 + ctx.index / self._rate(0)
+        due = t0 + (pod + ctx.index * pods) / self._rate(0)
         while not failures:
             while (left := due - time.monotonic()) > 0:
                 if ctx.gate.stopped():
@@ -124,7 +142,7 @@ class RPSScenarioRunner(runner.ScenarioRunner):
                 thread.start()
                 threads = [t for t in threads if t.is_alive()]
                 threads.append(thread)
-                due += ctx.processes / self._rate(due - t0)
+                due += stride / self._rate(due - t0)
                 continue
             break
         for thread in threads:
