@@ -165,3 +165,40 @@ def test_a_pod_the_job_saw_fail_is_not_waited_for() -> None:
     summary = task.runner["summary"]
     assert summary["iterations"] == 200
     assert any("2 of 3 did not report" in w for w in summary["warnings"]), summary["warnings"]
+
+
+def test_a_failed_index_of_continue_is_not_the_job_failing() -> None:
+    from krally.kube.status import job_state
+
+    running = {"spec": {"backoffLimitPerIndex": 0}, "status": {"failed": 1, "active": 2}}
+    assert job_state(running)[0] == "active"
+    ended = {
+        "spec": {"backoffLimitPerIndex": 0},
+        "status": {
+            "failed": 1,
+            "failedIndexes": "2",
+            "conditions": [{"type": "Failed", "status": "True", "reason": "FailedIndexes"}],
+        },
+    }
+    assert job_state(ended)[:2] == ("failed", "FailedIndexes")
+    assert job_state({"spec": {"backoffLimit": 0}, "status": {"failed": 1}})[0] == "failed"
+
+
+def test_failed_indexes_and_the_view_of_an_unmerged_load() -> None:
+    from krally.api.shards import failed_indexes
+
+    assert failed_indexes("1,3-5") == [1, 3, 4, 5]
+    assert failed_indexes(None) == [] == failed_indexes("x,-")
+    view = runner_view(
+        {
+            "startAt": "2026-12-03T10:00:00.000Z",
+            "pods": {
+                "0": {"state": "Running", "progress": {"done": 5, "total": 10, "failures": 1}},
+                "1": {"state": "Error", "error": "boom", "progress": {"done": 3, "total": 10}},
+            },
+        }
+    )
+    assert view["state"] == "Running" and view["error"] == "runner pod 1: boom"
+    assert view["progress"] == {"done": 8, "failures": 1, "total": 20}
+    assert view["startedAt"] == "2026-12-03T10:00:00.000Z"
+    assert runner_view({"state": "Finished"}) == {"state": "Finished"}

@@ -176,10 +176,6 @@ def test_merged_timeline_coarsens_like_one_pod() -> None:
     _same_timeline(merged.timeline(), one.timeline())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WorkloadStats._merge_points coarsens at len == max_points, add() does not",
-)
 def test_merged_timeline_with_exactly_max_points() -> None:
     # 10 seconds of load, 10 points allowed: one pod keeps 10 one-second points.
     records = _records(7, 40, step=0.25)

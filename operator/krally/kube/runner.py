@@ -709,6 +709,8 @@ BARRIER_POLL = 0.1
 # How long the pods wait for each other when the task sets no runnerPod.timeoutSeconds.
 BARRIER_PATIENCE = 600.0
 MERGE_POLL = 0.5
+# A stopped pod 0 waits this long for the others' last reports (the pod's grace period is 30 s).
+STOP_PATIENCE = 10.0
 
 
 def _pod_patcher(patch_fn: Any, index: int) -> Any:
@@ -883,6 +885,7 @@ class ShardRun:
 
         count = self.shard.count
         deadline = final_write_deadline(self.spec, self.started_mono)
+        stopped: float | None = None
         while True:
             try:
                 status = self._runner_status()
@@ -892,8 +895,12 @@ class ShardRun:
             pods = pod_reports(status.get("runner") or {})
             failed = set(status.get("failedRunnerPods") or [])
             done = {i for i, pod in pods.items() if pod.get("state") in FINAL_STATES} | failed
-            if len(done & set(range(count))) >= count or self.abort.is_set():
+            if len(done & set(range(count))) >= count:
                 break
+            if self.abort.is_set():
+                # Stopped (FailTask: the Job stops every pod at once): the others are writing
+                # what they ran too; wait for them a little, within the pod's grace period.
+                deadline = min(deadline, (stopped := stopped or time.monotonic()) + STOP_PATIENCE)
             if time.monotonic() + MERGE_POLL > deadline:
                 log.warning(
                     "runner pods %s did not report in time", sorted(set(range(count)) - done)

@@ -88,7 +88,10 @@ def job_state(job: dict[str, Any]) -> tuple[str, str, str]:
         if cond:
             return state, cond.get("reason") or ctype, cond.get("message") or ""
     status = job.get("status") or {}
-    if status.get("failed"):
+    # A failed pod fails the Job at once (backoffLimit 0), except with backoffLimitPerIndex (a
+    # distributed load's Continue): the other indexes run on, and the Job's conditions say when
+    # it is over.
+    if status.get("failed") and (job.get("spec") or {}).get("backoffLimitPerIndex") is None:
         return "failed", "PodFailed", ""
     if status.get("active") or status.get("ready"):
         return "active", "", ""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import copy
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -81,6 +82,18 @@ class _FailedLaunch:
 
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         return copy.deepcopy(self._result)
+
+
+def _owned(planned: Any, shard: Shard) -> Any:
+    """The planned iteration values ``shard`` owns; a range stays a range (a trigger may plan
+    millions of values: membership tests and the walk below stay cheap)."""
+    if isinstance(planned, range):
+        period = shard.count // math.gcd(abs(planned.step), shard.count)
+        first = next((v for v in planned[:period] if shard.owns(v)), None)
+        if first is None:
+            return range(0)
+        return range(first, planned.stop, planned.step * period)
+    return [v for v in planned if isinstance(v, int) and shard.owns(v)]
 
 
 class HookExecutor:
@@ -249,7 +262,7 @@ class HookExecutor:
             if planned is None or unit not in self._by_event:
                 continue
             if not self.shard.whole and unit == consts.EventUnit.ITERATION:
-                planned = [v for v in planned if isinstance(v, int) and self.shard.owns(v)]
+                planned = _owned(planned, self.shard)
             fired_values = [v for (event, v) in self._fired[index] if event == unit]
             listed: list[dict[str, Any]] = []
             count = len(planned) - sum(1 for v in fired_values if v in planned)

@@ -495,7 +495,8 @@ class WorkloadStats:
                 into.failures += point.failures
                 into.hist.merge(point.hist)
         self._origin, self._width, self._points = origin, width, merged
-        if len(self._points) >= self._max_points:
+        # As add() does: a load may hold max_points points, one more halves the resolution.
+        if len(self._points) > self._max_points:
             self._coarsen()
 
 
