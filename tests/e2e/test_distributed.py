@@ -143,4 +143,5 @@ def test_a_runner_pod_deleted_mid_load(
         assert status["phase"] == "Failed", status.get("message")
         assert "partial results kept" in status["message"], status["message"]
         done = sum(pods[str(i)]["progress"]["done"] for i in range(PODS))
+        assert "result" in status, json.dumps(runner)[:3000]
         assert status["result"]["iterations"] == done < 900

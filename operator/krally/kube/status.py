@@ -887,6 +887,11 @@ PHASE_RULES: tuple[PhaseRule, ...] = (
 )
 
 
+def _still_running(pod: dict[str, Any]) -> bool:
+    phase = (pod.get("status") or {}).get("phase")
+    return phase in ("Pending", "Running") and not container_state(pod).get("terminated")
+
+
 def reported_pod(pods: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """The runner pod the phase speaks of: the first one that failed (a distributed load has
     one per shard), else the newest."""
@@ -911,6 +916,10 @@ def phase_facts(
     jstate = jreason = jmessage = ""
     if runner_job is not None:
         jstate, jreason, jmessage = job_state(runner_job)
+    if jstate == "failed" and len(runner_pods) > 1 and any(map(_still_running, runner_pods)):
+        # One pod of a distributed load failed it; the others are still writing what they ran
+        # (and pod 0 the merged result): the task is over when they are.
+        jstate = "active"
     terminated = container_state(pod).get("terminated") if pod else None
     detail = ""
     if terminated:

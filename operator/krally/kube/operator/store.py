@@ -68,10 +68,14 @@ def project_task(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# What the phase reads of a Job's spec: its deadline; whether a failed pod fails it at once.
+_JOB_SPEC = ("activeDeadlineSeconds", "backoffLimitPerIndex")
+
+
 def project_job(body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "metadata": _meta(body, (*_CHILD_META, "annotations")),
-        "spec": {"activeDeadlineSeconds": (body.get("spec") or {}).get("activeDeadlineSeconds")},
+        "spec": {k: spec[k] for k in _JOB_SPEC if k in (spec := body.get("spec") or {})},
         "status": _status(body),
     }
 
