@@ -100,6 +100,12 @@ CRD_REFUSED: list[Bad] = [
     ),
     Bad("hook-image-syntax", _set(f"{JOB}.image", "Bad Image!"), "spec.hooks[0].job.image"),
     Bad("runner-image-syntax", _set("runnerPod.image", "krally:"), "spec.runnerPod.image"),
+    Bad("parallelism-zero", _set("runner.parallelism", 0), "spec.runner.parallelism"),
+    Bad(
+        "pod-failure-policy",
+        _set("runner.podFailurePolicy", "Sometimes"),
+        "spec.runner.podFailurePolicy",
+    ),
     Bad(
         "env-name",
         _set(f"{JOB}.env", [{"name": "1X", "value": "v"}]),
@@ -237,6 +243,13 @@ CRD_REFUSED: list[Bad] = [
     ),
 ]
 
+
+def _spread_judged_on_impact(spec: dict[str, Any]) -> None:
+    # disruption_impact has no Rally merge: it cannot judge a load spread over pods.
+    spec["runner"]["parallelism"] = 2
+    spec["sla"] = {"disruption_impact": {"max_recovery_seconds": 5}}
+
+
 WEBHOOK_REFUSED: list[Bad] = [
     Bad("unknown-scenario", _set("scenario.name", "Dummy.nope"), "spec.scenario.name"),
     Bad("scenario-arg-negative", _set("scenario.args", {"sleep": -1}), "spec.scenario.args.sleep"),
@@ -255,6 +268,14 @@ WEBHOOK_REFUSED: list[Bad] = [
         _set("contexts", {"dummy_context": {"fail_setup": "yes"}}),
         "spec.contexts.dummy_context",
     ),
+    # More runner pods than the load has iteration slots (concurrency 2), and serial.
+    Bad("parallelism-over-concurrency", _set("runner.parallelism", 3), "spec.runner.parallelism"),
+    Bad(
+        "serial-spread",
+        _set("runner", {"type": "serial", "times": 4, "parallelism": 2}),
+        "spec.runner.parallelism",
+    ),
+    Bad("sla-without-merge", _spread_judged_on_impact, "spec.sla.disruption_impact"),
 ]
 
 

@@ -510,7 +510,8 @@ def render_workload(w: dict[str, Any], show_warnings: bool = True) -> str:
     ((scenario, _),) = w["scenario"].items()
     ((runner, runner_cfg),) = w["runner"].items()
     cfg = ", ".join(f"{k}={v}" for k, v in runner_cfg.items())
-    out.append(f"\nTask {scenario} (runner {runner}{': ' + cfg if cfg else ''})\n")
+    pods = f", parallelism={w['parallelism']}" if w.get("parallelism") else ""
+    out.append(f"\nTask {scenario} (runner {runner}{': ' + cfg if cfg else ''}{pods})\n")
     for warning in w.get("warnings", []) if show_warnings else []:
         out.append(f"warning: {warning}\n")
     if w.get("error"):

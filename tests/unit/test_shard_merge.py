@@ -483,3 +483,24 @@ def test_wrong_parts_are_refused() -> None:
     broken[0]["shard"]["stats"]["durations"]["n"] = 999
     with pytest.raises(ValueError, match="not a statistics state"):
         merge_shards(WORKLOAD, broken, 3)
+
+
+def test_a_long_loads_part_fits_its_share_of_the_status_with_exact_figures() -> None:
+    from krally.task.merge import PARTS_MAX_BYTES
+
+    rng = random.Random(7)
+    stats = WorkloadStats(origin=0.0)
+    for i in range(40_000):  # 400 s at 100 it/s, widely spread durations
+        duration = rng.lognormvariate(-3, 0.8)
+        stats.add({"timestamp": i / 100, "duration": duration, "idle_duration": 0.0, "error": []})
+    for count in (2, 4):
+        part = shard_part(
+            {"shard": {"index": 0, "count": count, "stats": stats.to_state(), "sla": {}}}
+        )
+        assert len(json.dumps(part)) <= max(16 * 1024, PARTS_MAX_BYTES // count)
+        fitted = WorkloadStats.from_state(part["shard"]["stats"])
+        assert fitted.iterations == 40_000
+        assert sum(p["count"] for p in fitted.timeline()) == 40_000
+        assert (
+            fitted.durations.summary() == stats.durations.summary()
+        )  # only the timeline is coarser

@@ -72,7 +72,7 @@ def summed_progress(pods: list[dict[str, Any]]) -> dict[str, Any]:
     }
     totals = [p.get("total") for p in progress]
     if totals and all(isinstance(t, int) for t in totals):
-        out["total"] = sum(totals)  # type: ignore[arg-type]
+        out["total"] = sum(totals)
     elapsed = [
         p["elapsedSeconds"] for p in progress if isinstance(p.get("elapsedSeconds"), int | float)
     ]

@@ -96,6 +96,7 @@ WORKLOAD_EXTRAS = (
     "histogram",
     "error",
     "impact",
+    "parallelism",
 )
 HOOK_EXTRAS = ("unreached", "unreached_count", "trigger_error")
 

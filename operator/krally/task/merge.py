@@ -11,6 +11,7 @@ load with each criterion's Rally ``merge``. Hook firings and unreached values ar
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from krally.task.engine import Progress, assemble_result
@@ -32,11 +33,28 @@ SHARD_KEYS = (
 )
 
 
+# All the pods' parts together stay within this (JSON): they sit in the task's status until pod 0
+# has merged them, beside everything else (the operator's status budget is 256 KiB).
+PARTS_MAX_BYTES = 128 * 1024
+
+
 def shard_part(result: dict[str, Any]) -> dict[str, Any]:
-    """What of a shard's result the merge needs (the rest is derived again)."""
+    """What of a shard's result the merge needs (the rest is derived again), within its share
+    of PARTS_MAX_BYTES: a long load's timeline is made coarser (points merged pairwise, exact)
+    until it fits; every other figure stays exact."""
     if "shard" not in result:
         raise ValueError("not a shard's result (it was not run as one shard of a load)")
-    return {key: result[key] for key in SHARD_KEYS if key in result}
+    part = {key: result[key] for key in SHARD_KEYS if key in result}
+    shard = dict(part["shard"])
+    budget = max(16 * 1024, PARTS_MAX_BYTES // max(1, int(shard.get("count") or 1)))
+    state = shard["stats"]
+    while len(json.dumps(state, default=str)) > budget and len(state.get("points") or []) > 1:
+        stats = WorkloadStats.from_state(state)
+        stats.coarsen_to(len(state["points"]) // 2)
+        state = stats.to_state()
+    shard["stats"] = state
+    part["shard"] = shard
+    return part
 
 
 def merge_shards(
@@ -73,7 +91,7 @@ def merge_shards(
     if errors:
         index, first = errors[0]
         error = [first[0], f"runner pod {index}: {first[1]}", *first[2:]]
-    return assemble_result(
+    result = assemble_result(
         workload,
         stats,
         sla,
@@ -86,6 +104,8 @@ def merge_shards(
         aborted=any(parts[i].get("aborted") for i in indexes),
         error=error,
     )
+    result["parallelism"] = count  # krally's: the runner pods the load was spread over
+    return result
 
 
 def merge_hooks(per_shard: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -119,7 +139,6 @@ def run_spread(workload: WorkloadSpec, **kwargs: Any) -> dict[str, Any]:
     """``krally run`` of a load with ``runner.parallelism`` N on one machine: the N shards side
     by side in threads (each forks its own worker processes), started at one instant, then
     merged exactly as the runner pods' results are. ``kwargs``: :func:`run_workload`'s."""
-    import json
     import threading
     import time
 
@@ -137,18 +156,18 @@ def run_spread(workload: WorkloadSpec, **kwargs: Any) -> dict[str, Any]:
 
     def record(item: dict[str, Any]) -> None:
         with lock:  # one call at a time, as run_workload promises
-            on_record(item)  # type: ignore[misc]
+            on_record(item)
 
     def progress_of(index: int) -> Any:
         def report(progress: Progress) -> None:
             with lock:
                 latest[index] = progress
                 parts_now = list(latest.values())
-            totals = [p.total for p in parts_now]
-            on_progress(  # type: ignore[misc]
+            totals = [p.total for p in parts_now if p.total is not None]
+            on_progress(
                 Progress(
                     done=sum(p.done for p in parts_now),
-                    total=None if None in totals or len(totals) < count else sum(totals),  # type: ignore[arg-type]
+                    total=sum(totals) if len(totals) == count else None,
                     failures=sum(p.failures for p in parts_now),
                     hooks_fired=sum(p.hooks_fired for p in parts_now),
                     hooks_finished=sum(p.hooks_finished for p in parts_now),

@@ -300,20 +300,30 @@ class WorkloadStats:
             point.failures += 1
         point.hist.add(duration)
 
+    def coarsen_to(self, points: int) -> None:
+        """Halve the timeline's resolution until it has at most ``points`` points (exact:
+        points merge pairwise); later records keep below that bound."""
+        self._max_points = max(1, points)
+        while len(self._points) > self._max_points:
+            self._halve()
+
     def _coarsen(self) -> None:
         # Merge points pairwise until there is room: memory stays O(max_points).
         while len(self._points) >= self._max_points:
-            self._width *= 2
-            merged: dict[int, _TimelinePoint] = {}
-            for index, point in self._points.items():
-                target = merged.get(index // 2)
-                if target is None:
-                    merged[index // 2] = point
-                else:
-                    target.count += point.count
-                    target.failures += point.failures
-                    target.hist.merge(point.hist)
-            self._points = merged
+            self._halve()
+
+    def _halve(self) -> None:
+        self._width *= 2
+        merged: dict[int, _TimelinePoint] = {}
+        for index, point in self._points.items():
+            target = merged.get(index // 2)
+            if target is None:
+                merged[index // 2] = point
+            else:
+                target.count += point.count
+                target.failures += point.failures
+                target.hist.merge(point.hist)
+        self._points = merged
 
     # -- output -------------------------------------------------------------------------------
 
