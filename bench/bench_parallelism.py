@@ -162,10 +162,9 @@ def main() -> int:
     with start(node="real") as cluster:
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in cluster.timings.items())
         print(f"real node ready: {timings}")
-        cluster.kubectl("apply", "-f", str(ROOT / "crds" / "benchmarktasks.krally.dev.yaml"))
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev", "--timeout=60s"
-        )
+        # apply_crd asks `kubectl wait` again while the new CRD has no conditions yet.
+        crd = (ROOT / "crds" / "benchmarktasks.krally.dev.yaml").read_text()
+        cluster.apply_crd(crd, "benchmarktasks.krally.dev")
         ns = cluster.create_namespace("bench-parallelism")
         log = (work / "operator.log").open("wb")
         env = {

@@ -40,7 +40,8 @@ def test_three_runner_pods_fire_each_trigger_once_and_merge_one_result(
     )
     spec["runner"].update(concurrency=PODS, parallelism=PODS)
     spec["sla"] = {"failure_rate": {"max": 0}, "max_avg_duration": 5}
-    spec["arming"] = {"enabled": False}
+    # Armed (the default): each firing's pod waits ahead and watches the task for its firing,
+    # whichever runner pod records it.
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=task_yaml("spread", spec))
     status = wait_phase(cluster, ns, "spread", {"Succeeded", "Failed", "Aborted"}, wait_for, 240)
     assert status["phase"] == "Succeeded", (status.get("message"), status.get("runner"))
@@ -88,6 +89,7 @@ def test_three_runner_pods_fire_each_trigger_once_and_merge_one_result(
     iteration_hook, time_hook = status["hooks"]
     assert sorted(r["triggeredBy"]["value"] for r in iteration_hook["results"]) == AT[:-1]
     assert {r["status"] for r in iteration_hook["results"]} == {"success"}
+    assert all(r["armed"] for r in iteration_hook["results"]), iteration_hook["results"]
     assert [u["value"] for u in iteration_hook.get("unreached") or []] == [301], iteration_hook
     assert sorted(r["triggeredBy"]["value"] for r in time_hook["results"]) == [0, 1]
 
