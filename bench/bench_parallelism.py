@@ -16,8 +16,9 @@ off, no hooks, `sla: {}`. Per task, once its phase is final:
    pod's own clock when it started its load; one machine, one clock), and the lateness,
    max(startedAt) - status.runner.startAt (the common start pod 0 set), against 20 ms.
 
-Beside them: the machine's CPU use while each task ran (from /proc/stat). Prints figures and
-ratios; no pass/fail.
+Beside them: the machine's CPU use from the task's create to its final phase (/proc/stat; pod
+start-up included, so it is mostly not the load's). The stamps are RFC 3339 to the millisecond:
+a skew of 0 ms means under 1 ms. Prints figures and ratios; no pass/fail.
 
     python bench/bench_parallelism.py [--pods 1,2,4] [--rounds 2] [--times 20000]
 """
@@ -121,7 +122,7 @@ def measure(custom: Any, ns: str, name: str, pods: int, times: int) -> dict[str,
                 f"{out['skew'] / TARGET_MS:.2f}); lateness max(startedAt) - startAt "
                 f"{out['late']:.0f} ms (/ target = {out['late'] / TARGET_MS:.2f})"
             )
-            print(f"  each pod's startedAt - startAt, ms: {each}")
+            print(f"  each pod's startedAt - startAt, ms (stamps to the ms): {each}")
         else:
             print(
                 f"  start skew: unknown (startAt {runner.get('startAt')}, "
@@ -133,7 +134,7 @@ def measure(custom: Any, ns: str, name: str, pods: int, times: int) -> dict[str,
         )
         print(f"  iterations per pod: {done}")
     cpu_share = (busy1 - busy0) / max(total1 - total0, 1)
-    print(f"  machine CPU while it ran: {cpu_share * 100:.0f} % of {cores} cores")
+    print(f"  machine CPU from apply to phase: {cpu_share * 100:.0f} % of {cores} cores")
     return out
 
 

@@ -595,6 +595,24 @@ def _metrics_server(task: str) -> RunnerMetrics | None:
     return metrics
 
 
+def progress_writer(writer: StatusWriter, metrics: RunnerMetrics | None) -> Any:
+    """The engine's progress callback: into the status (throttled by the writer) and metrics."""
+
+    def on_progress(progress: Any) -> None:
+        value = {
+            "done": progress.done,
+            "failures": progress.failures,
+            "elapsedSeconds": round(progress.elapsed, 3),
+        }
+        if progress.total is not None:
+            value["total"] = progress.total
+        writer.update(progress=value)
+        if metrics is not None:
+            metrics.tick()
+
+    return on_progress
+
+
 def final_write_deadline(spec: dict[str, Any], started: float) -> float:
     """Monotonic time until which the final status write is retried: the runner Job's own
     deadline (spec.runnerPod.timeoutSeconds, counted from ``started``, monotonic), else
@@ -632,18 +650,7 @@ def _run(
         subscribed = signal.wait_for(armed, SUBSCRIBE_PATIENCE)
         log.info("%d of %d armed hook pods subscribed to the runner's signal", subscribed, armed)
 
-    def on_progress(progress: Any) -> None:
-        value = {
-            "done": progress.done,
-            "failures": progress.failures,
-            "elapsedSeconds": round(progress.elapsed, 3),
-        }
-        if progress.total is not None:
-            value["total"] = progress.total
-        writer.update(progress=value)
-        if metrics is not None:
-            metrics.tick()
-
+    on_progress = progress_writer(writer, metrics)
     try:
         workload = workload_from_spec(spec)
         result = run_workload(
@@ -793,23 +800,11 @@ class ShardRun:
             startDelaySeconds=round(started - start_at, 6),
         )
 
-        def on_progress(progress: Any) -> None:
-            value = {
-                "done": progress.done,
-                "failures": progress.failures,
-                "elapsedSeconds": round(progress.elapsed, 3),
-            }
-            if progress.total is not None:
-                value["total"] = progress.total
-            writer.update(progress=value)
-            if metrics is not None:
-                metrics.tick()
-
         try:
             result = run_workload(
                 workload,
                 launcher=RecordingLauncher(writer, abort=self.abort),
-                on_progress=on_progress,
+                on_progress=progress_writer(writer, metrics),
                 abort=self.abort,
                 abort_on_sla_failure=bool(self.spec.get("abortOnSLAFailure")),
                 on_record=metrics.record if metrics is not None else None,

@@ -43,6 +43,7 @@ __all__ = [
     "WorkerContext",
     "check_concurrency_vs_times",
     "check_parts",
+    "concurrency_parts",
     "configure",
     "cpu_count",
     "split",
@@ -253,6 +254,12 @@ def check_parts(
             f"needs at least one {what}",
         )
     ]
+
+
+def concurrency_parts(config: dict[str, Any], parallelism: int, path: str) -> list[InvalidConfig]:
+    """``check_parts`` of ``concurrency`` (default 1): a slot for every pod."""
+    concurrency = config.get("concurrency", 1)
+    return check_parts(path, "concurrency", concurrency, parallelism, "iteration slot")
 
 
 def check_concurrency_vs_times(

@@ -40,8 +40,7 @@ class ConstantScenarioRunner(runner.ScenarioRunner):
     def parallelism_problems(
         cls, config: dict[str, Any], parallelism: int, path: str = "runner"
     ) -> list[InvalidConfig]:
-        concurrency = config.get("concurrency", 1)
-        return runner.check_parts(path, "concurrency", concurrency, parallelism, "iteration slot")
+        return runner.concurrency_parts(config, parallelism, path)
 
     @classmethod
     def expected_iterations(cls, config: dict[str, Any]) -> int | None:

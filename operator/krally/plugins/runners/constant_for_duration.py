@@ -38,8 +38,7 @@ class ConstantForDurationScenarioRunner(runner.ScenarioRunner):
     def parallelism_problems(
         cls, config: dict[str, Any], parallelism: int, path: str = "runner"
     ) -> list[InvalidConfig]:
-        concurrency = config.get("concurrency", 1)
-        return runner.check_parts(path, "concurrency", concurrency, parallelism, "iteration slot")
+        return runner.concurrency_parts(config, parallelism, path)
 
     @property
     def timeout(self) -> float:
