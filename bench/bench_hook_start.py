@@ -31,7 +31,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,8 +42,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_operator import GROUP, PLURAL, VERSION, describe, epoch, pct, task_body, wait_done  # noqa: E402
-from tests.cluster import images, start  # noqa: E402
+from bench.bench_operator import (  # noqa: E402
+    GROUP,
+    PLURAL,
+    VERSION,
+    describe,
+    epoch,
+    operator_watching,
+    pct,
+    task_body,
+    wait_done,
+)
+from tests.cluster import start  # noqa: E402
 
 
 def cpu_times() -> tuple[float, float]:
@@ -215,50 +224,26 @@ def main() -> int:
     from kubernetes import client
 
     work = Path(tempfile.mkdtemp(prefix="krally-bench-"))
-    with start(node="real") as cluster:
+    with start(node="real") as cluster, operator_watching(cluster, "bench-hook-start", work) as ns:
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in cluster.timings.items())
         print(f"real node ready: {timings}")
-        cluster.kubectl("apply", "-f", str(ROOT / "crds" / "benchmarktasks.krally.dev.yaml"))
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev", "--timeout=60s"
-        )
-        ns = cluster.create_namespace("bench-hook-start")
-        log = (work / "operator.log").open("wb")
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            "KRALLY_IMAGE": images.KRALLY_REF,
-            "KRALLY_IMAGE_PULL_POLICY": "Never",
-        }
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "krally", "operator", "-n", ns, "--standalone"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
         api_client = cluster.api_client()
         custom, batch = client.CustomObjectsApi(api_client), client.BatchV1Api(api_client)
-        try:
-            time.sleep(5)  # operator start-up
-            print(f"operator log: {work / 'operator.log'}")
-            max_armed = min(100, args.max_armed or args.firings)
-            lags: dict[str, list[list[float]]] = {}
-            for round_ in range(args.rounds):
-                # Interleaved (armed, unarmed, armed, ...): a slow spell of the machine lands
-                # on both, not on one case's every round.
-                for rate in (float(r) for r in args.rates.split(",")):
-                    for armed in (m == "armed" for m in args.modes.split(",")):
-                        case = f"{'armed' if armed else 'unarmed'}-{rate:g}-per-second"
-                        lags.setdefault(case, []).append(
-                            measure(cluster, custom, batch, ns, f"{case}-r{round_}", rate,
-                                    args.firings, armed=armed, max_armed=max_armed)
-                        )  # fmt: skip
-                        time.sleep(5)  # let the task's pods go
-            for case, rounds in lags.items():
-                summarize_rounds(case, rounds, 50 if case.endswith("-1-per-second") else 100)
-        finally:
-            operator.terminate()
-            operator.wait(15)
+        max_armed = min(100, args.max_armed or args.firings)
+        lags: dict[str, list[list[float]]] = {}
+        for round_ in range(args.rounds):
+            # Interleaved (armed, unarmed, armed, ...): a slow spell of the machine lands
+            # on both, not on one case's every round.
+            for rate in (float(r) for r in args.rates.split(",")):
+                for armed in (m == "armed" for m in args.modes.split(",")):
+                    case = f"{'armed' if armed else 'unarmed'}-{rate:g}-per-second"
+                    lags.setdefault(case, []).append(
+                        measure(cluster, custom, batch, ns, f"{case}-r{round_}", rate,
+                                args.firings, armed=armed, max_armed=max_armed)
+                    )  # fmt: skip
+                    time.sleep(5)  # let the task's pods go
+        for case, rounds in lags.items():
+            summarize_rounds(case, rounds, 50 if case.endswith("-1-per-second") else 100)
     return 0
 
 

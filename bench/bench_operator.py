@@ -23,6 +23,7 @@ Prints figures and ratios only; no pass/fail.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -134,6 +136,35 @@ class Watcher:
         )
 
 
+@contextlib.contextmanager
+def operator_watching(cluster: Any, namespace: str, work: Path) -> Iterator[str]:
+    """The BenchmarkTask CRD installed, ``namespace`` created and `krally operator` watching it
+    (a subprocess, its log in ``work``, started up); yields the namespace."""
+    # apply_crd asks `kubectl wait` again while the new CRD has no conditions yet.
+    crd = (ROOT / "crds" / "benchmarktasks.krally.dev.yaml").read_text()
+    cluster.apply_crd(crd, "benchmarktasks.krally.dev")
+    ns = cluster.create_namespace(namespace)
+    with (work / "operator.log").open("wb") as log:
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "krally", "operator", "-n", ns, "--standalone"],
+            env={
+                **os.environ,
+                "KUBECONFIG": str(cluster.kubeconfig),
+                "KRALLY_IMAGE": images.KRALLY_REF,
+                "KRALLY_IMAGE_PULL_POLICY": "Never",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            time.sleep(5)  # operator start-up, watch caches warm
+            print(f"operator log: {work / 'operator.log'}")
+            yield ns
+        finally:
+            operator.terminate()
+            operator.wait(15)
+
+
 def task_body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -188,87 +219,63 @@ def main() -> int:
     from kubernetes import client
 
     work = Path(tempfile.mkdtemp(prefix="krally-bench-"))
-    with start() as cluster:
-        cluster.kubectl("apply", "-f", str(ROOT / "crds" / "benchmarktasks.krally.dev.yaml"))
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd/benchmarktasks.krally.dev", "--timeout=60s"
-        )
-        ns = cluster.create_namespace("bench-operator")
-        log = (work / "operator.log").open("wb")
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "krally", "operator", "-n", ns, "--standalone"],
-            env={
-                **os.environ,
-                "KUBECONFIG": str(cluster.kubeconfig),
-                "KRALLY_IMAGE": images.KRALLY_REF,
-                "KRALLY_IMAGE_PULL_POLICY": "Never",
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    with start() as cluster, operator_watching(cluster, "bench-operator", work) as ns:
         api_client = cluster.api_client()
         custom = client.CustomObjectsApi(api_client)
         watcher = Watcher(api_client, ns)
         watcher.start()
-        try:
-            time.sleep(5)  # operator startup, watch caches warm
-            print(f"operator log: {work / 'operator.log'}")
-
-            # 2. apply → runner Job
-            apply_ms = []
-            for i in range(args.applies):
-                name = f"apply-{i}"
-                spec = {
-                    "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0}},
-                    "runner": {"type": "constant", "times": 1},
-                }
-                sent = time.time()
-                custom.create_namespaced_custom_object(
-                    GROUP, VERSION, ns, PLURAL, task_body(name, spec)
-                )
-                job = kjobs.runner_name(name)
-                deadline = time.time() + 30
-                while job not in watcher.jobs and time.time() < deadline:
-                    time.sleep(0.002)
-                if job in watcher.jobs:
-                    apply_ms.append((watcher.jobs[job][0] - sent) * 1000)
-                time.sleep(0.3)
-
-            # 1 + 3. firing → hook Job, and status writes of a hook-heavy task
-            step = 20
-            lag_spec = {
-                "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0.01}},
-                "runner": {"type": "constant", "times": args.firings * step, "concurrency": 1},
-                "hooks": [
-                    {
-                        "name": "sys_call",
-                        "args": "/bin/true",
-                        "trigger": {
-                            "name": "periodic",
-                            "args": {"unit": "iteration", "step": step},
-                        },
-                    }
-                ],
+        # 2. apply → runner Job
+        apply_ms = []
+        for i in range(args.applies):
+            name = f"apply-{i}"
+            spec = {
+                "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0}},
+                "runner": {"type": "constant", "times": 1},
             }
+            sent = time.time()
             custom.create_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, task_body("lag", lag_spec)
+                GROUP, VERSION, ns, PLURAL, task_body(name, spec)
             )
-            lag_task = wait_done(custom, ns, "lag")
-            # The Rally example: the typical task for the write rate.
-            example = json.loads(
-                json.dumps(
-                    __import__("yaml").safe_load(
-                        (ROOT / "manifests" / "examples" / "rally-hooks.yaml").read_text()
-                    )
+            job = kjobs.runner_name(name)
+            deadline = time.time() + 30
+            while job not in watcher.jobs and time.time() < deadline:
+                time.sleep(0.002)
+            if job in watcher.jobs:
+                apply_ms.append((watcher.jobs[job][0] - sent) * 1000)
+            time.sleep(0.3)
+
+        # 1 + 3. firing → hook Job, and status writes of a hook-heavy task
+        step = 20
+        lag_spec = {
+            "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0.01}},
+            "runner": {"type": "constant", "times": args.firings * step, "concurrency": 1},
+            "hooks": [
+                {
+                    "name": "sys_call",
+                    "args": "/bin/true",
+                    "trigger": {
+                        "name": "periodic",
+                        "args": {"unit": "iteration", "step": step},
+                    },
+                }
+            ],
+        }
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, task_body("lag", lag_spec)
+        )
+        lag_task = wait_done(custom, ns, "lag")
+        # The Rally example: the typical task for the write rate.
+        example = json.loads(
+            json.dumps(
+                __import__("yaml").safe_load(
+                    (ROOT / "manifests" / "examples" / "rally-hooks.yaml").read_text()
                 )
             )
-            example["metadata"] = {"name": "rally-hooks"}
-            custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, example)
-            example_task = wait_done(custom, ns, "rally-hooks")
-            time.sleep(1)
-        finally:
-            operator.terminate()
-            operator.wait(15)
+        )
+        example["metadata"] = {"name": "rally-hooks"}
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, example)
+        example_task = wait_done(custom, ns, "rally-hooks")
+        time.sleep(1)
 
         firings = lag_task["status"]["runner"]["firings"]
         sent_ms, seen_ms = [], []

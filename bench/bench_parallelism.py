@@ -20,7 +20,7 @@ Beside them: the machine's CPU use from the task's create to its final phase (/p
 start-up included, so it is mostly not the load's). The stamps are RFC 3339 to the millisecond:
 a skew of 0 ms means under 1 ms. Prints figures and ratios; no pass/fail.
 
-    python bench/bench_parallelism.py [--pods 1,2,4] [--rounds 2] [--times 20000]
+    python bench/bench_parallelism.py [--pods 1,2,4] [--rounds 3] [--times 300000]
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,8 +39,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_hook_start import cpu_times  # noqa: E402
-from bench.bench_operator import GROUP, PLURAL, VERSION, epoch, task_body, wait_done  # noqa: E402
-from tests.cluster import images, start  # noqa: E402
+from bench.bench_operator import (  # noqa: E402
+    GROUP,
+    PLURAL,
+    VERSION,
+    epoch,
+    operator_watching,
+    task_body,
+    wait_done,
+)
+from tests.cluster import start  # noqa: E402
 
 TARGET_MS = 20.0
 
@@ -151,8 +158,8 @@ def top(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", default="1,2,4", help="parallelism values, comma list")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each N, interleaved")
-    parser.add_argument("--times", type=int, default=20000, help="iterations per task")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each N, interleaved")
+    parser.add_argument("--times", type=int, default=300000, help="iterations per task")
     args = parser.parse_args()
     counts = [int(p) for p in args.pods.split(",")]
     cores = os.cpu_count() or 1
@@ -160,48 +167,25 @@ def main() -> int:
     from kubernetes import client
 
     work = Path(tempfile.mkdtemp(prefix="krally-bench-"))
-    with start(node="real") as cluster:
+    with start(node="real") as cluster, operator_watching(cluster, "bench-parallelism", work) as ns:
         timings = ", ".join(f"{k} {v:.1f}s" for k, v in cluster.timings.items())
         print(f"real node ready: {timings}")
-        # apply_crd asks `kubectl wait` again while the new CRD has no conditions yet.
-        crd = (ROOT / "crds" / "benchmarktasks.krally.dev.yaml").read_text()
-        cluster.apply_crd(crd, "benchmarktasks.krally.dev")
-        ns = cluster.create_namespace("bench-parallelism")
-        log = (work / "operator.log").open("wb")
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(cluster.kubeconfig),
-            "KRALLY_IMAGE": images.KRALLY_REF,
-            "KRALLY_IMAGE_PULL_POLICY": "Never",
-        }
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "krally", "operator", "-n", ns, "--standalone"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
         custom = client.CustomObjectsApi(cluster.api_client())
         runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
-        try:
-            time.sleep(5)  # operator start-up
-            print(f"operator log: {work / 'operator.log'}")
-            print(f"this machine: {cores} cores; the ideal ratio against N=1 is min(N, {cores})")
-            for round_ in range(args.rounds):
-                base = float("nan")
-                for n in counts:
-                    run = measure(custom, ns, f"p{n}-r{round_}", n, args.times)
-                    runs[n].append(run)
-                    if n == 1:
-                        base = run["rate"]
-                    elif base == base:
-                        print(
-                            f"  ratio against N=1 of this round: {run['rate'] / base:.2f} "
-                            f"(ideal {n}, on this machine {min(n, cores)})"
-                        )
-                    time.sleep(5)  # let the task's pods go
-        finally:
-            operator.terminate()
-            operator.wait(15)
+        print(f"this machine: {cores} cores; the ideal ratio against N=1 is min(N, {cores})")
+        for round_ in range(args.rounds):
+            base = float("nan")
+            for n in counts:
+                run = measure(custom, ns, f"p{n}-r{round_}", n, args.times)
+                runs[n].append(run)
+                if n == 1:
+                    base = run["rate"]
+                elif base == base:
+                    print(
+                        f"  ratio against N=1 of this round: {run['rate'] / base:.2f} "
+                        f"(ideal {n}, on this machine {min(n, cores)})"
+                    )
+                time.sleep(5)  # let the task's pods go
 
     base = mean([r["rate"] for r in runs.get(1, [])])
     print(f"\n{args.rounds} round(s) of {args.times} iterations, {cores} cores:")
