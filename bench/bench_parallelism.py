@@ -208,8 +208,8 @@ def main() -> int:
             skews = [r["skew"] for r in runs[n]]
             lates = [r["late"] for r in runs[n]]
             line += (
-                f"; start skew mean {mean(skews):.0f} ms max {top(skews):.0f} ms, "
-                f"lateness mean {mean(lates):.0f} ms max {top(lates):.0f} ms "
+                f"; start skew mean {mean(skews):.2f} ms max {top(skews):.2f} ms, "
+                f"lateness mean {mean(lates):.2f} ms max {top(lates):.2f} ms "
                 f"(target {TARGET_MS:g} ms)"
             )
         print(line)
