@@ -78,7 +78,7 @@ def test_no_such_shard(index: int, count: int) -> None:
         Shard(index, count)
 
 
-# --- Numbering through the gate ----------------------------------------------------------------
+# --- Global numbers through the gate -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(("count", "index"), [(1, 0), (3, 0), (3, 2), (4, 1)])
@@ -105,7 +105,7 @@ def test_gate_hands_out_the_shards_global_numbers(count: int, index: int) -> Non
         starts.append,
         results.append,
         threading.Event(),
-        workers.Numbering(count, index),
+        shard,
     )
     expected = [shard.global_number(k) for k in range(1, 6)]
     assert starts == expected  # announced in number order, under the gate's lock

@@ -218,7 +218,6 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
         )
         shares, limit = self._plan()
         started = time.monotonic()
-        numbering = workers.Numbering(self.shard.count, self.shard.index)
 
         def body(gate: Gate, sink: Sink, index: int, share: int) -> None:
             self._worker(WorkerContext(gate, sink, execute, index, len(shares), share, started))
@@ -226,11 +225,11 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
         try:
             if len(shares) == 1:
                 workers.run_in_process(
-                    body, shares[0], limit, on_iteration_start, on_result, abort, numbering
+                    body, shares[0], limit, on_iteration_start, on_result, abort, self.shard
                 )
             else:
                 workers.run_in_processes(
-                    body, shares, limit, on_iteration_start, on_result, abort, numbering
+                    body, shares, limit, on_iteration_start, on_result, abort, self.shard
                 )
         finally:
             self.run_duration = time.monotonic() - started

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 
 from krally.errors import KrallyError
 from krally.task.scenario import iteration_deadline
+from krally.task.shard import Shard
 
 OnStart = Callable[[int], None]
 OnResult = Callable[[dict[str, Any]], None]
@@ -257,22 +258,13 @@ class _Value:
         self.value = value
 
 
-@dataclass(frozen=True)
-class Numbering:
-    """How a load's own iteration counts (1, 2, ...) map to global iteration numbers: one shard
-    of ``stride`` (see :mod:`krally.task.shard`) runs ``offset + 1, offset + 1 + stride, ...``."""
-
-    stride: int = 1
-    offset: int = 0
-
-
-WHOLE = Numbering()
+WHOLE = Shard()
 
 
 class Gate:
     """Hands out iteration numbers in start order and announces each start: 1, 2, ... or, for
-    one shard of a distributed load, its global numbers (``numbering``). ``limit`` counts this
-    load's own iterations."""
+    one ``shard`` of a distributed load, its global numbers. ``limit`` counts this load's own
+    iterations."""
 
     def __init__(
         self,
@@ -282,13 +274,14 @@ class Gate:
         stop: Any,
         announce: OnStart,
         abort: threading.Event | None = None,
-        numbering: Numbering = WHOLE,
+        shard: Shard = WHOLE,
     ):
         self.limit = limit
         self._lock, self._counter, self._stop = lock, counter, stop
         self._announce = announce
         self._abort = abort
-        self._stride, self._offset = numbering.stride, numbering.offset
+        # Shard.global_number, inlined: this runs once per iteration.
+        self._stride, self._offset = shard.count, shard.index
 
     def halt(self) -> None:
         """Start no more iterations (running ones finish)."""
@@ -395,7 +388,7 @@ class WorkerSpec:
     event_w: int
     conn: Any  # this worker's result pipe
     siblings: list[Any] = field(default_factory=list)  # earlier workers' pipe ends, to close
-    numbering: Numbering = WHOLE
+    shard: Shard = WHOLE
 
 
 def run_in_process(
@@ -405,10 +398,10 @@ def run_in_process(
     on_iteration_start: OnStart,
     on_result: OnResult,
     abort: threading.Event,
-    numbering: Numbering = WHOLE,
+    shard: Shard = WHOLE,
 ) -> None:
     """The whole load in this process's threads: no IPC at all."""
-    gate = Gate(limit, threading.Lock(), _Value(), _Value(), on_iteration_start, abort, numbering)
+    gate = Gate(limit, threading.Lock(), _Value(), _Value(), on_iteration_start, abort, shard)
     body(gate, _DirectSink(on_result), 0, concurrency)
 
 
@@ -419,7 +412,7 @@ def run_in_processes(
     on_iteration_start: OnStart,
     on_result: OnResult,
     abort: threading.Event,
-    numbering: Numbering = WHOLE,
+    shard: Shard = WHOLE,
 ) -> None:
     """The load over one forked worker process per share; events and records come back over
     pipes and are dispatched here, start events first."""
@@ -449,7 +442,7 @@ def run_in_processes(
                 event_w,
                 send,
                 list(conns),
-                numbering,
+                shard,
             )
             proc = mp.Process(
                 target=_child_main, args=(spec,), name=f"krally-runner-{index}", daemon=True
@@ -504,9 +497,7 @@ def _child_main(spec: WorkerSpec) -> None:
 
     sink = _BatchSink(conn)
     try:
-        gate = Gate(
-            spec.limit, spec.lock, spec.counter, spec.stop, announce, numbering=spec.numbering
-        )
+        gate = Gate(spec.limit, spec.lock, spec.counter, spec.stop, announce, shard=spec.shard)
         spec.body(gate, sink, spec.index, spec.share)
         sink.close()
         conn.send_bytes(pickle.dumps(("done", None)))
