@@ -171,6 +171,15 @@ def test_timeout_interrupts_the_iteration(concurrency):
         assert record["atomic_actions"][0]["failed"] is True
 
 
+def test_a_shorter_timeout_after_a_longer_one_still_interrupts():
+    # One process, two loads: the timeout monitor was waiting for the first load's 600 s
+    # deadline when the second load's 0.2 s one came.
+    run("constant", {"times": 1, "timeout": 600}, args={"sleep": 0.01})
+    _, records = run("constant", {"times": 1, "timeout": 0.2}, args={"sleep": 30})
+    assert records[0]["error"][0] == "ThreadTimeoutException"
+    assert records[0]["duration"] < 10
+
+
 def test_no_timeout_when_iteration_is_fast():
     _, records = run("constant", {"times": 20, "concurrency": 2, "timeout": 5})
     assert all(not r["error"] for r in records)

@@ -31,6 +31,7 @@ import contextlib
 import copy
 import ctypes
 import fcntl
+import math
 import multiprocessing
 import os
 import pickle
@@ -89,7 +90,9 @@ class _TimeoutMonitor:
         self._cond = threading.Condition(threading.Lock())
         self._slots: dict[int, tuple[float, int]] = {}  # thread ident -> (deadline, token)
         self._token = 0
-        self._idle = True
+        # When the loop wakes up next (inf: idle). A registration with an earlier deadline wakes
+        # it: loads in one process may have different timeouts (600 s, then 0.2 s).
+        self._wake_at = math.inf
         threading.Thread(target=self._loop, name="krally-timeouts", daemon=True).start()
 
     def register(self, timeout: float) -> int:
@@ -98,7 +101,7 @@ class _TimeoutMonitor:
         with self._cond:
             self._token += 1
             self._slots[threading.get_ident()] = (deadline, self._token)
-            if self._idle:
+            if deadline < self._wake_at:
                 self._cond.notify()
             return self._token
 
@@ -114,9 +117,8 @@ class _TimeoutMonitor:
         with self._cond:
             while True:
                 if not self._slots:
-                    self._idle = True
+                    self._wake_at = math.inf
                     self._cond.wait()
-                    self._idle = False
                     continue
                 now = time.monotonic()
                 expired = [i for i, (deadline, _) in self._slots.items() if deadline <= now]
@@ -126,9 +128,8 @@ class _TimeoutMonitor:
                         ctypes.c_ulong(ident), ctypes.py_object(ThreadTimeoutException)
                     )
                 if self._slots:
-                    # New registrations always have later deadlines: no wake-up is needed
-                    # for them, only for the earliest existing one.
-                    self._cond.wait(min(d for d, _ in self._slots.values()) - now)
+                    self._wake_at = min(d for d, _ in self._slots.values())
+                    self._cond.wait(self._wake_at - now)
 
 
 _monitor: tuple[int, _TimeoutMonitor] | None = None
