@@ -25,6 +25,10 @@ from typing import Any
 from krally.api import rules
 from krally.api.schema import PRESERVE
 
+# runner.parallelism: the most runner pods one task may spread over; runner.podFailurePolicy.
+MAX_PARALLELISM = 64
+POD_FAILURE_POLICIES = ("FailTask", "Continue")
+
 
 def _free(description: str) -> dict[str, Any]:
     """A free-form plugin config: any JSON value, validated later by the plugin's CONFIG_SCHEMA."""
@@ -414,7 +418,7 @@ SPEC_SCHEMA: dict[str, Any] = {
                 "parallelism": {
                     "type": "integer",
                     "minimum": 1,
-                    "maximum": 64,
+                    "maximum": MAX_PARALLELISM,
                     "description": "Spread the load over this many runner pods (an Indexed "
                     "Job; default 1). Iteration numbers stay global (pod i runs i+1, i+1+N, "
                     "...), the pods start together at status.runner.startAt, and their "
@@ -422,7 +426,7 @@ SPEC_SCHEMA: dict[str, Any] = {
                 },
                 "podFailurePolicy": {
                     "type": "string",
-                    "enum": ["FailTask", "Continue"],
+                    "enum": list(POD_FAILURE_POLICIES),
                     "description": "With parallelism > 1: FailTask (default) stops the load "
                     "when one runner pod fails; Continue lets the others finish (their results "
                     "are merged, the failed pod's partial ones too when it reported them).",

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The most runner pods one task may spread over (the schema's maximum too).
-MAX_PARALLELISM = 64
-POD_FAILURE_POLICIES = ("FailTask", "Continue")
+from krally.api.spec_schema import MAX_PARALLELISM, POD_FAILURE_POLICIES
+
+__all__ = ["MAX_PARALLELISM", "POD_FAILURE_POLICIES", "Shard"]
 
 
 @dataclass(frozen=True)
