@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from krally.api.schema import PRESERVE, Schema, pruned
+from krally.api.shards import READY
 from krally.api.types import HOOK_STATUSES, PHASES, RUNNER_STATES
 
 
@@ -315,7 +316,7 @@ _RUNNER = _obj(
                 {
                     "state": _str(
                         "Ready (at the start barrier), Running, Finished, Aborted or Error.",
-                        enum=["Ready", *RUNNER_STATES],
+                        enum=[READY, *RUNNER_STATES],
                     ),
                     "startedAt": _time("When this pod started the load (its own clock)."),
                     "startDelaySeconds": _num(

@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from krally.api import names
+from krally.api.shards import READY
 from krally.api.times import rfc3339
 from krally.api.types import hook_error, rally_result
 from krally.kube import podsignals
@@ -161,9 +162,13 @@ class StatusWriter:
             self._stopping = True
             self._cond.notify()
         self._thread.join(timeout=10)
-        state = self.snapshot()
         if deadline is None:
             deadline = time.monotonic() + FINAL_WRITE_PATIENCE
+        return self.write(self.snapshot(), deadline)
+
+    def write(self, state: dict[str, Any], deadline: float) -> bool:
+        """Write ``state`` now, retried (capped back-off) until it is written, the API refuses
+        it for good or ``deadline`` (monotonic) passes."""
         attempt = 0
         while True:
             if self._send(json.loads(json.dumps(state))):
@@ -613,14 +618,17 @@ def progress_writer(writer: StatusWriter, metrics: RunnerMetrics | None) -> Any:
     return on_progress
 
 
-def final_write_deadline(spec: dict[str, Any], started: float) -> float:
-    """Monotonic time until which the final status write is retried: the runner Job's own
-    deadline (spec.runnerPod.timeoutSeconds, counted from ``started``, monotonic), else
-    FINAL_WRITE_PATIENCE from now."""
+def final_write_deadline(
+    spec: dict[str, Any], started: float, patience: float = FINAL_WRITE_PATIENCE
+) -> float:
+    """Monotonic time until which the final status write is retried (or the pods of a
+    distributed load wait for each other): the runner Job's own deadline
+    (spec.runnerPod.timeoutSeconds, counted from ``started``, monotonic), else ``patience``
+    from now."""
     timeout = (spec.get("runnerPod") or {}).get("timeoutSeconds")
     if isinstance(timeout, int | float) and timeout > 0:
         return started + timeout
-    return time.monotonic() + FINAL_WRITE_PATIENCE
+    return time.monotonic() + patience
 
 
 def _run(
@@ -749,26 +757,20 @@ class ShardRun:
         self.patch_top, self.read_task = patch_top, read_task
         self.abort, self.stop_reason = abort, stop_reason
         self.started_mono = time.monotonic()
-        self.deadline = self._deadline()
-
-    def _deadline(self) -> float:
-        timeout = (self.spec.get("runnerPod") or {}).get("timeoutSeconds")
-        if isinstance(timeout, int | float) and timeout > 0:
-            return self.started_mono + timeout
-        return self.started_mono + BARRIER_PATIENCE
+        # How long the pods wait for each other at the start.
+        self.deadline = final_write_deadline(spec, self.started_mono, BARRIER_PATIENCE)
 
     def _runner_status(self) -> dict[str, Any]:
         task = self.read_task() or {}
         return task.get("status") or {}
 
     def __call__(self, metrics: RunnerMetrics | None = None) -> int:
-        from krally.api.times import parse_time
         from krally.task.engine import run_workload
         from krally.task.loader import workload_from_spec
         from krally.task.merge import shard_part
 
         writer = self.writer
-        writer.update(state="Ready", progress={"done": 0})
+        writer.update(state=READY, progress={"done": 0})
         writer.start()
         writer.update(urgent=True)
         try:
@@ -836,8 +838,7 @@ class ShardRun:
             return 2
         code = 0 if state == "Finished" else 1
         if self.shard.index == 0:
-            merged = self.merge(workload, parse_time)
-            code = code or merged
+            code = self.merge(workload) or code
         return code
 
     def barrier(self) -> float | None:
@@ -873,7 +874,7 @@ class ShardRun:
             self.abort.wait(BARRIER_POLL)
         return None
 
-    def merge(self, workload: Any, parse_time: Any) -> int:
+    def merge(self, workload: Any) -> int:
         """Pod 0: wait for every pod's result (or its failure), merge, write the load's result."""
         from krally.api.shards import FINAL_STATES, pod_reports, summed_progress
         from krally.task.merge import merge_shards
@@ -939,21 +940,9 @@ class ShardRun:
         return 0 if self._write_top(final) and state == "Finished" else 1
 
     def _write_top(self, state: dict[str, Any]) -> bool:
-        deadline = final_write_deadline(self.spec, self.started_mono)
-        attempt = 0
-        while True:
-            try:
-                self.patch_top({**state, "updatedAt": rfc3339(time.time())})
-                return True
-            except Exception as exc:
-                log.warning("cannot write the merged result: %s", exc)
-                attempt += 1
-                wait = min(0.5 * 2 ** min(attempt - 1, 10), 5.0)
-                if getattr(exc, "status", None) in (400, 403, 404, 422):
-                    return False
-                if time.monotonic() + wait > deadline:
-                    return False
-                time.sleep(wait)
+        """``state`` into status.runner itself (not this pod's report), retried."""
+        writer = StatusWriter(self.patch_top)
+        return writer.write(state, final_write_deadline(self.spec, self.started_mono))
 
     def _fail(self, error: str, state: str = "Error") -> int:
         self.writer.close(
