@@ -908,7 +908,7 @@ class ShardRun:
             merged = merge_shards(workload, parts, count)
         except Exception as exc:
             log.exception("the pods' results could not be merged")
-            return 0 if self._write_top({"state": "Error", "error": f"merge failed: {exc}"}) else 2
+            return 1 if self._write_top({"state": "Error", "error": f"merge failed: {exc}"}) else 2
         summary = summarize(merged)
         ordered = [pods[i] for i in sorted(pods)]
         problems = [
