@@ -101,12 +101,13 @@ def rate_spec(rate: float, firings: int, armed: bool, max_armed: int) -> dict[st
 def watch_firings(cluster: Any, ns: str, name: str, seen: dict[Any, float]) -> None:
     """Note when a watch on this machine (outside the node) first sees each firing: the
     runner → API server → watch part of the path, without the pods' network."""
-    from krally.kube import taskwatch
+    from krally.kube import client
+    from krally.kube.pods import taskwatch
 
     url = urllib.parse.urlparse(cluster.server)
     token = Path(tempfile.mkdtemp()) / "token"
     token.write_text(cluster.admin_token)
-    endpoint = taskwatch.ApiEndpoint(
+    endpoint = client.ApiEndpoint(
         str(url.hostname), int(url.port or 443), str(token), str(cluster.certs.ca_cert)
     )
     with contextlib.suppress(Exception):

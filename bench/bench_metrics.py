@@ -51,7 +51,7 @@ def prometheus_client_feed() -> Callable[[dict[str, Any]], None]:
     """The same counts with prometheus_client's own objects (a lock per update)."""
     from prometheus_client import CollectorRegistry, Counter, Histogram
 
-    from krally.kube.runnermetrics import DURATION_BUCKETS
+    from krally.kube.pods.runner.metrics import DURATION_BUCKETS
 
     registry = CollectorRegistry()
     iterations = Counter("i", "", ["task"], registry=registry).labels("t")
@@ -72,7 +72,7 @@ def engine_ratios(times: int, concurrency: int, rounds: int = 6) -> tuple[float,
     median over rounds), and each round's with/without ratio. Each round runs the two
     back to back, so a shared machine's drift hits a pair alike; the spread of the ratios over
     rounds says how much of any difference is the machine."""
-    from krally.kube.runnermetrics import RunnerMetrics
+    from krally.kube.pods.runner.metrics import RunnerMetrics
     from krally.task.engine import run_workload
     from krally.task.loader import workload_from_spec
 
@@ -103,7 +103,7 @@ def engine_ratios(times: int, concurrency: int, rounds: int = 6) -> tuple[float,
 
 
 def main() -> None:
-    from krally.kube.runnermetrics import RunnerMetrics
+    from krally.kube.pods.runner.metrics import RunnerMetrics
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.cluster import images, start  # noqa: E402
 
-from krally.kube import jobs as kjobs  # noqa: E402
+from krally.kube.operator import builders as kjobs  # noqa: E402
 
 GROUP, VERSION, PLURAL = "krally.dev", "v1alpha1", "benchmarktasks"
 

@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.cluster.controlplane import free_port
 from tests.e2e.support import Operator, sys_call, task_yaml, wait_phase
 
-from krally.kube import jobs as kjobs
 from krally.kube import metrics as kmetrics
+from krally.kube.operator import builders as kjobs
 
 pytestmark = pytest.mark.cluster
 

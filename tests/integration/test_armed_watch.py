@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 
 from krally.api import crd
-from krally.kube import armedpod, taskwatch
-from krally.kube import jobs as kjobs
+from krally.kube import client
+from krally.kube.operator import builders as kjobs
+from krally.kube.pods import taskwatch
+from krally.kube.pods.hook import armed as armedpod
 
 pytestmark = pytest.mark.cluster
 
@@ -49,11 +51,11 @@ def make_task(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
     return json.loads(cluster.kubectl("get", "bt", name, "-n", namespace, "-o", "json").stdout)
 
 
-def endpoint(cluster: Any, token: str, tmp_path: Path) -> taskwatch.ApiEndpoint:
+def endpoint(cluster: Any, token: str, tmp_path: Path) -> client.ApiEndpoint:
     url = urllib.parse.urlparse(cluster.server)
     token_file = tmp_path / "token"
     token_file.write_text(token)
-    return taskwatch.ApiEndpoint(
+    return client.ApiEndpoint(
         str(url.hostname), int(url.port or 443), str(token_file), str(cluster.certs.ca_cert)
     )
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from krally.api.wire import task_label
 from krally.kube import rbac
-from krally.kube.jobs import task_label
 from krally.task.hook import Hook
 from krally.task.loader import load_task
 

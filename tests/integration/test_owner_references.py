@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from krally.api import crd
-from krally.kube import jobs as kjobs
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.settings import Settings
 
 pytestmark = pytest.mark.cluster

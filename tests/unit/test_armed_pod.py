@@ -13,7 +13,8 @@ import pytest
 from tests.cluster.controlplane import free_port
 
 from krally.api.times import rfc3339
-from krally.kube import armedpod, hookpod
+from krally.kube.pods.hook import armed as armedpod
+from krally.kube.pods.hook import pod as hookpod
 
 
 def state(firings: list[dict[str, Any]] = (), runner_state: str = "Running", **spec: Any) -> dict:
@@ -189,7 +190,7 @@ def test_an_armed_pod_prepares_the_hook_before_it_waits(tmp_path: Path) -> None:
 
 CHILD = """
 import json, os, sys, time
-from krally.kube import hookpod
+from krally.kube.pods.hook import pod as hookpod
 from tests.unit.test_armed_pod import firing, payload, state
 
 real_exit = os._exit

@@ -6,7 +6,9 @@ import queue
 import threading
 from typing import Any
 
-from krally.kube import armedpod, firingsignal
+from krally.kube.pods.hook import armed as armedpod
+from krally.kube.pods.hook import signal as firingsignal
+from krally.kube.pods.runner.signal import SignalServer
 
 
 def firing(value: Any, hook: int = 0) -> dict[str, Any]:
@@ -19,7 +21,7 @@ def firing(value: Any, hook: int = 0) -> dict[str, Any]:
 
 
 def test_a_subscribed_pod_gets_its_own_firing_only() -> None:
-    server = firingsignal.SignalServer(port=0, host="127.0.0.1")
+    server = SignalServer(port=0, host="127.0.0.1")
     try:
         got: queue.Queue[dict[str, Any]] = queue.Queue()
         address = f"127.0.0.1:{server.port}"
@@ -36,14 +38,14 @@ def test_a_subscribed_pod_gets_its_own_firing_only() -> None:
 
 
 def test_no_runner_to_reach_leaves_the_watch() -> None:
-    server = firingsignal.SignalServer(port=0, host="127.0.0.1")
+    server = SignalServer(port=0, host="127.0.0.1")
     port = server.port
     server.close()
     assert firingsignal.subscribe(f"127.0.0.1:{port}", 0, "iteration", 5, print) is None
 
 
 def test_the_armed_wait_takes_the_pushed_firing_before_the_watch_shows_it() -> None:
-    server = firingsignal.SignalServer(port=0, host="127.0.0.1")
+    server = SignalServer(port=0, host="127.0.0.1")
     shown = threading.Event()
 
     def states():

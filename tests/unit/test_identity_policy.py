@@ -16,8 +16,8 @@ from kubernetes.client.exceptions import ApiException
 
 from krally.api.names import LABEL_TASK
 from krally.api.times import rfc3339
-from krally.kube import jobs as kjobs
 from krally.kube.operator import admission
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.controller import Controller
 from krally.kube.operator.settings import Settings
 from krally.kube.operator.store import Store, task_key

@@ -12,9 +12,9 @@ from tests.unit.test_kube_planner import NOW, SETTINGS, accepted_memory, make_ta
 
 from krally.api.names import ANNOTATION_ARMED
 from krally.api.status_schema import pruned_fields
-from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
 from krally.kube.operator import arming
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.planner import (
     CreateIdentity,
     CreateJob,

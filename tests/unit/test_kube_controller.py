@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from krally.kube import jobs as kjobs
 from krally.kube.operator import admission
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.controller import Controller
 from krally.kube.operator.settings import Settings, parse_allowed
 from krally.kube.operator.store import Store

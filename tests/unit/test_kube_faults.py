@@ -20,9 +20,8 @@ from tests.unit.test_kube_planner import SETTINGS, accepted_memory, job, running
 from tests.unit.test_kube_planner import make_task as planner_task
 from tests.unit.test_kube_status import NOW, firings, hook_job, make_task, runner_job
 
-from krally.kube import hookpod, runner
-from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.apply import RetryPolicy, refusal
 from krally.kube.operator.controller import Controller
 from krally.kube.operator.planner import (
@@ -37,6 +36,8 @@ from krally.kube.operator.planner import (
 )
 from krally.kube.operator.settings import Settings
 from krally.kube.operator.store import Store
+from krally.kube.pods.hook import pod as hookpod
+from krally.kube.pods.runner import writer as status_writer
 
 
 def garbage_pod(message: Any, exit_code: int = 0) -> dict[str, Any]:
@@ -548,7 +549,7 @@ class Outage:
 
 def test_the_final_write_is_retried_through_an_outage_keeping_every_firing() -> None:
     patch = Outage(down=10**9)
-    writer = runner.StatusWriter(patch, period=0.01)
+    writer = status_writer.StatusWriter(patch, period=0.01)
     writer.start()
     for value in (5, 50):
         writer.add_firing({"hook": 0, "eventType": "iteration", "value": value, "firedAt": "x"})
@@ -562,11 +563,11 @@ def test_the_final_write_is_retried_through_an_outage_keeping_every_firing() -> 
 
 def test_the_final_write_gives_up_at_the_deadline_or_when_the_task_is_gone() -> None:
     patch = Outage(down=10**9)
-    writer = runner.StatusWriter(patch, period=0.01)
+    writer = status_writer.StatusWriter(patch, period=0.01)
     writer.start()
     assert not writer.close(time.monotonic() - 1, state="Finished")  # past its deadline: once
     gone = Outage(down=10**9, exc=api_error(404, "NotFound", "benchmarktasks t not found"))
-    writer = runner.StatusWriter(gone, period=0.01)
+    writer = status_writer.StatusWriter(gone, period=0.01)
     writer.start()
     calls = gone.calls
     assert not writer.close(time.monotonic() + 3600, state="Finished")
@@ -574,9 +575,13 @@ def test_the_final_write_gives_up_at_the_deadline_or_when_the_task_is_gone() -> 
 
 
 def test_the_final_write_deadline_is_the_runner_jobs_own() -> None:
-    assert runner.final_write_deadline({"runnerPod": {"timeoutSeconds": 90}}, 1000.0) == 1090.0
+    assert (
+        status_writer.final_write_deadline({"runnerPod": {"timeoutSeconds": 90}}, 1000.0) == 1090.0
+    )
     before = time.monotonic()
-    assert runner.final_write_deadline({}, 0.0) >= before + runner.FINAL_WRITE_PATIENCE
+    assert (
+        status_writer.final_write_deadline({}, 0.0) >= before + status_writer.FINAL_WRITE_PATIENCE
+    )
 
 
 class FlakyApi(RefusingApi):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from krally.kube import client
 from krally.kube.hooks import api
 from krally.kube.hooks.node_drain import drain_plan
 from krally.task.hook import Hook
@@ -310,7 +311,7 @@ def test_declared_rules() -> None:
 
 
 def test_output_is_a_valid_small_table() -> None:
-    from krally.kube import hookpod
+    from krally.kube.pods.hook import pod as hookpod
 
     cls = Hook.get("kube.pod_kill")
     hook = cls(None, {"selector": "a"}, {"event_type": "iteration", "value": 1})
@@ -349,7 +350,7 @@ def test_default_namespace(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("KRALLY_TASK_NAMESPACE", "task-ns")
     assert api.default_namespace() == "task-ns"
     monkeypatch.delenv("KRALLY_TASK_NAMESPACE")
-    monkeypatch.setattr(api, "SA_DIR", str(tmp_path / "none"))
+    monkeypatch.setattr(client, "SERVICE_ACCOUNT_DIR", str(tmp_path / "none"))
     config = tmp_path / "kubeconfig"
     config.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"

@@ -1,4 +1,4 @@
-"""The pure builders of krally.kube.jobs: names, labels, owners, security, RBAC."""
+"""The pure builders of krally.kube.operator.builders: names, labels, owners, security, RBAC."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from krally.kube import jobs as kjobs
+from krally.api import names
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.settings import Settings
 
 SETTINGS = Settings(runner_image="img/runner:1", hook_image="img/hook:1")
@@ -137,7 +138,7 @@ def test_hook_job_shape() -> None:
     assert meta["labels"]["krally.dev/hook-index"] == "0"
     assert meta["labels"]["krally.dev/trigger-unit"] == "iteration"
     assert meta["labels"]["krally.dev/trigger-value"] == "5"
-    assert meta["annotations"][kjobs.ANNOTATION_CREATED_AT] == "2026-01-01T00:00:00.010Z"
+    assert meta["annotations"][names.ANNOTATION_CREATED_AT] == "2026-01-01T00:00:00.010Z"
     assert meta["ownerReferences"][0]["uid"] == "uid-1"
     spec = job["spec"]
     assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 30

@@ -6,7 +6,9 @@ import threading
 import time
 from typing import Any
 
-from krally.kube import runner
+from krally.kube.pods.runner import main, recorder, translate
+from krally.kube.pods.runner import writer as status_writer
+from krally.kube.pods.runner.settings import RunnerSettings
 
 
 class Recorder:
@@ -36,7 +38,7 @@ def spec(times: int = 60, sleep: float = 0.005) -> dict[str, Any]:
 
 def test_runner_records_firings_progress_and_summary() -> None:
     rec = Recorder()
-    assert runner.main(spec(), "ns", "t", patch_fn=rec, period=0.2) == 0
+    assert main.main(RunnerSettings(spec(), "ns", "t", progress_period=0.2), patch_fn=rec) == 0
     final = rec.writes[-1][1]
     assert final["state"] == "Finished"
     assert [(f["hook"], f["eventType"], f["value"]) for f in final["firings"]] == [
@@ -55,7 +57,7 @@ def test_runner_records_firings_progress_and_summary() -> None:
 
 def test_firing_is_written_at_once_and_progress_is_throttled() -> None:
     rec = Recorder()
-    writer = runner.StatusWriter(rec, period=10.0)
+    writer = status_writer.StatusWriter(rec, period=10.0)
     writer.start()
     writer.update(progress={"done": 1})
     writer.update(urgent=True)
@@ -79,7 +81,7 @@ def test_firing_is_written_at_once_and_progress_is_throttled() -> None:
 
 def test_progress_is_written_about_once_per_period() -> None:
     rec = Recorder()
-    writer = runner.StatusWriter(rec, period=0.1)
+    writer = status_writer.StatusWriter(rec, period=0.1)
     writer.start()
     start = time.monotonic()
     deadline = start + 0.55
@@ -97,11 +99,11 @@ def test_progress_is_written_about_once_per_period() -> None:
 
 
 def test_firings_past_the_limit_are_counted_not_recorded(monkeypatch: Any) -> None:
-    monkeypatch.setattr(runner, "MAX_FIRINGS", 2)
+    monkeypatch.setattr(status_writer, "MAX_FIRINGS", 2)
     rec = Recorder()
-    writer = runner.StatusWriter(rec, period=10.0)
+    writer = status_writer.StatusWriter(rec, period=10.0)
     writer.start()
-    launcher = runner.RecordingLauncher(writer)
+    launcher = recorder.RecordingLauncher(writer)
     handles = [launcher.launch(0, None, None, {"event_type": "time", "value": v}) for v in range(4)]
     writer.close()
     final = rec.writes[-1][1]
@@ -122,7 +124,7 @@ def test_summarize_keeps_json_clean() -> None:
         "pass_sla": False,
         "error": ["ValueError", "boom", "trace"],
     }
-    summary = runner.summarize(result)
+    summary = translate.summarize(result)
     assert summary["loadDuration"] is None
     assert summary["durations"] == {"min": None, "p90": 1.0}
     assert summary["error"] == "ValueError: boom"

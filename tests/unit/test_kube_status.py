@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from krally.kube import events as kevents
-from krally.kube import hookpod
-from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator import planner
+from krally.kube.pods.hook import pod as hookpod
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 LATER = datetime(2026, 1, 1, 12, 5, 0, tzinfo=UTC)

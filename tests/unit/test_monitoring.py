@@ -12,11 +12,11 @@ from typing import Any
 
 from tests.unit.test_manifests import MANIFESTS, _kustomize, _one, _operator_container
 
-from krally.kube import jobs as kjobs
 from krally.kube import metrics as kmetrics
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.metrics import OperatorMetrics
 from krally.kube.operator.settings import Settings
-from krally.kube.runnermetrics import RunnerMetrics
+from krally.kube.pods.runner.metrics import RunnerMetrics
 
 MONITORING = MANIFESTS / "monitoring"
 DASHBOARD = MONITORING / "krally-dashboard.json"

@@ -3,6 +3,7 @@ and the runner feeding them from every iteration the engine finishes."""
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from typing import Any
 
@@ -10,11 +11,12 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from krally.kube import jobs as kjobs
 from krally.kube import metrics as kmetrics
-from krally.kube import runner
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.settings import Settings
-from krally.kube.runnermetrics import DURATION_BUCKETS, RATE_WINDOW, RunnerMetrics
+from krally.kube.pods.runner import main
+from krally.kube.pods.runner.metrics import DURATION_BUCKETS, RATE_WINDOW, RunnerMetrics
+from krally.kube.pods.runner.settings import RunnerSettings
 
 
 def samples(metrics: RunnerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -130,7 +132,10 @@ def _spec(times: int) -> dict[str, Any]:
 def test_the_runner_feeds_every_iteration_result() -> None:
     metrics = RunnerMetrics("fed")
     patches: list[dict[str, Any]] = []
-    assert runner.main(_spec(300), "ns", "fed", patch_fn=patches.append, metrics=metrics) == 0
+    assert (
+        main.main(RunnerSettings(_spec(300), "ns", "fed"), patch_fn=patches.append, metrics=metrics)
+        == 0
+    )
     summary = patches[-1]["summary"]
     assert metrics.iterations == summary["iterations"] == 300
     assert metrics.failures == summary["failures"] > 0
@@ -139,7 +144,7 @@ def test_the_runner_feeds_every_iteration_result() -> None:
 
 def test_no_metrics_server_outside_a_pod(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KRALLY_POD_IP", raising=False)
-    assert runner._metrics_server("t") is None
+    assert main.metrics_server("t", os.environ.get("KRALLY_POD_IP", "")) is None
 
 
 def test_a_taken_port_leaves_the_load_without_metrics(
@@ -149,7 +154,7 @@ def test_a_taken_port_leaves_the_load_without_metrics(
     try:
         monkeypatch.setenv("KRALLY_POD_IP", "127.0.0.1")
         monkeypatch.setattr(kmetrics, "RUNNER_PORT", blocker.port)
-        assert runner._metrics_server("t") is None
+        assert main.metrics_server("t", os.environ.get("KRALLY_POD_IP", "")) is None
         assert f"port {blocker.port}: address already in use" in caplog.text
     finally:
         blocker.close()

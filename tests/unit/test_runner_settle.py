@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from krally.api.times import parse_time, rfc3339
-from krally.kube import runner
+from krally.kube.pods.runner import recorder, translate
+from krally.kube.pods.runner import writer as status_writer
 
 T0 = 1_780_000_000.0
 
@@ -50,7 +51,7 @@ def test_recorded_results_replace_the_placeholders_with_their_real_times() -> No
             {"index": 1, "results": [recorded(5, "failed", T0 + 0.3, T0 + 0.4)]},
         ]
     }
-    settled, unfinished = runner.settled_results(engine_hooks(), status)
+    settled, unfinished = translate.settled_results(engine_hooks(), status)
     assert unfinished == 1  # iteration 50 of hook 0 is still running
     first, second = settled[0]["results"]
     assert first["status"] == "success"
@@ -63,7 +64,7 @@ def test_recorded_results_replace_the_placeholders_with_their_real_times() -> No
 
 
 def test_a_firing_the_operator_has_not_recorded_yet_is_pending() -> None:
-    settled, unfinished = runner.settled_results(engine_hooks(), {})
+    settled, unfinished = translate.settled_results(engine_hooks(), {})
     assert unfinished == 3
     assert {r["status"] for h in settled for r in h["results"]} == {"pending"}
     assert all(r["started_at"] is None for h in settled for r in h["results"])
@@ -71,7 +72,7 @@ def test_a_firing_the_operator_has_not_recorded_yet_is_pending() -> None:
 
 def test_a_firing_that_was_never_launched_is_kept_as_it_was() -> None:
     hooks = [{"config": {}, "results": [{**launched(5), "status": "failed"}], "summary": {}}]
-    settled, unfinished = runner.settled_results(hooks, {})
+    settled, unfinished = translate.settled_results(hooks, {})
     assert unfinished == 0 and settled == hooks
 
 
@@ -99,7 +100,9 @@ class Task:
 
 def test_settle_polls_until_every_firing_finished() -> None:
     task = Task(delay=0.6)
-    launcher = runner.RecordingLauncher(runner.StatusWriter(lambda _: None), read_task=task)
+    launcher = recorder.RecordingLauncher(
+        status_writer.StatusWriter(lambda _: None), read_task=task
+    )
     settled = launcher.settle(engine_hooks(), T0)
     assert task.reads >= 2
     assert all(r["status"] == "success" for h in settled for r in h["results"])
@@ -107,8 +110,8 @@ def test_settle_polls_until_every_firing_finished() -> None:
 
 def test_settle_gives_up_after_its_patience_and_at_once_when_aborted() -> None:
     task = Task(delay=60)
-    launcher = runner.RecordingLauncher(
-        runner.StatusWriter(lambda _: None), read_task=task, patience=0.6
+    launcher = recorder.RecordingLauncher(
+        status_writer.StatusWriter(lambda _: None), read_task=task, patience=0.6
     )
     started = time.monotonic()
     settled = launcher.settle(engine_hooks(), T0)
@@ -117,8 +120,8 @@ def test_settle_gives_up_after_its_patience_and_at_once_when_aborted() -> None:
 
     abort = threading.Event()
     abort.set()
-    stopped = runner.RecordingLauncher(
-        runner.StatusWriter(lambda _: None), read_task=Task(60), patience=60, abort=abort
+    stopped = recorder.RecordingLauncher(
+        status_writer.StatusWriter(lambda _: None), read_task=Task(60), patience=60, abort=abort
     )
     started = time.monotonic()
     stopped.settle(engine_hooks(), T0)
@@ -129,8 +132,8 @@ def test_a_failing_read_counts_the_firings_as_unfinished() -> None:
     def broken() -> dict[str, Any]:
         raise OSError("connection refused")
 
-    launcher = runner.RecordingLauncher(
-        runner.StatusWriter(lambda _: None), read_task=broken, patience=0.1
+    launcher = recorder.RecordingLauncher(
+        status_writer.StatusWriter(lambda _: None), read_task=broken, patience=0.1
     )
     settled = launcher.settle(engine_hooks(), T0)
     assert {r["status"] for h in settled for r in h["results"]} == {"pending"}
@@ -152,14 +155,16 @@ def test_status_impact_counts_windows_from_the_hook_start_in_rfc3339() -> None:
         "degraded": True,
         "note": "an edge case",
     }
-    (item,) = runner.status_impact([entry, "not a dict"])
+    (item,) = translate.status_impact([entry, "not a dict"])
     assert item["startedAt"] == rfc3339(T0) and item["finishedAt"] == rfc3339(T0 + 0.4)
     assert item["baseline"]["fromSeconds"] == -10 and item["baseline"]["toSeconds"] == 0
     assert item["during"]["toSeconds"] == 0.4
     assert "p99" not in item["during"]  # NaN is not JSON: dropped rather than refused by the API
     assert item["recoverySeconds"] == 1.2346
     assert item["notes"] == ["an edge case"]
-    assert len(runner.status_impact([entry] * (runner.MAX_IMPACT + 5))) == runner.MAX_IMPACT
+    assert (
+        len(translate.status_impact([entry] * (translate.MAX_IMPACT + 5))) == translate.MAX_IMPACT
+    )
 
 
 def test_the_recovery_column_shows_the_slowest_recovery() -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 from krally.api.shards import runner_view
 from krally.api.times import parse_time
-from krally.kube import runner
+from krally.kube.pods.runner import shards
+from krally.kube.pods.runner import writer as status_writer
 from krally.task.shard import Shard
 
 PODS = 3
@@ -94,8 +95,8 @@ def run_pods(
                 abort.set()
 
             threading.Timer(stop[index], terminate).start()
-        writer = runner.StatusWriter(runner._pod_patcher(task.patch, index), 0.2)
-        run = runner.ShardRun(
+        writer = status_writer.StatusWriter(status_writer.pod_patcher(task.patch, index), 0.2)
+        run = shards.ShardRun(
             body, Shard(index, PODS), writer, task.patch, task.read, abort, reason
         )
         codes[index] = run()

@@ -284,7 +284,7 @@ _FIRINGS = _list(
     ),
 )
 _DROPPED = _int(
-    "Firings past the per-task limit (krally.kube.runner.MAX_FIRINGS): not recorded "
+    "Firings past the per-task limit (krally.kube.pods.runner.writer.MAX_FIRINGS): not recorded "
     "and no hook Job created, so the status stays within etcd's object size.",
     minimum=0,
 )

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from krally.kube import client
+
 if TYPE_CHECKING:
     from krally.kube.operator.leader import Leadership
     from krally.kube.operator.metrics import OperatorMetrics
@@ -49,7 +51,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     logging.getLogger("krally").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     metrics = _serve_metrics(args.metrics_port)
     # The operator's own namespace: where the webhook's Service and certificate Secret live.
-    own = os.environ.get("KRALLY_NAMESPACE") or _own_namespace() or "default"
+    own = os.environ.get("KRALLY_NAMESPACE") or client.own_namespace() or "default"
     # Without leader election this process leads from the start.
     leadership = Leadership(leading=not settings.leader_elect)
     handlers.register(settings, namespace=own, leadership=leadership, metrics=metrics)
@@ -118,7 +120,9 @@ def _run_leader_elected(
 
     from krally.kube.operator import leader
 
-    namespace = settings.leader_namespace or _own_namespace() or (namespaces or ["default"])[0]
+    namespace = (
+        settings.leader_namespace or client.own_namespace() or (namespaces or ["default"])[0]
+    )
     api = leader.LeaseApi(namespace, settings.leader_lease)
     elector = leader.LeaderElector(
         api,
@@ -137,23 +141,15 @@ def _run_leader_elected(
     return asyncio.run(leader.run_leading(elector, operator, leadership))
 
 
-def _own_namespace() -> str | None:
-    try:
-        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as handle:
-            return handle.read().strip() or None
-    except OSError:
-        return None
-
-
 def cmd_runner(args: argparse.Namespace) -> int:
-    from krally.kube import runner
+    from krally.kube.pods.runner import main as runner
 
     _plugin_paths(args)
     return runner.main()
 
 
 def cmd_hook_run(args: argparse.Namespace) -> int:
-    from krally.kube import hookpod
+    from krally.kube.pods.hook import pod as hookpod
 
     _plugin_paths(args)
     return hookpod.main(args.termination_log)

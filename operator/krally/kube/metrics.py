@@ -3,7 +3,7 @@
 Each process keeps its metrics in a :class:`prometheus_client.CollectorRegistry` of its own, never
 the library's global one, so tests and several operators in one process stay apart. The
 operator's metrics are in :mod:`krally.kube.operator.metrics`, the runner pod's in
-:mod:`krally.kube.runnermetrics`; both are served by :func:`serve`.
+:mod:`krally.kube.pods.runner.metrics`; both are served by :func:`serve`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ PORT_NAME = "metrics"
 PATH = "/metrics"
 # `krally operator --metrics-port` (0: no metrics).
 OPERATOR_PORT = 8000
-# The runner pod's (beside its firing signal on 8087: firingsignal.SIGNAL_PORT).
+# The runner pod's (beside its firing signal on 8087: wire.SIGNAL_PORT).
 RUNNER_PORT = 8088
 
 

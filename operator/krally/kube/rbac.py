@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from krally.api.names import ANNOTATION_HOOKS, API_VERSION, HOOKS_ALLOWED, KIND
-from krally.kube.jobs import child_name
+from krally.api.wire import child_name
 
 RBAC_API = "rbac.authorization.k8s.io"
 DEFAULT_NAMESPACE = "default"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
+from krally.api import wire
 from krally.api.names import ANNOTATION_HOOK_TIMEOUT
 from krally.api.shards import failed_indexes, runner_view
 from krally.api.times import format_time, parse_time, rfc3339
@@ -41,9 +42,8 @@ from krally.api.types import (
     hook_error,
     hook_result,
 )
-from krally.kube import armedpod
-from krally.kube import jobs as kjobs
-from krally.kube.firingsignal import firing_key
+from krally.api.wire import firing_key
+from krally.kube.operator import builders as kjobs
 
 # Status keys the operator owns (everything but `runner`); absent ones are removed (null).
 OPERATOR_KEYS = (
@@ -209,7 +209,7 @@ def _result_time(data: dict[str, Any], key: str) -> str | None:
     return rfc3339(seconds)
 
 
-DEFAULT_MAX_DELAY = armedpod.DEFAULT_MAX_DELAY
+DEFAULT_MAX_DELAY = wire.DEFAULT_MAX_DELAY
 LATE = "Late"
 ABORTED_HOOK = "Aborted"
 

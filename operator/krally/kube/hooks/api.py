@@ -28,9 +28,9 @@ from typing import Any, ClassVar
 import yaml
 
 from krally.errors import InvalidConfig
+from krally.kube import client
 from krally.task import hook
 
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 REQUEST_TIMEOUT = 30.0
 POLL_SECONDS = 0.25
 # Rows kept in a hook's table: the pod's termination message holds at most 4096 bytes.
@@ -83,23 +83,6 @@ def resource_name(group: str, resource: str) -> str:
 # -- the process's identity ----------------------------------------------------------------------
 
 
-def _token_file() -> str | None:
-    path = os.path.join(SA_DIR, "token")
-    try:
-        return path if os.path.getsize(path) > 0 else None
-    except OSError:
-        return None
-
-
-def _kubeconfig_file() -> str | None:
-    paths = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    paths.append(os.path.expanduser("~/.kube/config"))
-    for path in paths:
-        if os.path.isfile(path):
-            return path
-    return None
-
-
 def no_credentials() -> HookFailure:
     return HookFailure(
         "NoCredentials",
@@ -110,24 +93,16 @@ def no_credentials() -> HookFailure:
     )
 
 
-def in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and _token_file() is not None
-
-
 def default_namespace() -> str:
     """The task's namespace in a hook pod, else the pod's ServiceAccount namespace, else the
     kubeconfig context's, else ``default``."""
     task_ns = os.environ.get("KRALLY_TASK_NAMESPACE")
     if task_ns:
         return task_ns
-    try:
-        with open(os.path.join(SA_DIR, "namespace"), encoding="utf-8") as handle:
-            own = handle.read().strip()
-        if own:
-            return own
-    except OSError:
-        pass
-    path = _kubeconfig_file()
+    own = client.own_namespace()
+    if own:
+        return own
+    path = client.kubeconfig_file()
     if path:
         try:
             from kubernetes import config
@@ -143,20 +118,12 @@ def default_namespace() -> str:
 
 def load_api_client() -> Any:
     """A ``kubernetes.client.ApiClient`` with this process's identity; NoCredentials if none."""
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    if in_cluster():
-        config.load_incluster_config(client_configuration=configuration)
-    else:
-        path = _kubeconfig_file()
-        if path is None:
-            raise no_credentials()
-        try:
-            config.load_kube_config(config_file=path, client_configuration=configuration)
-        except Exception as exc:
-            raise HookFailure("NoCredentials", f"cannot load kubeconfig {path}: {exc}") from None
-    return client.ApiClient(configuration)
+    try:
+        return client.api_client()
+    except client.NoCredentials as exc:
+        if client.kubeconfig_file() is None:
+            raise no_credentials() from None
+        raise HookFailure("NoCredentials", str(exc)) from None
 
 
 # -- API calls -----------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from krally.api import names
 from krally.api.names import ROLE_HOOK
 from krally.api.times import rfc3339
 from krally.api.types import hook_error
+from krally.kube import client as kclient
 from krally.kube import events as kevents
 from krally.kube.operator.metrics import OperatorMetrics
 from krally.kube.operator.planner import (
@@ -186,10 +187,9 @@ class Clients:
     """The official client's APIs, created once (kopf keeps its own aiohttp session)."""
 
     def __init__(self) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        config.load_config()
-        self.api_client = client.ApiClient()
+        self.api_client = kclient.api_client()
         self.custom = client.CustomObjectsApi(self.api_client)
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)

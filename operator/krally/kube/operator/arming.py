@@ -22,9 +22,9 @@ from typing import Any
 from krally.api.shards import runner_view
 from krally.api.times import parse_time, rfc3339
 from krally.api.types import TERMINAL
-from krally.kube import jobs as kjobs
+from krally.api.wire import RUNNER_DONE
 from krally.kube import status as kstatus
-from krally.kube.armedpod import RUNNER_DONE
+from krally.kube.operator import builders as kjobs
 
 Obj = dict[str, Any]
 Firing = tuple[int, str, Any]  # (hook index, unit, value)

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from krally.kube import client as kclient
+
 log = logging.getLogger("krally.operator")
 
 Obj = dict[str, Any]
@@ -141,11 +143,10 @@ class LeaseApi:
     def __init__(
         self, namespace: str, name: str, timeout: float = 5.0, api_client: Any = None
     ) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
         if api_client is None:
-            config.load_config()
-            api_client = client.ApiClient()
+            api_client = kclient.api_client()
         self.api = client.CustomObjectsApi(api_client)
         self.namespace, self.name, self.timeout = namespace, name, timeout
 

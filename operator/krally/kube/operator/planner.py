@@ -24,9 +24,9 @@ from krally.api.names import REASON_NAME_CONFLICT, ROLE_HOOK, ROLE_RUNNER
 from krally.api.times import rfc3339
 from krally.api.types import HOOK_PENDING, TERMINAL, HookError
 from krally.kube import events as kevents
-from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
 from krally.kube.operator import arming
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.settings import Settings
 from krally.kube.throttle import write_delay
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from krally.api.names import LABEL_TASK
-from krally.kube import jobs as kjobs
+from krally.kube.operator import builders as kjobs
 from krally.kube.operator.planner import Key, Observed
 
 INDEX_NAMES = ("task_index", "job_index", "pod_index")

@@ -1,5 +1,5 @@
-"""A watch on one BenchmarkTask (the armed hook pod) and its status patch (the runner pod):
-the standard library only.
+"""A watch on one BenchmarkTask (the armed hook pod), its GET and its status patch (the runner
+pod): the standard library only, over :class:`~krally.kube.client.ApiEndpoint`.
 
 The armed pod waits for its firing to appear in ``status.runner.firings``. It watches its own
 task (``fieldSelector=metadata.name=<task>``, which RBAC authorizes against a Role limited by
@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from krally.api import names
+from krally.kube.client import ApiEndpoint
 
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 # The server ends a watch after this many seconds (then it is resumed from the last version).
 WATCH_SECONDS = 300
 # No byte for this long on an open watch (bookmarks come every minute or so): reconnect.
@@ -38,40 +35,6 @@ class WatchRefused(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
-
-
-@dataclass(frozen=True)
-class ApiEndpoint:
-    """Where and as whom to reach the API server."""
-
-    host: str
-    port: int
-    token_path: str
-    ca_path: str | None
-
-    @classmethod
-    def in_cluster(cls) -> ApiEndpoint:
-        """The pod's own: the ``kubernetes`` Service's address (always in a pod's environment,
-        whatever ``enableServiceLinks`` says) and the mounted service account token."""
-        try:
-            host = os.environ["KUBERNETES_SERVICE_HOST"]
-            port = int(os.environ.get("KUBERNETES_SERVICE_PORT") or 443)
-        except (KeyError, ValueError) as exc:
-            raise WatchRefused(0, f"not in a pod: KUBERNETES_SERVICE_HOST/PORT: {exc}") from exc
-        token = os.path.join(SERVICE_ACCOUNT_DIR, "token")
-        if not os.path.exists(token):
-            raise WatchRefused(0, f"no service account token at {token} (not mounted)")
-        return cls(host, port, token, os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt"))
-
-    def connect(self, timeout: float) -> http.client.HTTPSConnection:
-        context = ssl.create_default_context(cafile=self.ca_path)
-        host = self.host.strip("[]")
-        return http.client.HTTPSConnection(host, self.port, timeout=timeout, context=context)
-
-    def token(self) -> str:
-        # Read at every connect: the kubelet rotates projected tokens.
-        with open(self.token_path, encoding="utf-8") as handle:
-            return handle.read().strip()
 
 
 def task_path(namespace: str, name: str, resource_version: str = "") -> str:

@@ -1,4 +1,5 @@
-"""The runner's direct line to its armed hook pods: firings pushed over the pod network.
+"""The runner's direct line to its armed hook pods: firings pushed over the pod network
+(the server side; the pods' side is :mod:`krally.kube.pods.hook.signal`).
 
 The API server stays the record (every firing is written to ``status.runner.firings``) and the
 armed pod's fallback, but its path (the runner's patch, etcd, the watch) costs tens of
@@ -21,22 +22,11 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
+from krally.api.wire import SIGNAL_MAX_LINE, SIGNAL_PORT, Key, firing_key
+
 log = logging.getLogger("krally.signal")
-
-SIGNAL_PORT = 8087
-# The GIL switch interval of the runner and of a waiting armed pod (Python's default: 5 ms):
-# the thread that sends or receives a firing must not wait that long for the GIL each time it
-# comes back from the network while another thread holds it (measured in bench/).
-SWITCH_INTERVAL = 0.0005
-Key = tuple[int, str, str]  # (hook index, unit, value as JSON)
-_MAX_LINE = 4096
-
-
-def firing_key(hook: Any, unit: Any, value: Any) -> Key:
-    return int(hook), str(unit), json.dumps(value, sort_keys=True)
 
 
 class SignalServer:
@@ -65,7 +55,7 @@ class SignalServer:
     def _subscribe(self, conn: socket.socket) -> None:
         conn.settimeout(5.0)
         try:
-            line = conn.makefile("rb").readline(_MAX_LINE)
+            line = conn.makefile("rb").readline(SIGNAL_MAX_LINE)
             wanted = json.loads(line)
             key = firing_key(wanted["hook"], wanted["eventType"], wanted.get("value"))
         except (OSError, ValueError, KeyError, TypeError):
@@ -122,39 +112,3 @@ class SignalServer:
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.close()
-
-
-def subscribe(
-    address: str, hook: int, unit: str, value: Any, on_firing: Callable[[dict[str, Any]], None]
-) -> threading.Thread | None:
-    """The pod side: connect to the runner at ``address`` (host:port), ask for this firing and
-    call ``on_firing(firing)`` from a thread when it comes. None when it cannot connect."""
-    host, _, port = address.rpartition(":")
-    try:
-        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=2.0)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        wanted = {"hook": hook, "eventType": unit, "value": value}
-        conn.sendall((json.dumps(wanted) + "\n").encode())
-        conn.settimeout(None)
-    except (OSError, ValueError) as exc:
-        log.info("no direct signal from the runner at %s (%s): the watch alone", address, exc)
-        return None
-    key = firing_key(hook, unit, value)
-
-    def read() -> None:
-        with conn, conn.makefile("rb") as stream:
-            try:
-                line = stream.readline(_MAX_LINE)
-                firing = json.loads(line) if line else None
-            except (OSError, ValueError):
-                return
-        if (
-            isinstance(firing, dict)
-            and firing_key(firing.get("hook", -1), firing.get("eventType", ""), firing.get("value"))
-            == key
-        ):
-            on_firing(firing)
-
-    thread = threading.Thread(target=read, name="krally-signal", daemon=True)
-    thread.start()
-    return thread

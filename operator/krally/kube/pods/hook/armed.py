@@ -1,7 +1,7 @@
 """The armed hook pod's wait: from the task's successive states to "fire now" or "never".
 
 The operator creates an armed hook Job before its firing (payload ``armed``); its pod prepares
-the hook, watches its own task (:mod:`krally.kube.taskwatch`), says it is ready by listening on
+the hook, watches its own task (:mod:`krally.kube.pods.taskwatch`), says it is ready by listening on
 ``readyPort`` (the pod's tcpSocket startup probe, which the operator waits for before it
 releases the load) and runs the hook as soon as the runner records the firing in
 ``status.runner.firings``. The decisions are pure functions of the task objects, so unit tests
@@ -22,15 +22,7 @@ from typing import Any
 
 from krally.api.shards import runner_view
 from krally.api.times import parse_time
-
-# Exit code of an armed pod stopped (SIGTERM: deleted, evicted) before its firing: the hook Job's
-# podFailurePolicy ignores it, so the Job controller starts a replacement pod (still one run).
-DISARMED_EXIT = 3
-READY_PORT = 8086
-# hooks[].maxDelaySeconds when unset: a firing seen later than this is not run (etype Late).
-DEFAULT_MAX_DELAY = 60
-# The runner states after which no firing is recorded any more.
-RUNNER_DONE = frozenset({"Finished", "Aborted", "Error"})
+from krally.api.wire import RUNNER_DONE
 
 
 @dataclass(frozen=True)
@@ -80,7 +72,7 @@ def wait_for_firing(
     """Consume task states until this firing is recorded or can no longer come. With
     ``subscribe(address, on_firing)``, once a state names the runner's signal address
     (``status.runner.signal``) the firing may also come straight from the runner (pushed over
-    the pod network, :mod:`krally.kube.firingsignal`): whichever comes first wins."""
+    the pod network, :mod:`krally.kube.pods.hook.signal`): whichever comes first wins."""
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def watch() -> None:
