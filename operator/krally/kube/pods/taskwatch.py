@@ -17,6 +17,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from krally.api import names
@@ -68,47 +69,27 @@ def watch_task(
     connect. ``interesting(line)``, when given, says which raw watch events are worth parsing:
     the others are skipped (their version is still kept); many armed pods watch one task, and
     parsing every status write in each of them would compete with the one that must fire."""
-    version = ""
+    cursor = _Cursor()
     failing_since: float | None = None
     attempt = 0
     while True:
         try:
-            if not version:
+            if not cursor.version:
                 # The current state first, then a watch from its version (a watch with no
                 # version would need the storage's watch-progress feature on some servers).
                 task = _get(endpoint, object_path(namespace, name))
-                version = (task.get("metadata") or {}).get("resourceVersion") or ""
+                cursor.version = (task.get("metadata") or {}).get("resourceVersion") or ""
                 yield task
-            conn, response = _open(endpoint, task_path(namespace, name, version))
+            conn, response = _open(endpoint, task_path(namespace, name, cursor.version))
             failing_since, attempt = None, 0
             if on_connected is not None:
                 on_connected()
-            while True:
-                line = response.readline()
-                if not line:
-                    break  # the server's timeoutSeconds: resume
-                if interesting is not None and not interesting(line):
-                    # metadata sorts before spec and status: the first is the object's.
-                    found = _VERSION.search(line)
-                    version = found.group(1).decode() if found else version
-                    continue
-                event = json.loads(line)
-                kind, obj = event.get("type"), event.get("object") or {}
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        version = ""  # too old: start again from the current state
-                        break
-                    raise OSError(f"watch error: {obj.get('message') or obj}")
-                version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                if kind in ("ADDED", "MODIFIED"):
-                    yield obj
-                elif kind == "DELETED":
-                    raise WatchRefused(404, f"task {namespace}/{name} was deleted")
+            yield from _events(response, cursor, interesting, f"{namespace}/{name}")
             conn.close()
         except (OSError, http.client.HTTPException, ValueError, WatchRefused) as exc:
             # Refusals too, for a while: the reader Role is created just before the pod, and
             # the API server's authorizer may not know it yet.
-            if isinstance(exc, WatchRefused) and exc.status == 404 and version:
+            if isinstance(exc, WatchRefused) and exc.status == 404 and cursor.version:
                 raise  # the task was deleted while watched
             now = time.monotonic()
             failing_since = failing_since if failing_since is not None else now
@@ -118,6 +99,44 @@ def watch_task(
                 raise OSError(f"watch of task {namespace}/{name} failing: {exc}") from exc
             attempt += 1
             time.sleep(min(0.2 * 2 ** min(attempt, 5), 3.0))
+
+
+@dataclass
+class _Cursor:
+    """The last resourceVersion seen ('': start again from the current state)."""
+
+    version: str = ""
+
+
+def _events(
+    response: http.client.HTTPResponse,
+    cursor: _Cursor,
+    interesting: Callable[[bytes], bool] | None,
+    task: str,
+) -> Iterator[dict[str, Any]]:
+    """The task as each watch event of ``response`` carries it, until the server ends the
+    watch (its timeoutSeconds) or says the version is too old (410: ``cursor`` reset)."""
+    while True:
+        line = response.readline()
+        if not line:
+            return  # the server's timeoutSeconds: resume
+        if interesting is not None and not interesting(line):
+            # metadata sorts before spec and status: the first is the object's.
+            found = _VERSION.search(line)
+            cursor.version = found.group(1).decode() if found else cursor.version
+            continue
+        event = json.loads(line)
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                cursor.version = ""  # too old: start again from the current state
+                return
+            raise OSError(f"watch error: {obj.get('message') or obj}")
+        cursor.version = (obj.get("metadata") or {}).get("resourceVersion") or cursor.version
+        if kind in ("ADDED", "MODIFIED"):
+            yield obj
+        elif kind == "DELETED":
+            raise WatchRefused(404, f"task {task} was deleted")
 
 
 def object_path(namespace: str, name: str) -> str:

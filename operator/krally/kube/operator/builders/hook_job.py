@@ -80,11 +80,7 @@ def hook_job(
     }
     if job_spec.get("resources"):
         container["resources"] = job_spec["resources"]
-    annotations = {}
-    if created_at:
-        annotations[ANNOTATION_CREATED_AT] = created_at
-    if firing.get("firedAt"):
-        annotations[ANNOTATION_FIRED_AT] = str(firing["firedAt"])
+    annotations = _annotations(firing, created_at)
     job_extra: dict[str, Any] = {}
     if armed:
         annotations[ANNOTATION_ARMED] = "true"
@@ -110,6 +106,17 @@ def hook_job(
         annotations=annotations,
         job_extra=job_extra,
     )
+
+
+def _annotations(firing: dict[str, Any], created_at: str | None) -> dict[str, str]:
+    """When the operator sent the create (ms precision) and when the runner recorded the
+    firing: the two ends of the firing → Job lag."""
+    annotations = {}
+    if created_at:
+        annotations[ANNOTATION_CREATED_AT] = created_at
+    if firing.get("firedAt"):
+        annotations[ANNOTATION_FIRED_AT] = str(firing["firedAt"])
+    return annotations
 
 
 def _arm(container: dict[str, Any]) -> dict[str, Any]:
