@@ -68,6 +68,7 @@ FAILED_RATE = {
     "criterion": "failure_rate",
     "success": False,
     "detail": "Failure rate criteria 0.00% <= 3.00% <= 1.00% - Failed",
+    "short": "failure_rate 3% > 1%",
 }
 
 

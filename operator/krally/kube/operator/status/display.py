@@ -7,9 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from krally.api.types import (
-    Display,
-)
+from krally.api.types import Display
 
 
 def recovery_text(impact: Any) -> str:
@@ -32,8 +30,6 @@ def progress_text(progress: dict[str, Any]) -> str:
     return f"{done}/{total}" if total is not None else str(done)
 
 
-# -- display: short strings for `kubectl get -o wide` (and the Argo CD health check) -----------
-
 # display.failedSLA is a column, not a report: the full details are in status.sla and Events.
 MAX_FAILED_SLA = 120
 # A criterion without a comparison to show (e.g. performance_degradation) shows its detail's
@@ -42,16 +38,6 @@ MAX_CRITERION_TEXT = 60
 # Rally's pseudo-criteria whose name says it all (their detail is a fixed sentence).
 _SELF_EXPLAINING = frozenset({"aborted_on_sla", "aborted_manually"})
 
-_NUMBER = r"-?\d+(?:\.\d+)?"
-# "A <= B" / "A >= B" between two numbers with an optional unit, as Rally's details write them
-# ("Failure rate criteria 0.00% <= 2.10% <= 1.00%", "... 1.23s <= 1.00s", "outliers 3 <= 1");
-# a lookahead, so each link of a chain is found.
-_COMPARISON = re.compile(
-    rf"(?=(?<![\d.])(?P<a>{_NUMBER})(?P<ua>[%sx]?)\s*(?P<op><=|>=)\s*(?P<b>{_NUMBER})(?P<ub>[%sx]?))"
-)
-# disruption_impact's "recovery never <= 2.00s".
-_NEVER = re.compile(rf"(?P<label>[a-z][\w ]*?) never <= (?P<b>{_NUMBER})(?P<ub>[%sx]?)")
-_CHAINED = re.compile(r"\s*(?:<=|>=)")
 _VERDICT_SUFFIX = re.compile(r"\s+-\s+(?:Failed|Passed)\s*$")
 
 
@@ -64,11 +50,6 @@ def short_number(value: float) -> str:
     decimals = max(0, 2 - math.floor(math.log10(abs(value))))
     text = f"{value:.{decimals}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _trim(number: str) -> str:
-    """'2.10' -> '2.1', '1.00' -> '1' (Rally writes two decimals)."""
-    return number.rstrip("0").rstrip(".") if "." in number else number
 
 
 def _clip(text: str, limit: int) -> str:
@@ -97,32 +78,14 @@ def p95_text(result: Mapping[str, Any] | None) -> str:
 
 
 def sla_short(item: Mapping[str, Any]) -> str:
-    """One SLA result in a few words: what was measured against which limit, where the detail
-    says (``failure_rate 2.1% > 1%``, ``max_avg_duration_per_atomic 'boot' 1.2s > 1s``), else
-    the criterion and its detail's first line (cut)."""
+    """One SLA result in a few words: the short form its plugin wrote (``failure_rate 2.1% >
+    1%``, :meth:`krally.task.sla.SLA.short`), else the criterion and its detail's first line
+    (cut), or the criterion alone for Rally's pseudo-criteria."""
     criterion = str(item.get("criterion") or "?")
+    short = item.get("short")
+    if isinstance(short, str) and short:
+        return short
     detail = str(item.get("detail") or "")
-    parts = []
-    for match in _COMPARISON.finditer(detail):
-        a, b, op = float(match["a"]), float(match["b"]), match["op"]
-        if (a <= b) if op == "<=" else (a >= b):
-            continue
-        left, right = f"{_trim(match['a'])}{match['ua']}", f"{_trim(match['b'])}{match['ub']}"
-        shown = f"{left} {'>' if op == '<=' else '<'} {right}"
-        if _CHAINED.match(detail, match.end("ub")):
-            # The measured value is the middle of a chain (min <= rate <= max): say it first.
-            shown = f"{right} {'<' if op == '<=' else '>'} {left}"
-        # The words before it since the last separator name it when several are compared
-        # ("error rate during", an atomic's 'name'); Rally's capitalised lead-ins ("Failure
-        # rate criteria", "Maximum seconds per iteration") only repeat the criterion's name,
-        # and a chain's previous link ("0.00% <=") is no name.
-        label = re.split(r"[\n,;:]", detail[: match.start()])[-1].strip().rstrip(".").strip()
-        if label.endswith(("<=", ">=")) or label[:1].isupper():
-            label = ""
-        parts.append(f"{label} {shown}" if label else shown)
-    parts += [f"{m['label']} never <= {_trim(m['b'])}{m['ub']}" for m in _NEVER.finditer(detail)]
-    if parts:
-        return f"{criterion} " + ", ".join(parts)
     if criterion in _SELF_EXPLAINING or not detail.strip():
         return criterion
     first = _VERDICT_SUFFIX.sub("", detail.strip().splitlines()[0])
