@@ -105,102 +105,37 @@ def derive_status(
     """
     now_text = now if isinstance(now, str) else format_time(now)
     meta = task.get("metadata") or {}
-    name = meta["name"]
     generation = meta.get("generation")
     status = task.get("status") or {}
     runner = runner_view(status.get("runner") or {})
-    jobs = list(jobs)
-    by_name: dict[str, dict[str, Any]] = {
-        (j.get("metadata") or {}).get("name") or "": j for j in jobs
-    }
+    by_name = {(j.get("metadata") or {}).get("name") or "": j for j in jobs}
     grouped = pods_by_job(pods)
-    runner_job_name = kjobs.runner_name(name)
+    runner_job_name = kjobs.runner_name(meta["name"])
     runner_job = by_name.get(runner_job_name)
 
-    epoch = parse_time(now_text)
-    hooks = derive_hooks(task, by_name, grouped, created, now=epoch, refused=refused)
-    fired = sum(len(h["results"]) for h in hooks)
-    succeeded = sum(h["summary"].get(HOOK_SUCCESS, 0) for h in hooks)
+    hooks = derive_hooks(task, by_name, grouped, created, now=parse_time(now_text), refused=refused)
     busy = sum(1 for h in hooks for r in h["results"] if r["status"] not in HOOK_FINAL)
-
     facts = phase_facts(task, runner_job, grouped.get(runner_job_name, []), busy)
     if runner_refused:
         facts = replace(facts, create_refused=runner_refused)
     phase, reason, message = next_phase(status, facts)
 
     summary = runner.get("summary") or {}
-    sla = summary.get("sla")
-    pass_sla = summary.get("passSLA")
-    if pass_sla is None and isinstance(sla, list) and sla:
-        pass_sla = all(item.get("success") for item in sla)
-
+    sla, pass_sla = _verdict(summary)
     progress = {
         k: v
         for k, v in (runner.get("progress") or {}).items()
         if k in ("done", "total", "failures")
     }
-    started_at = status.get("startedAt") or runner.get("startedAt")
-    finished_at = None
-    if phase in TERMINAL:
-        finished_at = (
-            status.get("finishedAt")
-            or (runner.get("finishedAt") if phase != SUCCEEDED else None)
-            or now_text
-        )
-
-    failed_reason = reason if phase == FAILED else phase
-    sla_failed = [str(item.get("criterion")) for item in sla or [] if not item.get("success")]
-    wanted = {
-        "Accepted": ("True", "Accepted", "spec and every plugin config are valid"),
-        "Running": (
-            "True" if phase in ACTIVE else "False",
-            reason if phase in ACTIVE else phase,
-            message if phase in ACTIVE else "",
-        ),
-        "Complete": (
-            "True" if phase == SUCCEEDED else "False",
-            "Completed" if phase == SUCCEEDED else phase,
-            message if phase == SUCCEEDED else "",
-        ),
-        "Failed": (
-            "True" if phase == FAILED else "False",
-            failed_reason,
-            message if phase == FAILED else "",
-        ),
-        "SLAPassed": (
-            ("True", "SLAPassed", "every SLA criterion passed")
-            if pass_sla is True
-            else ("False", "SLAFailed", "failed: " + ", ".join(sla_failed))
-            if pass_sla is False
-            else ("Unknown", "NotChecked", "SLA is checked when the load ends")
-        ),
-    }
-
-    result = None
-    if summary:
-        result = {
-            k: summary[k]
-            for k in (
-                "iterations",
-                "failures",
-                "loadDuration",
-                "fullDuration",
-                "durations",
-                "atomics",
-                "timeline",
-            )
-            if k in summary
-        } or None
-
-    if result is not None:
-        result = drop_none(result)
-    derived: dict[str, Any] = {
+    result = _result(summary)
+    wanted = _wanted_conditions(phase, reason, message, sla, pass_sla)
+    return {
         "observedGeneration": generation,
         "phase": phase,
         "conditions": _conditions(status.get("conditions") or [], wanted, generation, now_text),
         "message": message,
-        "startedAt": started_at,
-        "finishedAt": finished_at,
+        "startedAt": status.get("startedAt") or runner.get("startedAt"),
+        "finishedAt": _finished_at(status, runner, phase, now_text),
         "runnerJob": runner_job_name if (runner_job or status.get("runnerJob")) else None,
         "progress": progress or None,
         "display": display(
@@ -208,7 +143,7 @@ def derive_status(
             result,
             sla,
             pass_sla,
-            hooks=f"{succeeded}/{fired}" if hooks else "",
+            hooks=_hooks_text(hooks),
             recovery=recovery_text(runner.get("impact")),
         ),
         "hooks": hooks or None,
@@ -222,7 +157,87 @@ def derive_status(
         )
         or None,
     }
-    return derived
+
+
+def _verdict(summary: Mapping[str, Any]) -> tuple[Any, bool | None]:
+    """(the SLA results, passSLA): the runner's verdict, or all of its criteria passing."""
+    sla = summary.get("sla")
+    pass_sla = summary.get("passSLA")
+    if pass_sla is None and isinstance(sla, list) and sla:
+        pass_sla = all(item.get("success") for item in sla)
+    return sla, pass_sla
+
+
+# What status.result takes of the runner's final summary.
+_RESULT_KEYS = (
+    "iterations",
+    "failures",
+    "loadDuration",
+    "fullDuration",
+    "durations",
+    "atomics",
+    "timeline",
+)
+
+
+def _result(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    result = {k: summary[k] for k in _RESULT_KEYS if k in summary}
+    return drop_none(result) if result else None
+
+
+def _hooks_text(hooks: Sequence[dict[str, Any]]) -> str:
+    """'succeeded/fired' for the HOOKS column; '' for a task without hooks."""
+    if not hooks:
+        return ""
+    fired = sum(len(h["results"]) for h in hooks)
+    succeeded = sum(h["summary"].get(HOOK_SUCCESS, 0) for h in hooks)
+    return f"{succeeded}/{fired}"
+
+
+def _finished_at(
+    status: Mapping[str, Any], runner: Mapping[str, Any], phase: str, now_text: str
+) -> str | None:
+    """When a terminal phase began: kept once written; a failure at the runner's own end."""
+    if phase not in TERMINAL:
+        return None
+    return (
+        status.get("finishedAt")
+        or (runner.get("finishedAt") if phase != SUCCEEDED else None)
+        or now_text
+    )
+
+
+def _wanted_conditions(
+    phase: str, reason: str, message: str, sla: Any, pass_sla: bool | None
+) -> dict[str, tuple[str, str, str]]:
+    """Each condition's (status, reason, message) for this phase and SLA verdict."""
+    active = phase in ACTIVE
+    sla_failed = [str(item.get("criterion")) for item in sla or [] if not item.get("success")]
+    return {
+        "Accepted": ("True", "Accepted", "spec and every plugin config are valid"),
+        "Running": (
+            "True" if active else "False",
+            reason if active else phase,
+            message if active else "",
+        ),
+        "Complete": (
+            "True" if phase == SUCCEEDED else "False",
+            "Completed" if phase == SUCCEEDED else phase,
+            message if phase == SUCCEEDED else "",
+        ),
+        "Failed": (
+            "True" if phase == FAILED else "False",
+            reason if phase == FAILED else phase,
+            message if phase == FAILED else "",
+        ),
+        "SLAPassed": (
+            ("True", "SLAPassed", "every SLA criterion passed")
+            if pass_sla is True
+            else ("False", "SLAFailed", "failed: " + ", ".join(sla_failed))
+            if pass_sla is False
+            else ("Unknown", "NotChecked", "SLA is checked when the load ends")
+        ),
+    }
 
 
 def drop_none(value: Any) -> Any:

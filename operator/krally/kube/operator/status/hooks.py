@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from krally.api.names import ANNOTATION_HOOK_TIMEOUT
@@ -191,76 +192,22 @@ def firing_result(
         # The Job (or its pod) was cleaned up after it finished: its recorded result stands.
         kept = {k: v for k, v in previous.items() if k not in ("triggeredBy", "firedAt", "job")}
         return cast(HookResult, kept)
-    if aborted and not created and job is None:
-        return _aborted_result(previous, (previous or {}).get("status") == HOOK_RUNNING)
     if job is None:
-        if previous and previous.get("status") == HOOK_RUNNING and not created:
-            return hook_result(
-                HOOK_FAILED,
-                error=hook_error(
-                    "JobDeleted", f"hook Job {job_name} was deleted before it finished"
-                ),
-            )
-        return hook_result(HOOK_PENDING)
-    pod = pods[-1] if pods else None
-    for candidate in reversed(pods):
-        data, ended = termination_message(candidate)
-        text = str(ended.get("message") or "")
-        if data is not None and "status" in data:
-            try:
-                return _hook_result_from_json(data)
-            except InvalidResult as exc:
-                return invalid_result(str(exc), text)
-        if text.strip() and ended.get("exitCode") == 0:
-            # A zero exit writes a result (a failing one may leave its log tail instead:
-            # FallbackToLogsOnError); anything else there is no result to trust.
-            why = "not JSON" if data is None else "no status member"
-            return invalid_result(why, text)
-    if aborted and not created and job_state(job)[0] not in _DONE:
-        return _aborted_result(previous, True)  # its Job is being deleted
+        return _without_job(job_name, previous, created, aborted)
+    written = _written_result(pods)
+    if written is not None:
+        return written
     state, reason, message = job_state(job)
+    if aborted and not created and state not in _DONE:
+        return _aborted_result(previous, True)  # its Job is being deleted
+    pod = pods[-1] if pods else None
     job_status = job.get("status") or {}
     if state == "failed":
-        terminated = container_state(pod).get("terminated") if pod else None
-        if reason == "DeadlineExceeded":
-            deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-            annotations = (job.get("metadata") or {}).get("annotations") or {}
-            # An armed Job's deadline also counts its wait for the firing: say the hook's own.
-            deadline = annotations.get(ANNOTATION_HOOK_TIMEOUT) or deadline
-            remembered = ""
-            if previous and previous.get("status") == HOOK_PENDING:
-                error = previous.get("error") or {}
-                remembered = error.get("msg", "") if error.get("etype") == NOT_STARTED else ""
-            cause = (
-                ""
-                if terminated or (pod and container_state(pod).get("running"))
-                else _never_started_cause(pod, remembered)
-            )
-            msg = f"hook did not finish within its timeout of {deadline} s"
-            msg += f" ({cause})" if cause else ""
-            error = hook_error("Timeout", msg, message)
-        elif terminated:
-            code = terminated.get("exitCode")
-            error = hook_error(
-                "ExitCode",
-                f"hook pod exited with code {code} ({terminated.get('reason', '')})",
-                (terminated.get("message") or message or "")[-2000:],
-            )
-        else:
-            error = hook_error(reason, message or "hook Job failed")
-        fail_time = next(
-            (
-                c.get("lastTransitionTime")
-                for c in job_status.get("conditions") or []
-                if c.get("type") in ("Failed", "FailureTarget")
-            ),
-            None,
-        )
         return hook_result(
             HOOK_FAILED,
             started_at=job_status.get("startTime"),
-            finished_at=fail_time,
-            error=error,
+            finished_at=_failed_at(job_status),
+            error=_failure(job, pod, previous, reason, message),
         )
     if state == "complete":
         # Succeeded but no readable result (e.g. the message was lost): trust the exit code.
@@ -278,6 +225,84 @@ def firing_result(
     return hook_result(HOOK_PENDING, error=hook_error(NOT_STARTED, cause) if cause else None)
 
 
+def _without_job(
+    job_name: str, previous: dict[str, Any] | None, created: bool, aborted: bool
+) -> HookResult:
+    """A firing whose Job is not (or no longer) there."""
+    if aborted and not created:
+        return _aborted_result(previous, (previous or {}).get("status") == HOOK_RUNNING)
+    if previous and previous.get("status") == HOOK_RUNNING and not created:
+        return hook_result(
+            HOOK_FAILED,
+            error=hook_error("JobDeleted", f"hook Job {job_name} was deleted before it finished"),
+        )
+    return hook_result(HOOK_PENDING)
+
+
+def _written_result(pods: Sequence[dict[str, Any]]) -> HookResult | None:
+    """The result a hook pod wrote as its termination message (the newest pod's first), or the
+    failed result of one that wrote something else; None when none wrote anything."""
+    for candidate in reversed(pods):
+        data, ended = termination_message(candidate)
+        text = str(ended.get("message") or "")
+        if data is not None and "status" in data:
+            try:
+                return _hook_result_from_json(data)
+            except InvalidResult as exc:
+                return invalid_result(str(exc), text)
+        if text.strip() and ended.get("exitCode") == 0:
+            # A zero exit writes a result (a failing one may leave its log tail instead:
+            # FallbackToLogsOnError); anything else there is no result to trust.
+            why = "not JSON" if data is None else "no status member"
+            return invalid_result(why, text)
+    return None
+
+
+def _failed_at(job_status: dict[str, Any]) -> str | None:
+    return next(
+        (
+            c.get("lastTransitionTime")
+            for c in job_status.get("conditions") or []
+            if c.get("type") in ("Failed", "FailureTarget")
+        ),
+        None,
+    )
+
+
+def _failure(
+    job: dict[str, Any],
+    pod: dict[str, Any] | None,
+    previous: dict[str, Any] | None,
+    reason: str,
+    message: str,
+) -> HookError:
+    """Why a hook Job failed: its timeout (and why its pod never ran), its exit code, or the
+    Job's own reason."""
+    terminated = container_state(pod).get("terminated") if pod else None
+    if reason == "DeadlineExceeded":
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        annotations = (job.get("metadata") or {}).get("annotations") or {}
+        # An armed Job's deadline also counts its wait for the firing: say the hook's own.
+        deadline = annotations.get(ANNOTATION_HOOK_TIMEOUT) or deadline
+        remembered = ""
+        if previous and previous.get("status") == HOOK_PENDING:
+            error = previous.get("error") or {}
+            remembered = error.get("msg", "") if error.get("etype") == NOT_STARTED else ""
+        ran = terminated or (pod and container_state(pod).get("running"))
+        cause = "" if ran else _never_started_cause(pod, remembered)
+        msg = f"hook did not finish within its timeout of {deadline} s"
+        msg += f" ({cause})" if cause else ""
+        return hook_error("Timeout", msg, message)
+    if terminated:
+        code = terminated.get("exitCode")
+        return hook_error(
+            "ExitCode",
+            f"hook pod exited with code {code} ({terminated.get('reason', '')})",
+            (terminated.get("message") or message or "")[-2000:],
+        )
+    return hook_error(reason, message or "hook Job failed")
+
+
 def derive_hooks(
     task: dict[str, Any],
     jobs_by_name: dict[str, dict[str, Any]],
@@ -292,59 +317,22 @@ def derive_hooks(
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
     status = task.get("status") or {}
     runner = runner_view(status.get("runner") or {})
-    previous = previous_results(status)
-    created = set(created)
-    aborted = bool((task.get("spec") or {}).get("abort"))
-    hooks: list[dict[str, Any]] = []
-    for index, spec_hook in enumerate(spec_hooks):
-        trigger = spec_hook.get("trigger") or {}
-        entry: dict[str, Any] = {
-            "index": index,
-            "name": spec_hook.get("name", ""),
-            "description": spec_hook.get("description") or "",
-            "trigger": {"name": trigger.get("name", ""), "args": trigger.get("args")},
-            "summary": {},
-            "results": [],
-        }
-        hooks.append(entry)
+    seen = _Seen(
+        jobs=jobs_by_name,
+        pods=pods_grouped,
+        previous=previous_results(status),
+        created=set(created),
+        refused=refused or {},
+        aborted=bool((task.get("spec") or {}).get("abort")),
+        now=now,
+    )
+    hooks = [_hook_entry(index, spec_hook) for index, spec_hook in enumerate(spec_hooks)]
     for firing in unique_firings(runner.get("firings") or [], len(spec_hooks)):
-        index, unit, value = firing["hook"], str(firing.get("eventType", "")), firing.get("value")
-        job_name = kjobs.hook_job_name(name, index, unit, value)
-        item: dict[str, Any] = {"triggeredBy": {"eventType": unit, "value": value}}
-        fired_at = firing.get("firedAt")
-        if fired_at is not None:
-            item["firedAt"] = fired_at if isinstance(fired_at, str) else rfc3339(fired_at)
-        item["job"] = job_name
-        job = jobs_by_name.get(job_name)
-        recorded = previous.get(job_name)
-        final = recorded is not None and recorded.get("status") in HOOK_FINAL
-        if job is None and not final and job_name in (refused or {}):
-            item.update(hook_result(HOOK_FAILED, error=(refused or {})[job_name]))
-        elif (
-            job is None
-            and job_name not in created
-            and not final
-            and now is not None
-            and is_late(firing, spec_hooks[index], now)
-        ):
-            item.update(late_result(firing, spec_hooks[index], now))
-        else:
-            item.update(
-                firing_result(
-                    job_name,
-                    job,
-                    pods_grouped.get(job_name, []),
-                    recorded,
-                    job_name in created,
-                    aborted,
-                )
-            )
-        if job is not None and "armed" not in item:
-            item["armed"] = kjobs.is_armed(job)
-        if item.get("armed") and item["status"] == HOOK_RUNNING and item.get("firedAt"):
-            # The armed pod ran long before its firing: the hook started when it fired.
-            item["startedAt"] = item["firedAt"]
-        hooks[index]["results"].append(item)
+        index = firing["hook"]
+        job_name = kjobs.hook_job_name(
+            name, index, str(firing.get("eventType", "")), firing.get("value")
+        )
+        hooks[index]["results"].append(seen.item(firing, spec_hooks[index], job_name))
     for unreached in (runner.get("summary") or {}).get("unreached") or []:
         index = unreached.get("hook")
         if isinstance(index, int) and 0 <= index < len(hooks):
@@ -360,4 +348,61 @@ def derive_hooks(
     return hooks
 
 
-# -- phase -------------------------------------------------------------------------------------
+def _hook_entry(index: int, spec_hook: dict[str, Any]) -> dict[str, Any]:
+    trigger = spec_hook.get("trigger") or {}
+    return {
+        "index": index,
+        "name": spec_hook.get("name", ""),
+        "description": spec_hook.get("description") or "",
+        "trigger": {"name": trigger.get("name", ""), "args": trigger.get("args")},
+        "summary": {},
+        "results": [],
+    }
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What one pass knows of a task's hook Jobs: the children, the results recorded before,
+    the Jobs this process created or the API server refused, spec.abort and the time."""
+
+    jobs: Mapping[str, dict[str, Any]]
+    pods: Mapping[str, list[dict[str, Any]]]
+    previous: Mapping[str, dict[str, Any]]
+    created: set[str]
+    refused: Mapping[str, HookError]
+    aborted: bool
+    now: float | None
+
+    def item(
+        self, firing: dict[str, Any], spec_hook: dict[str, Any], job_name: str
+    ) -> dict[str, Any]:
+        """One firing's entry of status.hooks[].results."""
+        unit = str(firing.get("eventType", ""))
+        item: dict[str, Any] = {"triggeredBy": {"eventType": unit, "value": firing.get("value")}}
+        fired_at = firing.get("firedAt")
+        if fired_at is not None:
+            item["firedAt"] = fired_at if isinstance(fired_at, str) else rfc3339(fired_at)
+        item["job"] = job_name
+        job = self.jobs.get(job_name)
+        recorded = self.previous.get(job_name)
+        final = recorded is not None and recorded.get("status") in HOOK_FINAL
+        if job is None and not final and job_name in self.refused:
+            item.update(hook_result(HOOK_FAILED, error=self.refused[job_name]))
+        elif (
+            job is None
+            and job_name not in self.created
+            and not final
+            and self.now is not None
+            and is_late(firing, spec_hook, self.now)
+        ):
+            item.update(late_result(firing, spec_hook, self.now))
+        else:
+            pods = self.pods.get(job_name, [])
+            created = job_name in self.created
+            item.update(firing_result(job_name, job, pods, recorded, created, self.aborted))
+        if job is not None and "armed" not in item:
+            item["armed"] = kjobs.is_armed(job)
+        if item.get("armed") and item["status"] == HOOK_RUNNING and item.get("firedAt"):
+            # The armed pod ran long before its firing: the hook started when it fired.
+            item["startedAt"] = item["firedAt"]
+        return item
