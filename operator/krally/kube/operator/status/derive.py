@@ -128,6 +128,8 @@ def derive_status(
         if k in ("done", "total", "failures")
     }
     result = _result(summary)
+    recovery = recovery_text(runner.get("impact"))
+    job_status = (runner_job or {}).get("status") or {}
     wanted = _wanted_conditions(phase, reason, message, sla, pass_sla)
     return {
         "observedGeneration": generation,
@@ -139,12 +141,7 @@ def derive_status(
         "runnerJob": runner_job_name if (runner_job or status.get("runnerJob")) else None,
         "progress": progress or None,
         "display": display(
-            progress,
-            result,
-            sla,
-            pass_sla,
-            hooks=_hooks_text(hooks),
-            recovery=recovery_text(runner.get("impact")),
+            progress, result, sla, pass_sla, hooks=_hooks_text(hooks), recovery=recovery
         ),
         "hooks": hooks or None,
         "sla": sla if isinstance(sla, list) else None,
@@ -152,10 +149,7 @@ def derive_status(
         "result": result,
         # A distributed load's pods the Job controller saw fail (Continue: pod 0 then merges
         # without waiting for their results).
-        "failedRunnerPods": failed_indexes(
-            ((runner_job or {}).get("status") or {}).get("failedIndexes")
-        )
-        or None,
+        "failedRunnerPods": failed_indexes(job_status.get("failedIndexes")) or None,
     }
 
 
