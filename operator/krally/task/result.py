@@ -12,6 +12,9 @@ from typing import Any
 from krally.api.times import format_time
 from krally.task.spec import WorkloadSpec
 
+# Rally's JSON report format that `rally task import` reads.
+FORMAT_VERSION = "1.2"
+
 
 @dataclass(frozen=True)
 class Progress:

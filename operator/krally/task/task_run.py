@@ -11,11 +11,9 @@ from typing import Any
 
 import krally
 from krally.task.engine import run_workload
-from krally.task.result import ProgressCallback, iso_time
+from krally.task.result import FORMAT_VERSION, ProgressCallback, iso_time
 from krally.task.spec import TaskSpec, WorkloadSpec
 from krally.task.spread import run_spread
-
-FORMAT_VERSION = "1.2"
 
 
 def run_task(
