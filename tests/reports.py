@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from krally.task.engine import run_task
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
+from krally.task.task_run import run_task
 
 
 def event_hook(action: str, args: Any, at: list[int]) -> HookSpec:

@@ -250,7 +250,7 @@ def _yaml_task(text: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from krally.task.engine import run_task
+    from krally.task.task_run import run_task
 
     if args.json:
         parent = Path(args.json).resolve().parent

@@ -28,7 +28,7 @@ from tests.e2e.support import (
 )
 
 from krally.api.times import parse_time as epoch
-from krally.kube.status import recovery_text
+from krally.kube.operator.status.display import recovery_text
 
 pytestmark = pytest.mark.cluster
 

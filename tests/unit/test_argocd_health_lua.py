@@ -15,7 +15,7 @@ import pytest
 import yaml
 from tests.argocd.health import KEY, PATCH, SCRIPT, render_patch, run_health
 
-from krally.kube import status as kstatus
+from krally.kube.operator.status.derive import derive_status
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -35,7 +35,7 @@ def task(status: dict[str, Any] | None = None, generation: int = 1) -> dict[str,
 def derived(runner: dict[str, Any] | None, jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """The status the operator writes for this runner report and runner Job."""
     obj = task({"runner": runner} if runner else {})
-    status = kstatus.derive_status(obj, jobs, [], NOW, created=())
+    status = derive_status(obj, jobs, [], NOW, created=())
     status = {k: v for k, v in status.items() if v is not None}
     if runner:
         status["runner"] = runner
@@ -68,6 +68,7 @@ FAILED_RATE = {
     "criterion": "failure_rate",
     "success": False,
     "detail": "Failure rate criteria 0.00% <= 3.00% <= 1.00% - Failed",
+    "short": "failure_rate 3% > 1%",
 }
 
 

@@ -8,9 +8,11 @@ import time
 from typing import Any, ClassVar
 
 from krally.task import context, hook, scenario
-from krally.task.engine import Progress, run_task, run_workload
+from krally.task.engine import run_workload
 from krally.task.hook_executor import LocalLauncher
+from krally.task.result import Progress
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
+from krally.task.task_run import run_task
 
 EVENTS: list[str] = []
 _LOCK = threading.Lock()

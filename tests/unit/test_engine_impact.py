@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 from krally.cli import render_report
 from krally.results import impact_table, rally
 from krally.task import hook
-from krally.task.engine import run_task, run_workload
+from krally.task.engine import run_workload
 from krally.task.hook_executor import LocalLauncher
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
+from krally.task.task_run import run_task
 
 # Small windows so that a 3-second load has a baseline, a disruption and an after window.
 IMPACT = {

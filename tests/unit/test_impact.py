@@ -14,8 +14,7 @@ from krally.api import types
 from krally.api.spec_schema import SPEC_SCHEMA
 from krally.task import impact
 from krally.task.impact import ImpactConfig, ImpactRecorder
-from krally.task.loader import TaskInvalid, load_task, spec_from_workload
-from krally.task.schema import validate_spec
+from krally.task.loader import TaskInvalid, load_task, spec_from_workload, validate_spec
 
 T0 = 1_700_000_000.0
 RATE = 100  # iterations per second

@@ -12,7 +12,6 @@ from tests.unit.test_kube_planner import NOW, SETTINGS, accepted_memory, make_ta
 
 from krally.api.names import ANNOTATION_ARMED
 from krally.api.status_schema import pruned_fields
-from krally.kube import status as kstatus
 from krally.kube.operator import arming
 from krally.kube.operator import builders as kjobs
 from krally.kube.operator.planner import (
@@ -25,6 +24,7 @@ from krally.kube.operator.planner import (
     WriteStatus,
     plan,
 )
+from krally.kube.operator.status.hooks import derive_hooks
 from krally.task import plugin
 
 plugin.load_builtin_plugins()
@@ -293,10 +293,10 @@ def test_the_armed_flag_outlives_the_cleaned_up_job() -> None:
     task = armed_task(status={"runner": {"state": "Running", "firings": [fired]}})
     job = kjobs.hook_job(task, 0, fired, SETTINGS, armed=True)
     job["status"] = {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}
-    hooks = kstatus.derive_hooks(task, {job["metadata"]["name"]: job}, {})
+    hooks = derive_hooks(task, {job["metadata"]["name"]: job}, {})
     assert hooks[0]["results"][0]["armed"] is True
     task["status"]["hooks"] = hooks
-    again = kstatus.derive_hooks(task, {}, {})
+    again = derive_hooks(task, {}, {})
     assert again[0]["results"][0]["armed"] is True
     assert list(itertools.chain.from_iterable(h["results"] for h in again))
 

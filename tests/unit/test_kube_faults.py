@@ -20,7 +20,6 @@ from tests.unit.test_kube_planner import SETTINGS, accepted_memory, job, running
 from tests.unit.test_kube_planner import make_task as planner_task
 from tests.unit.test_kube_status import NOW, firings, hook_job, make_task, runner_job
 
-from krally.kube import status as kstatus
 from krally.kube.operator import builders as kjobs
 from krally.kube.operator.apply import RetryPolicy, refusal
 from krally.kube.operator.controller import Controller
@@ -35,6 +34,9 @@ from krally.kube.operator.planner import (
     plan_firings,
 )
 from krally.kube.operator.settings import Settings
+from krally.kube.operator.status.budget import fit_budget, json_size
+from krally.kube.operator.status.derive import derive_status
+from krally.kube.operator.status.observed import termination_message
 from krally.kube.operator.store import Store
 from krally.kube.pods.hook import pod as hookpod
 from krally.kube.pods.runner import writer as status_writer
@@ -89,7 +91,7 @@ MALFORMED = {
 @pytest.mark.parametrize("message", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_malformed_termination_message_is_a_failed_invalid_result(message: str) -> None:
     task = make_task({"state": "Running", "firings": firings([5])})
-    derived = kstatus.derive_status(
+    derived = derive_status(
         task, [runner_job(), hook_job(5)], [garbage_pod(message)], NOW, created=[]
     )
     (result,) = derived["hooks"][0]["results"]
@@ -105,14 +107,14 @@ def test_a_malformed_termination_message_is_a_failed_invalid_result(message: str
 def test_a_non_string_message_does_not_raise() -> None:
     for message in (None, 5, ["x"], {"status": "success"}):
         pod = garbage_pod(message)
-        data, _ = kstatus.termination_message(pod)
+        data, _ = termination_message(pod)
         assert data is None
 
 
 def test_a_failed_pod_with_log_lines_keeps_its_exit_code_error() -> None:
     # FallbackToLogsOnError: a failing hook's message is its log tail, not a claimed result.
     task = make_task({"state": "Running", "firings": firings([5])})
-    derived = kstatus.derive_status(
+    derived = derive_status(
         task,
         [runner_job(), hook_job(5, "failed")],
         [garbage_pod("Traceback...\nboom", exit_code=2)],
@@ -134,7 +136,7 @@ def test_a_well_formed_result_still_parses_with_string_times() -> None:
         }
     )
     task = make_task({"state": "Running", "firings": firings([5])})
-    derived = kstatus.derive_status(
+    derived = derive_status(
         task, [runner_job(), hook_job(5)], [garbage_pod(message)], NOW, created=[]
     )
     (result,) = derived["hooks"][0]["results"]
@@ -165,7 +167,7 @@ def runner_pod(exit_code: int, reason: str = "Error") -> dict[str, Any]:
 
 def test_a_sigkilled_runner_fails_the_task_as_killed_keeping_progress() -> None:
     runner = {"state": "Running", "progress": {"done": 750, "total": 1500, "failures": 0}}
-    derived = kstatus.derive_status(
+    derived = derive_status(
         make_task(runner), [runner_job("failed")], [runner_pod(137)], NOW, created=[]
     )
     assert derived["phase"] == "Failed"
@@ -177,13 +179,13 @@ def test_a_sigkilled_runner_fails_the_task_as_killed_keeping_progress() -> None:
     )
     assert derived["progress"] == {"done": 750, "total": 1500, "failures": 0}
     # Another exit code is an ordinary failure; the memory limit keeps its own reason.
-    other = kstatus.derive_status(
+    other = derive_status(
         make_task(runner), [runner_job("failed")], [runner_pod(3)], NOW, created=[]
     )
     assert next(c for c in other["conditions"] if c["type"] == "Failed")["reason"] == (
         "RunnerFailed"
     )
-    oom = kstatus.derive_status(
+    oom = derive_status(
         make_task(runner), [runner_job("failed")], [runner_pod(137, "OOMKilled")], NOW, created=[]
     )
     assert next(c for c in oom["conditions"] if c["type"] == "Failed")["reason"] == "OOMKilled"
@@ -323,7 +325,7 @@ def test_500_firings_printing_4kb_each_stay_under_the_status_budget() -> None:
     actions = plan(task, observed, accepted_memory(), SETTINGS, now=PNOW, clock=100.0)
     write = next(a for a in actions if isinstance(a, WriteStatus))
     new_status = {**task["status"], **{k: v for k, v in write.patch.items() if v is not None}}
-    size = kstatus.json_size(new_status)
+    size = json_size(new_status)
     assert SETTINGS.status_max_bytes == 262144
     assert 200_000 < size <= SETTINGS.status_max_bytes, size
     (hook,) = new_status["hooks"]
@@ -350,16 +352,16 @@ def test_the_budget_trims_error_details_and_then_the_timeline() -> None:
     }
     original = copy.deepcopy(derived)
     runners_timeline = derived["result"]["timeline"]  # shared with the task's status.runner
-    fitted = kstatus.fit_budget(derived, 20_000)
+    fitted = fit_budget(derived, 20_000)
     assert len(runners_timeline) == 600  # cut in the copy only
     assert len(fitted["result"]["timeline"]) < 600
-    assert kstatus.json_size(fitted) <= 20_000
+    assert json_size(fitted) <= 20_000
     kept = fitted["hooks"][0]["results"]
     assert [r["error"]["etype"] for r in kept] == ["E"] * 50
     assert all(r["error"]["details"] == "" and len(r["error"]["msg"]) == 200 for r in kept)
     assert fitted["result"]["timeline"][-1]["t"] == 599  # the newest kept
     # Under budget: untouched.
-    assert kstatus.fit_budget(copy.deepcopy(original), 10**7) == original
+    assert fit_budget(copy.deepcopy(original), 10**7) == original
 
 
 def test_the_status_budget_is_a_setting() -> None:
@@ -643,10 +645,10 @@ def test_a_hook_that_finished_as_the_abort_came_keeps_its_result() -> None:
     task["spec"]["abort"] = True
     done = hook_pod_with(5, json.dumps({"status": "success", "started_at": 1767268800.0}))
     active = dict(hook_job(5), status={"active": 1})
-    derived = kstatus.derive_status(task, [runner_job(), active], [done], NOW, created=[])
+    derived = derive_status(task, [runner_job(), active], [done], NOW, created=[])
     assert derived["hooks"][0]["results"][0]["status"] == "success"
     # Still running: stopped.
-    derived = kstatus.derive_status(task, [runner_job(), active], [], NOW, created=[])
+    derived = derive_status(task, [runner_job(), active], [], NOW, created=[])
     assert derived["hooks"][0]["results"][0]["error"]["etype"] == "Aborted"
 
 

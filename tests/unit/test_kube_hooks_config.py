@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from krally.kube import client
-from krally.kube.hooks import api
-from krally.kube.hooks.node_drain import drain_plan
+from krally.plugins.kube import api
+from krally.plugins.kube.node_drain import drain_plan
 from krally.task.hook import Hook
 
 NAMES = [

@@ -7,9 +7,8 @@ from typing import Any
 
 from krally import consts
 from krally.task import runner, trigger
-from krally.task.engine import expected_iterations
-from krally.task.loader import workload_from_spec
-from krally.task.schema import validate_spec
+from krally.task.loader import validate_spec, workload_from_spec
+from krally.task.runner import expected_iterations
 
 
 @runner.configure(name="test_fixed_rounds")

@@ -11,7 +11,7 @@ from tests import bad_tasks
 from tests.bad_tasks import CRD_REFUSED, GOOD_SPEC, WEBHOOK_REFUSED, Bad
 from tests.cli import krally
 
-from krally.task.schema import validate_spec
+from krally.task.loader import validate_spec
 
 
 def _names_field(problem, field: str) -> bool:

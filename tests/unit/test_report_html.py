@@ -14,9 +14,9 @@ from tests.cli import krally
 
 from krally.results import cluster
 from krally.results.html import assets, model, render_html
-from krally.task.engine import run_task
 from krally.task.loader import load_task
 from krally.task.stats import WorkloadStats
+from krally.task.task_run import run_task
 
 TASK = """
 version: 2

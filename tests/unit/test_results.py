@@ -15,8 +15,8 @@ import pytest
 from krally import cli
 from krally.results import cluster, rally, stream
 from krally.task import plugin
-from krally.task.engine import run_task
 from krally.task.loader import load_task
+from krally.task.task_run import run_task
 
 
 def _record(n: int, error: bool = False) -> dict[str, Any]:

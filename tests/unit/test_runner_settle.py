@@ -168,7 +168,7 @@ def test_status_impact_counts_windows_from_the_hook_start_in_rfc3339() -> None:
 
 
 def test_the_recovery_column_shows_the_slowest_recovery() -> None:
-    from krally.kube.status import recovery_text
+    from krally.kube.operator.status.display import recovery_text
 
     assert recovery_text(None) == "" and recovery_text([{"notes": ["no baseline"]}]) == ""
     fine = {"recovered": True, "recoverySeconds": 0}

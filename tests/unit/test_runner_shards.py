@@ -169,7 +169,7 @@ def test_a_pod_the_job_saw_fail_is_not_waited_for() -> None:
 
 
 def test_a_failed_index_of_continue_is_not_the_job_failing() -> None:
-    from krally.kube.status import job_state
+    from krally.kube.operator.status.observed import job_state
 
     running = {"spec": {"backoffLimitPerIndex": 0}, "status": {"failed": 1, "active": 2}}
     assert job_state(running)[0] == "active"

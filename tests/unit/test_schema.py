@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from krally.task.schema import PRESERVE, SPEC_SCHEMA, spec_schema, validate_spec
+from krally.task.loader import validate_spec
+from krally.task.schema import PRESERVE, SPEC_SCHEMA, spec_schema
 
 GOOD_SPEC: dict[str, Any] = {
     "scenario": {"name": "Dummy.dummy", "args": {"sleep": 0.01}},

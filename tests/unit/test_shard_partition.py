@@ -14,10 +14,15 @@ from krally.errors import InvalidConfig
 from krally.task import runner as runner_mod
 from krally.task import workers
 from krally.task.hook_executor import HookExecutor
-from krally.task.loader import TaskInvalid, load_task, spec_from_workload, workload_from_spec
+from krally.task.loader import (
+    TaskInvalid,
+    load_task,
+    spec_from_workload,
+    validate_spec,
+    workload_from_spec,
+)
 from krally.task.merge import merge_hooks
 from krally.task.runner import ScenarioRunner
-from krally.task.schema import validate_spec
 from krally.task.shard import MAX_PARALLELISM, Shard
 from krally.task.spec import HookSpec
 from krally.task.validation import validate_workload

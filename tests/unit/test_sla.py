@@ -64,6 +64,7 @@ def test_max_seconds_per_iteration_counts_failed_iterations():
         "criterion": "max_seconds_per_iteration",
         "success": False,
         "detail": "Maximum seconds per iteration 2.50s <= 2.00s - Failed",
+        "short": "max_seconds_per_iteration 2.5s > 2s",
     }
 
 

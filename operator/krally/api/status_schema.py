@@ -439,6 +439,10 @@ STATUS_SCHEMA: Schema = _obj(
                         "Rally's human-readable detail: the measured value against the limit, "
                         "e.g. 'Failure rate criteria 0.00% <= 2.10% <= 1.00% - Failed'."
                     ),
+                    "short": _str(
+                        "A failed criterion in a few words, from its plugin: what was measured "
+                        "against which limit, e.g. 'failure_rate 2.1% > 1%'."
+                    ),
                 },
             ),
         ),

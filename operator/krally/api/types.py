@@ -10,7 +10,7 @@ fails when a ``TypedDict`` here and its schema disagree about a field.
 from __future__ import annotations
 
 import time
-from typing import Any, Final, Literal, TypedDict, get_args
+from typing import Any, Final, Literal, NotRequired, TypedDict, get_args
 
 # -- vocabulary --------------------------------------------------------------------------------
 
@@ -240,11 +240,12 @@ class Display(TypedDict, total=False):
 
 
 class SLAResult(TypedDict):
-    """One SLA criterion's result, Rally's shape."""
+    """One SLA criterion's result, Rally's shape, and a failed one's short form."""
 
     criterion: str
     success: bool
     detail: str
+    short: NotRequired[str]
 
 
 class TaskStatus(TypedDict, total=False):

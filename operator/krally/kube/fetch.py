@@ -7,7 +7,7 @@ from typing import Any
 
 from krally.api import names
 from krally.errors import KrallyError
-from krally.kube.hooks.api import HookFailure, Kube, default_namespace
+from krally.plugins.kube.api import HookFailure, Kube, default_namespace
 
 # As kubectl spells it: bt/NAME, benchmarktask/NAME, benchmarktasks.krally.dev/NAME
 REFERENCE = re.compile(

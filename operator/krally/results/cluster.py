@@ -26,6 +26,7 @@ from typing import Any
 import krally
 from krally.api.shards import runner_view
 from krally.results import rally
+from krally.task.result import FORMAT_VERSION
 
 _DURATIONS = {"min": "min", "median": "median", "p90": "90%ile", "p95": "95%ile", "max": "max"}
 _DURATIONS["avg"] = "avg"
@@ -120,11 +121,59 @@ def report_from_task(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
+    uid = str(meta.get("uid") or uuid.uuid5(uuid.NAMESPACE_URL, str(meta.get("name"))))
+    ns = uuid.UUID(uid) if _is_uuid(uid) else uuid.NAMESPACE_URL
+    workload = _workload(obj, ns)
+    task_status = {
+        "Succeeded": "finished",
+        "Failed": "crashed" if "error" in workload else "finished",
+        "Aborted": "aborted",
+    }.get(status.get("phase") or "Pending", "running")
+    subtask = {
+        "uuid": str(uuid.uuid5(ns, "subtask-0")),
+        "title": workload["description"] or (spec.get("scenario") or {}).get("name", ""),
+        "description": workload["description"],
+        "status": task_status,
+        "created_at": workload["created_at"],
+        "updated_at": workload["updated_at"],
+        "sla": {},
+        "workloads": [workload],
+    }
+    name = meta.get("name", "")
+    title = f"{meta['namespace']}/{name}" if meta.get("namespace") else name
+    return {
+        "info": {
+            "rally_version": f"krally {krally.__version__}",
+            "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "format_version": FORMAT_VERSION,
+        },
+        "tasks": [
+            {
+                "uuid": uid,
+                "title": title,
+                "description": spec.get("description") or "",
+                "status": task_status,
+                "tags": [],
+                "env_uuid": "",
+                "env_name": "kubernetes",
+                "created_at": _rally_time(meta.get("creationTimestamp")),
+                "updated_at": _rally_time(status.get("finishedAt")),
+                "pass_sla": workload["pass_sla"],
+                "subtasks": [subtask],
+                "warnings": list(status.get("warnings") or []),
+            }
+        ],
+    }
+
+
+def _workload(obj: dict[str, Any], ns: uuid.UUID) -> dict[str, Any]:
+    """The task's one workload in the engine's result shape, from its spec and status."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
     runner_status = runner_view(status.get("runner") or {})
     summary = runner_status.get("summary") or {}
     result = status.get("result") or {}
-    uid = str(meta.get("uid") or uuid.uuid5(uuid.NAMESPACE_URL, str(meta.get("name"))))
-    ns = uuid.UUID(uid) if _is_uuid(uid) else uuid.NAMESPACE_URL
     scenario = spec.get("scenario") or {}
     runner = dict(spec.get("runner") or {})
     runner_type = runner.pop("type", "constant")
@@ -170,46 +219,7 @@ def report_from_task(obj: dict[str, Any]) -> dict[str, Any]:
         workload["impact"] = impact
     if runner_status.get("error") and runner_status.get("state") == "Error":
         workload["error"] = ["RunnerError", str(runner_status["error"]), ""]
-    task_status = {
-        "Succeeded": "finished",
-        "Failed": "crashed" if "error" in workload else "finished",
-        "Aborted": "aborted",
-    }.get(phase, "running")
-    subtask = {
-        "uuid": str(uuid.uuid5(ns, "subtask-0")),
-        "title": workload["description"] or scenario.get("name", ""),
-        "description": workload["description"],
-        "status": task_status,
-        "created_at": workload["created_at"],
-        "updated_at": workload["updated_at"],
-        "sla": {},
-        "workloads": [workload],
-    }
-    name = meta.get("name", "")
-    title = f"{meta['namespace']}/{name}" if meta.get("namespace") else name
-    return {
-        "info": {
-            "rally_version": f"krally {krally.__version__}",
-            "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-            "format_version": "1.2",
-        },
-        "tasks": [
-            {
-                "uuid": uid,
-                "title": title,
-                "description": spec.get("description") or "",
-                "status": task_status,
-                "tags": [],
-                "env_uuid": "",
-                "env_name": "kubernetes",
-                "created_at": _rally_time(meta.get("creationTimestamp")),
-                "updated_at": _rally_time(status.get("finishedAt")),
-                "pass_sla": workload["pass_sla"],
-                "subtasks": [subtask],
-                "warnings": list(status.get("warnings") or []),
-            }
-        ],
-    }
+    return workload
 
 
 def _impact(entries: Any) -> list[dict[str, Any]] | None:

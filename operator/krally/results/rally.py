@@ -220,7 +220,11 @@ def rally_workload(result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     out.setdefault("contexts", {})
     out.setdefault("contexts_results", [])
     out.setdefault("sla", {})
-    out.setdefault("sla_results", {"sla": []})
+    # Rally's criterion results are {criterion, success, detail}; krally's short form stays out.
+    sla_items = (result.get("sla_results") or {}).get("sla") or []
+    out["sla_results"] = {
+        "sla": [{k: v for k, v in item.items() if k != "short"} for item in sla_items]
+    }
     out.setdefault("statistics", {"durations": {}})
     out.setdefault("total_iteration_count", 0)
     out.setdefault("failed_iteration_count", 0)

@@ -28,50 +28,21 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
-import krally
-from krally.api.times import format_time
 from krally.task import plugin
 from krally.task.context import ContextManager
+from krally.task.hook_executor import HookExecutor, LocalLauncher
 from krally.task.impact import ImpactConfig, ImpactRecorder
+from krally.task.result import Progress, ProgressCallback, assemble_result, iso_time
+from krally.task.runner import ScenarioRunner, expected_iterations
 from krally.task.shard import Shard
-from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
+from krally.task.sla import SLAChecker
+from krally.task.spec import HookSpec, WorkloadSpec
+from krally.task.stats import WorkloadStats
 
-FORMAT_VERSION = "1.2"
 # Progress callbacks are rate limited to this period (≈10 per second).
 PROGRESS_PERIOD = 0.1
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A snapshot for progress bars and the runner pod's status writes."""
-
-    done: int
-    total: int | None
-    failures: int
-    hooks_fired: int
-    hooks_finished: int
-    elapsed: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-ProgressCallback = Callable[[Progress], None]
-
-
-def expected_iterations(workload: WorkloadSpec) -> int | None:
-    """How many iterations the runner will run, as its plugin declares (None: unknown)."""
-    from krally.errors import PluginNotFound
-    from krally.task.runner import ScenarioRunner
-
-    try:
-        runner_cls = ScenarioRunner.get(workload.runner_type)
-    except PluginNotFound:
-        return None
-    return runner_cls.expected_iterations(dict(workload.runner_args))
 
 
 class _CountingLauncher:
@@ -129,8 +100,6 @@ class _Consumer:
         impact: ImpactRecorder | None = None,
         origin: float | None = None,
     ):
-        from krally.task.sla import SLAChecker
-        from krally.task.stats import WorkloadStats
 
         self.stats = WorkloadStats(origin=origin)
         self.sla = SLAChecker(dict(workload.sla))
@@ -187,9 +156,6 @@ def run_workload(
     ``error`` and fails the SLA with ``something_went_wrong`` instead of raising.
     ``on_record`` receives every per-iteration record as it finishes (one call at a time).
     """
-    from krally.task.hook_executor import HookExecutor, LocalLauncher
-    from krally.task.runner import ScenarioRunner
-
     plugin.load_builtin_plugins()
     warnings: list[str] = []
     stop_load = threading.Event()
@@ -217,7 +183,7 @@ def run_workload(
     total = expected_iterations(workload)
     if total is not None and not shard.whole:
         total = shard.share(total)
-    created_at = _iso(time.time())
+    created_at = iso_time(time.time())
 
     def on_iteration_start(n: int) -> None:
         if consumer.first_start is None:
@@ -323,53 +289,6 @@ def run_workload(
     return result
 
 
-def assemble_result(
-    workload: WorkloadSpec,
-    stats: Any,
-    sla: Any,
-    hooks: list[dict[str, Any]],
-    *,
-    position: int,
-    created_at: str,
-    full_duration: float,
-    contexts_results: list[Any],
-    warnings: list[str],
-    aborted: bool,
-    impact: list[dict[str, Any]] | None = None,
-    error: list[Any] | None = None,
-) -> dict[str, Any]:
-    """Rally's workload result from the statistics (a WorkloadStats) and the SLA verdict (an
-    SLAChecker): one run's, or a distributed load's merged ones."""
-    sla_results = sla.results()
-    result: dict[str, Any] = {
-        "uuid": str(uuid.uuid4()),
-        "description": workload.description or "",
-        "position": position,
-        "scenario": {workload.scenario_name: workload.scenario_args},
-        "runner": {workload.runner_type: workload.runner_args},
-        "contexts": dict(workload.contexts),
-        "hooks": hooks,
-        "sla": dict(workload.sla),
-        "sla_results": {"sla": sla_results},
-        "pass_sla": all(item.get("success") for item in sla_results),
-        "created_at": created_at,
-        "updated_at": _iso(time.time()),
-        "full_duration": full_duration,
-        "contexts_results": contexts_results,
-        "warnings": warnings,
-        "aborted": aborted,
-        "timeline": stats.timeline(),
-        "timeline_start": stats.timeline_start,
-        "histogram": stats.durations.bins(),
-    }
-    result.update(_durations(stats))
-    if impact is not None:
-        result["impact"] = impact
-    if error is not None:
-        result["error"] = error
-    return result
-
-
 def _impact(
     recorder: ImpactRecorder | None,
     launcher: Any,
@@ -397,20 +316,6 @@ def _impact(
         return []
 
 
-def _durations(stats: Any) -> dict[str, Any]:
-    """The Rally duration fields, from the bounded statistics (H3's WorkloadStats)."""
-    every = stats.durations.summary()  # failed iterations included, like Rally's min/max
-    return {
-        "statistics": {"durations": stats.statistics()},
-        "total_iteration_count": stats.iterations,
-        "failed_iteration_count": stats.failures,
-        "min_duration": every.get("min"),
-        "max_duration": every.get("max"),
-        "start_time": stats.start_time,
-        "load_duration": stats.load_duration,
-    }
-
-
 def _set_aborted_manually(sla: Any) -> None:
     setter = getattr(sla, "set_aborted_manually", None)
     if setter is not None:
@@ -432,93 +337,3 @@ def _safe_progress(callback: ProgressCallback, progress: Progress) -> None:
         callback(progress)
     except Exception:
         traceback.print_exc()
-
-
-def _iso(epoch: float) -> str:
-    return format_time(epoch, digits=0, zone=False)
-
-
-def run_task(
-    task: TaskSpec,
-    *,
-    launcher: Any = None,
-    on_progress: ProgressCallback | None = None,
-    on_workload: Callable[[int, WorkloadSpec], None] | None = None,
-    abort: threading.Event | None = None,
-    abort_on_sla_failure: bool = False,
-    results: Any = None,
-) -> dict[str, Any]:
-    """Run every workload in order and return Rally's JSON report (format_version 1.2).
-
-    Each workload is its own subtask (Rally's v1 groups a scenario's workloads; the numbers are
-    the same). With ``abort_on_sla_failure`` an SLA failure also skips the remaining workloads,
-    as Rally does. ``results`` (e.g. ``krally.results.stream.RallyJSONWriter``) gets
-    ``begin_workload(position, workload)``, every ``record`` and ``end_workload(result,
-    subtask)``.
-    """
-    created_at = _iso(time.time())
-    subtasks = []
-    stopped = False
-    for position, workload in enumerate(task.workloads):
-        if stopped or (abort is not None and abort.is_set()):
-            break
-        if on_workload is not None:
-            on_workload(position, workload)
-        if results is not None:
-            results.begin_workload(position, workload)
-        run = run_workload
-        if workload.parallelism > 1:
-            from krally.task.merge import run_spread as run
-        result = run(
-            workload,
-            launcher=launcher,
-            on_progress=on_progress,
-            abort=abort,
-            abort_on_sla_failure=abort_on_sla_failure,
-            task=task,
-            position=position,
-            on_record=results.record if results is not None else None,
-        )
-        stopped = abort_on_sla_failure and not result["pass_sla"]
-        status = (
-            "crashed" if "error" in result else ("aborted" if result["aborted"] else "finished")
-        )
-        subtasks.append(
-            {
-                "uuid": str(uuid.uuid4()),
-                "title": workload.description or workload.scenario_name,
-                "description": workload.description or "",
-                "status": status,
-                "created_at": result["created_at"],
-                "updated_at": result["updated_at"],
-                "sla": {},
-                "workloads": [result],
-            }
-        )
-        if results is not None:
-            results.end_workload(result, subtasks[-1])
-    statuses = {s["status"] for s in subtasks}
-    status = next((s for s in ("crashed", "aborted") if s in statuses), "finished")
-    return {
-        "info": {
-            "rally_version": f"krally {krally.__version__}",
-            "generated_at": _iso(time.time()),
-            "format_version": FORMAT_VERSION,
-        },
-        "tasks": [
-            {
-                "uuid": str(uuid.uuid4()),
-                "title": task.title,
-                "description": task.description or "",
-                "status": status,
-                "tags": [],
-                "env_uuid": "",
-                "env_name": "local",
-                "created_at": created_at,
-                "updated_at": _iso(time.time()),
-                "pass_sla": all(w["pass_sla"] for s in subtasks for w in s["workloads"]),
-                "subtasks": subtasks,
-                "warnings": list(task.warnings),
-            }
-        ],
-    }

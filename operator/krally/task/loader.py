@@ -28,6 +28,7 @@ import yaml
 
 from krally.api.names import API_VERSION, KIND
 from krally.errors import InvalidConfig, KrallyError, TaskFileError
+from krally.task import impact
 from krally.task.plugin import explain, join_path
 from krally.task.schema import schema_errors
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
@@ -245,7 +246,6 @@ def _impact(
     """A Rally workload's ``impact`` (krally's extension; camelCase or snake_case keys)."""
     if "impact" not in entry:
         return workload
-    from krally.task import impact
 
     found = impact.rally_problems(entry["impact"], join_path(path, ["impact"]))
     if found:
@@ -524,3 +524,24 @@ def benchmark_tasks(task: TaskSpec) -> list[dict[str, Any]]:
         }
         for w in task.workloads
     ]
+
+
+def validate_spec(
+    spec: Any, path: str = "spec", warnings: list[str] | None = None
+) -> list[InvalidConfig]:
+    """Every problem of a BenchmarkTask ``spec``: schema, unknown fields, every plugin config
+    (scenario, runner, contexts, SLA, hooks and triggers) and cross checks.
+
+    Returns the errors (an empty list means valid). Non-fatal findings (an OpenStack context that
+    is ignored locally, a trigger value the runner never reaches) are appended to ``warnings``
+    when given, each as ``"<path>: <message>"``.
+    """
+    problems = schema_errors(spec, path)
+    if problems:
+        return problems
+    workload = workload_from_spec(spec, path=path)
+    found: list[str] = []
+    problems = validate_workload(workload, style="benchmarktask", warnings=found)
+    if warnings is not None:
+        warnings.extend(found)
+    return problems

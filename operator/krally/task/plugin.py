@@ -26,6 +26,8 @@ from krally.errors import InvalidConfig, KrallyError, PluginNotFound
 
 P = TypeVar("P", bound=type)
 
+# The built-in plugins, found by name as Rally finds its own: that package imports this one.
+BUILTIN_PACKAGE = "krally.plugins"
 ENTRY_POINT_GROUP = "krally.plugins"
 
 _REGISTRY: dict[str, dict[str, type[Plugin]]] = {}
@@ -181,7 +183,7 @@ _load_lock = threading.RLock()
 
 
 def load_builtin_plugins() -> None:
-    """Import every module under ``krally.plugins`` and ``krally.kube.hooks`` once, then
+    """Import every module under ``krally.plugins`` and ``krally.plugins.kube`` once, then
     third-party entry points."""
     global _builtin_loaded
     if _builtin_loaded:
@@ -191,12 +193,9 @@ def load_builtin_plugins() -> None:
     with _load_lock:
         if _builtin_loaded:
             return
-        import krally.kube.hooks as kube_hooks  # kube.* hooks; import kubernetes only in run()
-        import krally.plugins as builtin
-
-        for package in (builtin, kube_hooks):
-            for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-                importlib.import_module(module.name)
+        builtin = importlib.import_module(BUILTIN_PACKAGE)
+        for module in pkgutil.walk_packages(builtin.__path__, builtin.__name__ + "."):
+            importlib.import_module(module.name)
         _builtin_loaded = True
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:

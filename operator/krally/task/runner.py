@@ -18,9 +18,11 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from krally.consts import JSON_SCHEMA
-from krally.errors import InvalidConfig
+from krally.errors import InvalidConfig, PluginNotFound
 from krally.task import plugin, workers
+from krally.task.scenario import Scenario
 from krally.task.shard import Shard
+from krally.task.spec import WorkloadSpec
 from krally.task.workers import (
     Gate,
     IterationExecutor,
@@ -211,7 +213,6 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
         on_result: OnResult,
         abort: threading.Event,
     ) -> None:
-        from krally.task.scenario import Scenario
 
         execute = IterationExecutor(
             Scenario.get(scenario_name), scenario_args, context, self.timeout
@@ -285,3 +286,12 @@ def times_of(config: Any, default: int | None = 1) -> int | None:
     """A config's ``times`` when it is a whole number (Rally's default when absent)."""
     times = config.get("times", default) if isinstance(config, dict) else None
     return times if isinstance(times, int) and not isinstance(times, bool) else None
+
+
+def expected_iterations(workload: WorkloadSpec) -> int | None:
+    """How many iterations the runner will run, as its plugin declares (None: unknown)."""
+    try:
+        runner_cls = ScenarioRunner.get(workload.runner_type)
+    except PluginNotFound:
+        return None
+    return runner_cls.expected_iterations(dict(workload.runner_args))

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypeVar
 
 from krally.errors import KrallyError
 from krally.task import plugin
+from krally.task.charts import validate_output
 
 S = TypeVar("S", bound=type)
 
@@ -125,8 +126,6 @@ class Scenario(plugin.Plugin, kind="scenario"):
         self, additive: dict[str, Any] | None = None, complete: dict[str, Any] | None = None
     ) -> None:
         """Add one additive and/or one complete chart to this iteration's output."""
-        from krally.task.charts import validate_output  # H2's module; imported lazily
-
         for kind, item in (("additive", additive), ("complete", complete)):
             if item is not None:
                 validate_output(kind, item)

@@ -60,11 +60,21 @@ class SLA(plugin.Plugin, kind="sla"):
     def details(self) -> str:
         raise NotImplementedError
 
+    def short(self) -> str:
+        """A failed criterion in a few words for ``kubectl get``: what was measured against which
+        limit (``failure_rate 2.1% > 1%``). '' when it passed or has no such form; the display
+        then shows the criterion and its detail's first line."""
+        return ""
+
     def status(self) -> str:
         return "Passed" if self.success else "Failed"
 
     def result(self) -> dict[str, Any]:
-        return {"criterion": self.get_name(), "success": self.success, "detail": self.details()}
+        result = {"criterion": self.get_name(), "success": self.success, "detail": self.details()}
+        short = "" if self.success else self.short()
+        if short:
+            result["short"] = short
+        return result
 
 
 class SecondsLimit(SLA):
@@ -84,6 +94,15 @@ class SecondsLimit(SLA):
 
     def details(self) -> str:
         return f"{self.LABEL} {self.measured:.2f}s <= {self.criterion_value:.2f}s - {self.status()}"
+
+    def short(self) -> str:
+        limit = two_decimals(self.criterion_value)
+        return f"{self.get_name()} {two_decimals(self.measured)}s > {limit}s"
+
+
+def two_decimals(value: float) -> str:
+    """Rally's two decimals without trailing zeros: 2.10 -> '2.1', 1.00 -> '1'."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def configure(name: str, platform: str = "default") -> Callable[[S], S]:

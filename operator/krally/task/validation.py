@@ -11,9 +11,16 @@ from __future__ import annotations
 import inspect
 from typing import Any, Literal
 
-from krally.errors import InvalidConfig
-from krally.task.plugin import join_path
+from krally.errors import InvalidConfig, PluginNotFound
+from krally.task.context import validate_contexts
+from krally.task.hook import Hook
+from krally.task.plugin import Plugin, join_path
+from krally.task.runner import ScenarioRunner, expected_iterations
+from krally.task.scenario import Scenario
+from krally.task.shard import MAX_PARALLELISM, POD_FAILURE_POLICIES
+from krally.task.sla import SLA
 from krally.task.spec import WorkloadSpec
+from krally.task.trigger import Trigger
 
 Style = Literal["rally_v1", "rally_v2", "benchmarktask"]
 
@@ -60,14 +67,6 @@ def validate_workload(
     w: WorkloadSpec, style: Style = "benchmarktask", warnings: list[str] | None = None
 ) -> list[InvalidConfig]:
     """Every plugin config of ``w`` (scenario, runner, contexts, SLA, hooks, triggers)."""
-    # Imported here so that importing this module does not import every plugin kind.
-    from krally.task.context import validate_contexts
-    from krally.task.hook import Hook
-    from krally.task.runner import ScenarioRunner
-    from krally.task.scenario import Scenario
-    from krally.task.sla import SLA
-    from krally.task.trigger import Trigger
-
     paths = _paths(w, style)
     problems: list[InvalidConfig] = []
     found_warnings: list[str] = []
@@ -104,10 +103,6 @@ def validate_workload(
 def _spread_problems(w: WorkloadSpec, runner_path: str, runner_ok: bool) -> list[InvalidConfig]:
     """``runner.parallelism`` and ``runner.podFailurePolicy``: well-formed, and a load the
     runner can spread and whose SLA criteria can be judged merged."""
-    from krally.task.runner import ScenarioRunner
-    from krally.task.shard import MAX_PARALLELISM, POD_FAILURE_POLICIES
-    from krally.task.sla import SLA
-
     n = w.parallelism
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PARALLELISM:
         return [
@@ -146,9 +141,6 @@ def _validate_scenario(
 ) -> list[InvalidConfig]:
     """A scenario's args: its own CONFIG_SCHEMA if it has one, else Rally's "args-spec" check
     (the args must fit ``run()``'s signature)."""
-    from krally.errors import PluginNotFound
-    from krally.task.plugin import Plugin
-
     try:
         cls = base.get(name)
     except PluginNotFound as exc:
@@ -217,9 +209,6 @@ def _nothing_to_analyse(w: WorkloadSpec) -> list[str]:
 def _unreachable(w: WorkloadSpec, hook: Any, trigger_path: str) -> list[str]:
     """Warnings for trigger values the runner can never reach (Rally fires them silently never):
     the runner plugin declares its iteration count, the trigger plugin what it plans beyond."""
-    from krally.task.engine import expected_iterations
-    from krally.task.trigger import Trigger
-
     iterations = expected_iterations(w)
     if iterations is None:
         return []

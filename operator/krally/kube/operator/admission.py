@@ -31,7 +31,7 @@ def validate(
     skipped. Warnings do not refuse the task (e.g. an OpenStack context, an ``at`` beyond
     ``times``)."""
     from krally.errors import KrallyError
-    from krally.task.schema import validate_spec
+    from krally.task.loader import validate_spec
 
     warnings: list[str] = []
     try:

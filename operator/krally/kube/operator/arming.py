@@ -23,8 +23,9 @@ from krally.api.shards import runner_view
 from krally.api.times import parse_time, rfc3339
 from krally.api.types import TERMINAL
 from krally.api.wire import RUNNER_DONE
-from krally.kube import status as kstatus
 from krally.kube.operator import builders as kjobs
+from krally.kube.operator.status.hooks import stuck_cause
+from krally.kube.operator.status.observed import fired_by_job, job_state, previous_results
 
 Obj = dict[str, Any]
 Firing = tuple[int, str, Any]  # (hook index, unit, value)
@@ -193,16 +194,16 @@ def plan(
         runner.get("state") in RUNNER_DONE
         or bool(spec.get("abort"))
         or status.get("phase") in TERMINAL
-        or (runner_job is not None and kstatus.job_state(runner_job)[0] in ("complete", "failed"))
+        or (runner_job is not None and job_state(runner_job)[0] in ("complete", "failed"))
     )
     armed_jobs = {n: j for n, j in jobs.items() if kjobs.is_armed(j)}
     if runner_exists and not previous and not armed_jobs:
         # The load started unarmed (a task from before arming, or one with nothing to arm
         # then): its hook identity has no reader Role, so nothing is armed now either.
         return ArmingPlan((), False, 0.0, (), None)
-    fired = set(kstatus.fired_by_job(task))
+    fired = set(fired_by_job(task))
     created = set(created)
-    done = {n for n, j in armed_jobs.items() if kstatus.job_state(j)[0] in ("complete", "failed")}
+    done = {n for n, j in armed_jobs.items() if job_state(j)[0] in ("complete", "failed")}
     waiting = sorted(n for n in armed_jobs if n not in fired and n not in done)
     stopped = set(stopped)
 
@@ -220,7 +221,7 @@ def plan(
         if grace <= 0:
             disarm = tuple(n for n in waiting if n not in stopped)
     else:
-        skip = set(jobs) | created | fired | set(kstatus.previous_results(status))
+        skip = set(jobs) | created | fired | set(previous_results(status))
         arm = predictable(spec, skip, name, cfg.max_armed - len(waiting), _rate(task))
 
     started_at = previous.get("startedAt") or (rfc3339(now) if (arm or armed_jobs) else None)
@@ -235,7 +236,7 @@ def plan(
     ready = sum(1 for n in awaited if any(_pod_ready(p) for p in pods.get(n, [])))
     # A pod that cannot start (unschedulable, bad image) is not waited for: its firing fails
     # by its timeout, with the cause, as unarmed.
-    stuck = sum(1 for n in awaited if any(kstatus.stuck_cause(p) for p in pods.get(n, [])))
+    stuck = sum(1 for n in awaited if any(stuck_cause(p) for p in pods.get(n, [])))
     if started_at and not previous.get("loadReleasedAt"):
         released = now
         if runner_exists:
@@ -265,7 +266,7 @@ def plan(
     # Counts only grow: a Job cleaned up later (or deleted when disarmed) must not lower them.
     on_fire = sum(1 for n in fired if n in jobs and not kjobs.is_armed(jobs[n]))
     on_fire = max(on_fire, int(previous.get("onFire") or 0))
-    ended = {n for n in done if kstatus.job_state(armed_jobs[n])[0] == "complete"}
+    ended = {n for n in done if job_state(armed_jobs[n])[0] == "complete"}
     unreached = len((ended | stopped | set(disarm)) - fired)
     # Armed firings whose hook started late: their pod was not ready yet (the trigger fires
     # faster than pods start, or the pod was replaced), so they ran as late as unarmed ones.
@@ -306,7 +307,7 @@ def deadlines(task: Obj, jobs: Iterable[Obj], default_timeout: int) -> list[tupl
     """(Job name, uid, activeDeadlineSeconds) for each armed Job whose firing was recorded and
     that has no deadline yet: the hook's timeout counted from the firing."""
     spec_hooks = (task.get("spec") or {}).get("hooks") or []
-    fired = kstatus.fired_by_job(task)
+    fired = fired_by_job(task)
     found = []
     for job in jobs:
         meta = job.get("metadata") or {}
@@ -315,7 +316,7 @@ def deadlines(task: Obj, jobs: Iterable[Obj], default_timeout: int) -> list[tupl
             continue
         if (job.get("spec") or {}).get("activeDeadlineSeconds"):
             continue
-        if kstatus.job_state(job)[0] in ("complete", "failed"):
+        if job_state(job)[0] in ("complete", "failed"):
             continue
         started = parse_time((job.get("status") or {}).get("startTime")) or parse_time(
             meta.get("creationTimestamp")

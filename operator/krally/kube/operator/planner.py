@@ -24,10 +24,19 @@ from krally.api.names import REASON_NAME_CONFLICT, ROLE_HOOK, ROLE_RUNNER
 from krally.api.times import rfc3339
 from krally.api.types import HOOK_PENDING, TERMINAL, HookError
 from krally.kube import events as kevents
-from krally.kube import status as kstatus
 from krally.kube.operator import arming
 from krally.kube.operator import builders as kjobs
 from krally.kube.operator.settings import Settings
+from krally.kube.operator.status.budget import fit_budget, json_size
+from krally.kube.operator.status.derive import derive_status, rejected_status
+from krally.kube.operator.status.hooks import is_late
+from krally.kube.operator.status.observed import (
+    fired_by_job,
+    job_state,
+    pods_by_job,
+    previous_results,
+)
+from krally.kube.operator.status.patch import status_patch, urgent
 from krally.kube.throttle import write_delay
 
 Key = tuple[str, str]  # (namespace, task name as a label value)
@@ -143,10 +152,10 @@ def firings_without_job(
     """(hook index, firing, job name) of every firing whose Job must still be created: no Job
     seen, none created by this process, and no result recorded (a finished Job cleaned up
     must not be re-run)."""
-    previous = kstatus.previous_results(task.get("status") or {})
+    previous = previous_results(task.get("status") or {})
     done = set(created)
     todo = []
-    for job_name, firing in kstatus.fired_by_job(task).items():
+    for job_name, firing in fired_by_job(task).items():
         if job_name in jobs_by_name or job_name in done:
             continue
         if (previous.get(job_name) or {}).get("status") not in (None, HOOK_PENDING):
@@ -200,7 +209,7 @@ def plan_firings(
             task, _by_name(observed.jobs), [*memory.created, *memory.refused]
         )
         # Too late to run (the status records it failed, etype Late).
-        if not kstatus.is_late(firing, spec_hooks[index], now)
+        if not is_late(firing, spec_hooks[index], now)
     ]
 
 
@@ -220,7 +229,7 @@ def unfinished_hook_jobs(task: Obj, observed: Observed, memory: Memory) -> list[
         for job in observed.jobs
         if (name := job["metadata"]["name"]) != runner
         and name not in memory.stopped
-        and kstatus.job_state(job)[0] not in ("complete", "failed")
+        and job_state(job)[0] not in ("complete", "failed")
     ]
 
 
@@ -247,11 +256,11 @@ def _status_actions(
     task: Obj, derived: Obj, memory: Memory, settings: Settings, clock: float
 ) -> list[Action]:
     status = task.get("status") or {}
-    patch = kstatus.status_patch(status, derived)
+    patch = status_patch(status, derived)
     if not patch:
         return []
     delay = write_delay(
-        memory.last_write, settings.status_write_period, clock, kstatus.urgent(patch, status)
+        memory.last_write, settings.status_write_period, clock, urgent(patch, status)
     )
     if delay > 0:
         return [FlushLater(delay)]
@@ -278,7 +287,7 @@ def plan(
     if memory.problems is None:
         raise ValueError("plan() needs the validation result in memory.problems")
     if memory.problems:
-        rejected = kstatus.rejected_status(task, memory.problems, now)
+        rejected = rejected_status(task, memory.problems, now)
         # Refused after it started (an opt-in revoked, an allow-list tightened, found when a
         # restarted operator validates again): stop what runs; what was recorded stays.
         return [
@@ -286,7 +295,7 @@ def plan(
             *_status_actions(task, rejected, memory, settings, clock),
         ]
     if memory.conflict:
-        failed = kstatus.rejected_status(
+        failed = rejected_status(
             task, [memory.conflict], now, reason=REASON_NAME_CONFLICT, accepted=True
         )
         return _status_actions(task, failed, memory, settings, clock)
@@ -320,7 +329,7 @@ def plan(
     armed_plan = arming.plan(
         task,
         jobs_now,
-        kstatus.pods_by_job(observed.pods),
+        pods_by_job(observed.pods),
         [*memory.created, *memory.refused, *(h.name for h in hooks)],
         now=now.timestamp(),
         runner_exists=not runner_due,
@@ -376,7 +385,7 @@ def plan(
     if planned_runner is not None:
         jobs_view.append(planned_runner)
     created = [*pending, *(h.name for h in hooks), *(a.name for a in armed)]
-    derived = kstatus.derive_status(
+    derived = derive_status(
         task,
         jobs_view,
         observed.pods,
@@ -391,8 +400,8 @@ def plan(
     if armed_plan.hold_runner and armed_plan.status:
         derived["message"] = armed_plan.status.get("message") or derived.get("message")
     # The runner's part counts too (bounded by the runner: MAX_FIRINGS, MAX_TIMELINE).
-    budget = settings.status_max_bytes - kstatus.json_size(status.get("runner") or {})
-    derived = kstatus.fit_budget(derived, budget)
+    budget = settings.status_max_bytes - json_size(status.get("runner") or {})
+    derived = fit_budget(derived, budget)
     actions.extend(_status_actions(task, derived, memory, settings, clock))
     if armed_plan.recheck > 0:
         # The startTimeoutSeconds deadline, or the disarm grace's end (pod readiness changes

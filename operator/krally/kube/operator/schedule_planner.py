@@ -125,53 +125,15 @@ def task_body(schedule: Obj, name: str, annotations: dict[str, str]) -> Obj:
 
 
 def plan(schedule: Obj, tasks: list[Obj], now: dt.datetime) -> SchedulePlan:
+    """One pass: the slot's task, the run-now task, the history to prune, the status."""
     meta = schedule["metadata"]
     spec = schedule.get("spec") or {}
     status = schedule.get("status") or {}
-    name = meta["name"]
-    now_text = _stamp(now) or ""
-    out = SchedulePlan()
     created = _time(meta.get("creationTimestamp")) or now
     try:
         parsed = parse_schedule(spec.get("schedule") or "", spec.get("timeZone"), anchor=created)
     except ScheduleError as exc:
-        text = f"{exc.field}: {exc.message}"
-        accepted = _condition(status, ACCEPTED, False, exc.reason, text, now_text)
-        if accepted["lastTransitionTime"] == now_text or status.get("message") != text:
-            out.events.append(("Warning", exc.reason, text))
-        out.status = {
-            "observedGeneration": meta.get("generation"),
-            "conditions": [accepted],
-            "message": text,
-        }
-        return out  # nothing to wait for: a new spec is a new event
-
-    mine = [t for t in tasks if owned(schedule, t)]
-    by_name = {t["metadata"]["name"]: t for t in mine}
-    phases = {n: (t.get("status") or {}).get("phase") for n, t in by_name.items()}
-    states = [TaskState(n, p) for n, p in phases.items()]
-    policy = spec.get("concurrencyPolicy")
-    patch: Obj = {}
-    messages: list[str] = []
-    created_now: list[str] = []
-    aborted: set[str] = set()
-
-    def start(task: str, annotations: dict[str, str]) -> bool:
-        """Create ``task`` unless it exists; the concurrency policy decides. True: it runs."""
-        if task in by_name:
-            return True  # made by an earlier pass that stopped before recording it
-        decision = concurrency(policy, [*states, *(TaskState(n, None) for n in created_now)], task)
-        if not decision.start:
-            messages.append(decision.message)
-            return False
-        for victim in decision.abort:
-            if victim not in aborted:
-                aborted.add(victim)
-                out.aborts.append(victim)
-        out.creates.append(task_body(schedule, task, annotations))
-        created_now.append(task)
-        return True
-
+        return _invalid(schedule, exc, _stamp(now) or "")
     last = _time(status.get("lastSlotTime")) or _time(status.get("lastScheduleTime"))
     decision = due(
         parsed,
@@ -181,111 +143,182 @@ def plan(schedule: Obj, tasks: list[Obj], now: dt.datetime) -> SchedulePlan:
         spec.get("startingDeadlineSeconds"),
         suspend=bool(spec.get("suspend")),
     )
-    if decision.start is not None:
-        slot_task = task_name(name, decision.start)
-        slot_text = _stamp(decision.start) or ""
-        annotations = {names.ANNOTATION_SCHEDULED_TIME: slot_text}
-        if start(slot_task, annotations):
-            patch["lastScheduleTime"] = slot_text
-            if slot_task in created_now:
-                replaced = f" (Replace: aborted {', '.join(out.aborts)})" if out.aborts else ""
-                out.events.append(("Normal", "Scheduled", f"started {slot_task}{replaced}"))
-                messages.append(f"started {slot_task} for the slot {slot_text}")
-        else:
-            patch["skippedSlots"] = int(status.get("skippedSlots") or 0) + 1
-            out.events.append(("Normal", "SkippedSlot", f"slot {slot_text}: {messages[-1]}"))
-    if decision.slot is not None:
-        patch["lastSlotTime"] = _stamp(decision.slot)
-    if decision.missed:
-        total = int(status.get("missedSlots") or 0) + decision.missed
-        patch["missedSlots"] = total
-        at_least = "" if decision.missed_exact else "at least "
-        why = "past startingDeadlineSeconds" if decision.late else "while the operator was away"
-        out.events.append(
-            (
-                "Warning",
-                "MissedSlots",
-                f"{at_least}{decision.missed} slot(s) missed {why}: not started late",
-            )
-        )
+    one = _Pass(schedule, [t for t in tasks if owned(schedule, t)], _stamp(now) or "")
+    one.slot(decision)
+    one.run_now()
+    one.history()
+    one.write_status(decision.next_slot)
+    if decision.requeue_after is not None:
+        one.out.requeue_after = min(decision.requeue_after + SLOT_MARGIN, RESYNC_SECONDS)
+    else:
+        one.out.requeue_after = RESYNC_SECONDS
+    return one.out
 
-    # Run-now: each new value of the annotation starts one task (GitOps reruns).
-    value = (meta.get("annotations") or {}).get(names.ANNOTATION_RUN_NOW)
-    handled = (status.get("lastRunNow") or {}).get("task")
-    first_seen = not status
-    if first_seen and value:  # the value a schedule is created with is recorded, not run
-        patch["lastRunNow"] = {
-            "value": value[:256],
-            "task": run_now_task_name(name, value),
-            "time": now_text,
-        }
-    pending = run_now_pending(name, value, handled, first_seen=first_seen)
-    if pending is not None and value is not None:
-        annotations = {names.ANNOTATION_RUN_NOW: value[:256]}
-        if start(pending, annotations):
-            patch["lastRunNow"] = {"value": value[:256], "task": pending, "time": now_text}
-            if pending in created_now:
-                out.events.append(("Normal", "RunNow", f"started {pending} (run-now {value!r})"))
+
+def _invalid(schedule: Obj, exc: ScheduleError, now_text: str) -> SchedulePlan:
+    """A schedule that cannot be parsed: Accepted=False naming the field, and nothing else."""
+    status = schedule.get("status") or {}
+    out = SchedulePlan()
+    text = f"{exc.field}: {exc.message}"
+    accepted = _condition(status, ACCEPTED, False, exc.reason, text, now_text)
+    if accepted["lastTransitionTime"] == now_text or status.get("message") != text:
+        out.events.append(("Warning", exc.reason, text))
+    out.status = {
+        "observedGeneration": schedule["metadata"].get("generation"),
+        "conditions": [accepted],
+        "message": text,
+    }
+    return out  # nothing to wait for: a new spec is a new event
+
+
+class _Pass:
+    """One pass over a valid schedule and the tasks it owns; its steps fill ``out``."""
+
+    def __init__(self, schedule: Obj, mine: list[Obj], now_text: str) -> None:
+        self.schedule = schedule
+        self.meta = schedule["metadata"]
+        self.spec = schedule.get("spec") or {}
+        self.status = schedule.get("status") or {}
+        self.now_text = now_text
+        self.by_name = {t["metadata"]["name"]: t for t in mine}
+        self.phases = {n: (t.get("status") or {}).get("phase") for n, t in self.by_name.items()}
+        self.states = [TaskState(n, p) for n, p in self.phases.items()]
+        self.out = SchedulePlan()
+        self.patch: Obj = {}
+        self.messages: list[str] = []
+        self.created_now: list[str] = []
+        self.aborted: set[str] = set()
+        self.finished: list[FinishedTask] = []
+
+    def start(self, task: str, annotations: dict[str, str]) -> bool:
+        """Create ``task`` unless it exists; the concurrency policy decides. True: it runs."""
+        if task in self.by_name:
+            return True  # made by an earlier pass that stopped before recording it
+        states = [*self.states, *(TaskState(n, None) for n in self.created_now)]
+        decision = concurrency(self.spec.get("concurrencyPolicy"), states, task)
+        if not decision.start:
+            self.messages.append(decision.message)
+            return False
+        for victim in decision.abort:
+            if victim not in self.aborted:
+                self.aborted.add(victim)
+                self.out.aborts.append(victim)
+        self.out.creates.append(task_body(self.schedule, task, annotations))
+        self.created_now.append(task)
+        return True
+
+    def slot(self, decision: Any) -> None:
+        """The due slot's task (or the skip the policy decides), and the slots missed."""
+        events, patch = self.out.events, self.patch
+        if decision.start is not None:
+            slot_task = task_name(self.meta["name"], decision.start)
+            slot_text = _stamp(decision.start) or ""
+            if self.start(slot_task, {names.ANNOTATION_SCHEDULED_TIME: slot_text}):
+                patch["lastScheduleTime"] = slot_text
+                if slot_task in self.created_now:
+                    aborts = self.out.aborts
+                    replaced = f" (Replace: aborted {', '.join(aborts)})" if aborts else ""
+                    events.append(("Normal", "Scheduled", f"started {slot_task}{replaced}"))
+                    self.messages.append(f"started {slot_task} for the slot {slot_text}")
+            else:
+                patch["skippedSlots"] = int(self.status.get("skippedSlots") or 0) + 1
+                events.append(("Normal", "SkippedSlot", f"slot {slot_text}: {self.messages[-1]}"))
+        if decision.slot is not None:
+            patch["lastSlotTime"] = _stamp(decision.slot)
+        if decision.missed:
+            patch["missedSlots"] = int(self.status.get("missedSlots") or 0) + decision.missed
+            at_least = "" if decision.missed_exact else "at least "
+            why = "past startingDeadlineSeconds" if decision.late else "while the operator was away"
+            text = f"{at_least}{decision.missed} slot(s) missed {why}: not started late"
+            events.append(("Warning", "MissedSlots", text))
+
+    def run_now(self) -> None:
+        """Each new value of the run-now annotation starts one task (GitOps reruns)."""
+        name = self.meta["name"]
+        value = (self.meta.get("annotations") or {}).get(names.ANNOTATION_RUN_NOW)
+        handled = (self.status.get("lastRunNow") or {}).get("task")
+        first_seen = not self.status
+        if first_seen and value:  # the value a schedule is created with is recorded, not run
+            self.patch["lastRunNow"] = {
+                "value": value[:256],
+                "task": run_now_task_name(name, value),
+                "time": self.now_text,
+            }
+        pending = run_now_pending(name, value, handled, first_seen=first_seen)
+        if pending is None or value is None:
+            return
+        if self.start(pending, {names.ANNOTATION_RUN_NOW: value[:256]}):
+            self.patch["lastRunNow"] = {
+                "value": value[:256],
+                "task": pending,
+                "time": self.now_text,
+            }
+            if pending in self.created_now:
+                text = f"started {pending} (run-now {value!r})"
+                self.out.events.append(("Normal", "RunNow", text))
         # else (Forbid): left unrecorded, so it starts once the running task ends
 
-    # History: the finished tasks beyond the limits, oldest first.
-    finished = [
-        FinishedTask(n, phases[n], _time((t.get("status") or {}).get("finishedAt")))
-        for n, t in by_name.items()
-        if phases[n] in TERMINAL
-    ]
-    out.deletes = prune(
-        finished,
-        spec.get("successfulRunsHistoryLimit", DEFAULT_SUCCESSFUL_HISTORY),
-        spec.get("failedRunsHistoryLimit", DEFAULT_FAILED_HISTORY),
-    )
-    active = [
-        {"name": n, "slot": (by_name[n]["metadata"].get("annotations") or {}).get(
-            names.ANNOTATION_SCHEDULED_TIME)}
-        for n in sorted(by_name)
-        if phases[n] not in TERMINAL
-    ]  # fmt: skip
-    for body in out.creates:
-        note = body["metadata"]["annotations"]
-        active.append(
-            {"name": body["metadata"]["name"], "slot": note.get(names.ANNOTATION_SCHEDULED_TIME)}
+    def history(self) -> None:
+        """The finished tasks beyond the history limits, oldest first, are deleted."""
+        self.finished = [
+            FinishedTask(n, self.phases[n], _time((t.get("status") or {}).get("finishedAt")))
+            for n, t in self.by_name.items()
+            if self.phases[n] in TERMINAL
+        ]
+        self.out.deletes = prune(
+            self.finished,
+            self.spec.get("successfulRunsHistoryLimit", DEFAULT_SUCCESSFUL_HISTORY),
+            self.spec.get("failedRunsHistoryLimit", DEFAULT_FAILED_HISTORY),
         )
-    for item in active:
-        if item["slot"] is None:
-            item.pop("slot")
-            item["runNow"] = True
-    latest = last_finished(finished)
-    success = last_successful_time(finished)
-    patch.update(
-        {
-            "observedGeneration": meta.get("generation"),
-            "active": active,
-            "activeCount": len(active),
-            "nextScheduleTime": None if spec.get("suspend") else _stamp(decision.next_slot),
-            "conditions": [
-                _condition(status, ACCEPTED, True, "Valid", "the schedule is valid", now_text),
-                _condition(
-                    status,
-                    SUSPENDED,
-                    bool(spec.get("suspend")),
-                    "Suspended" if spec.get("suspend") else "Scheduling",
-                    "spec.suspend is true: no task starts"
-                    if spec.get("suspend")
-                    else "tasks start at their slots",
-                    now_text,
-                ),
-            ],
+
+    def active(self) -> list[Obj]:
+        """The tasks still running (those created by this pass too), with their slot."""
+        slots = {
+            n: (self.by_name[n]["metadata"].get("annotations") or {}).get(
+                names.ANNOTATION_SCHEDULED_TIME
+            )
+            for n in sorted(self.by_name)
+            if self.phases[n] not in TERMINAL
         }
-    )
-    if latest is not None:
-        patch["lastResult"] = latest.phase
-    if success is not None:
-        patch["lastSuccessfulTime"] = _stamp(success)
-    if messages:
-        patch["message"] = "; ".join(messages)[:1024]
-    out.status = patch
-    if decision.requeue_after is not None:
-        out.requeue_after = min(decision.requeue_after + SLOT_MARGIN, RESYNC_SECONDS)
-    else:
-        out.requeue_after = RESYNC_SECONDS
-    return out
+        for body in self.out.creates:
+            note = body["metadata"]["annotations"]
+            slots[body["metadata"]["name"]] = note.get(names.ANNOTATION_SCHEDULED_TIME)
+        return [
+            {"name": n, "slot": slot} if slot is not None else {"name": n, "runNow": True}
+            for n, slot in slots.items()
+        ]
+
+    def write_status(self, next_slot: dt.datetime | None) -> None:
+        suspend = bool(self.spec.get("suspend"))
+        active = self.active()
+        now_text, status = self.now_text, self.status
+        self.patch.update(
+            {
+                "observedGeneration": self.meta.get("generation"),
+                "active": active,
+                "activeCount": len(active),
+                "nextScheduleTime": None if suspend else _stamp(next_slot),
+                "conditions": [
+                    _condition(status, ACCEPTED, True, "Valid", "the schedule is valid", now_text),
+                    _condition(
+                        status,
+                        SUSPENDED,
+                        suspend,
+                        "Suspended" if suspend else "Scheduling",
+                        "spec.suspend is true: no task starts"
+                        if suspend
+                        else "tasks start at their slots",
+                        now_text,
+                    ),
+                ],
+            }
+        )
+        latest = last_finished(self.finished)
+        success = last_successful_time(self.finished)
+        if latest is not None:
+            self.patch["lastResult"] = latest.phase
+        if success is not None:
+            self.patch["lastSuccessfulTime"] = _stamp(success)
+        if self.messages:
+            self.patch["message"] = "; ".join(self.messages)[:1024]
+        self.out.status = self.patch

@@ -72,7 +72,8 @@ class DisruptionImpact(sla.SLA):
         self.firings = 0  # every entry
         self.checked = 0  # analysed entries
         self.failed = 0
-        self.worst: tuple[tuple[float, float], dict[str, Any], list[str]] | None = None
+        # (score, entry, sentences, short forms of the limits it is past) of the worst firing
+        self.worst: tuple[tuple[float, float], dict[str, Any], list[str], list[str]] | None = None
 
     def add_iteration(self, iteration: dict[str, Any]) -> bool:
         return True  # judged on the impact, after the load
@@ -86,18 +87,18 @@ class DisruptionImpact(sla.SLA):
             if not impact_mod.analysed(entry):
                 continue
             self.checked += 1
-            score, parts, ok = self._judge(entry)
-            if not ok:
+            score, parts, over = self._judge(entry)
+            if over:
                 self.failed += 1
             if self.worst is None or score > self.worst[0]:
-                self.worst = (score, entry, parts)
+                self.worst = (score, entry, parts, over)
         self.success = self.checked > 0 and self.failed == 0
         return self.success
 
-    def _judge(self, entry: dict[str, Any]) -> tuple[tuple[float, float], list[str], bool]:
-        """((how far past its limits at most, 1 = at a limit; in all), the sentences, within
-        every limit)."""
-        score, total, parts, ok = 0.0, 0.0, [], True
+    def _judge(self, entry: dict[str, Any]) -> tuple[tuple[float, float], list[str], list[str]]:
+        """((how far past its limits at most, 1 = at a limit; in all), the sentences, the
+        short forms of the limits it is past: none when within every limit)."""
+        score, total, parts, over = 0.0, 0.0, [], []
         for key, field, label, unit, at_most in _CHECKS:
             if key not in self.limits:
                 continue
@@ -108,24 +109,26 @@ class DisruptionImpact(sla.SLA):
                 if key != "max_recovery_seconds" or entry.get("recovered") is not False:
                     continue  # e.g. no successful iteration during the hook: no p95 ratio
                 parts.append(f"{label} never <= {_fmt(limit, unit)}")
-                score, total, ok = math.inf, math.inf, False
+                over.append(f"{label} never <= {_short(limit, unit)}")
+                score, total = math.inf, math.inf
                 continue
-            passed = value <= limit if at_most else value >= limit
-            ok = ok and passed
+            if not (value <= limit if at_most else value >= limit):
+                past = ">" if at_most else "<"
+                over.append(f"{label} {_short(value, unit)} {past} {_short(limit, unit)}")
             if at_most:
                 ratio = value / limit if limit else (math.inf if value > 0 else 0.0)
             else:
                 ratio = limit / value if value else (math.inf if limit > 0 else 0.0)
             score, total = max(score, ratio), total + ratio
             parts.append(f"{label} {_fmt(value, unit)} {sign} {_fmt(limit, unit)}")
-        return (score, total), parts, ok
+        return (score, total), parts, over
 
     def details(self) -> str:
         if not self.received or not self.checked:
             unanalysed = f" ({self.firings} firing(s) without a verdict)" if self.firings else ""
             return f"No disruption was analysed{unanalysed} - {self.status()}"
         assert self.worst is not None
-        _, entry, parts = self.worst
+        _, entry, parts, _ = self.worst
         by = entry.get("triggeredBy") or {}
         name = entry.get("name") or "hook"
         where = f"hook #{int(entry.get('hook', 0)) + 1} {name} at {by.get('eventType')} "
@@ -135,6 +138,10 @@ class DisruptionImpact(sla.SLA):
             f"Disruption impact of {self.checked} firing(s){failing}; worst {where}: "
             f"{', '.join(parts) or 'nothing to check'} - {self.status()}"
         )
+
+    def short(self) -> str:
+        over = self.worst[3] if self.worst else []
+        return f"{self.get_name()} {', '.join(over)}" if over else ""
 
     def result(self) -> dict[str, Any]:
         if not self.received or not self.checked:
@@ -157,3 +164,9 @@ def _fmt(value: float, unit: str) -> str:
     if unit == "s":
         return f"{value:.2f}s"
     return f"{value:.2f}"
+
+
+def _short(value: float, unit: str) -> str:
+    """:func:`_fmt` without trailing zeros: '20%', '3', '10s'."""
+    number = value * 100 if unit == "%" else value
+    return sla.two_decimals(number) + ("%" if unit == "%" else "s" if unit == "s" else "")

@@ -52,3 +52,9 @@ class FailureRate(sla.SLA):
             f"Failure rate criteria {self.min_percent:.2f}% <= {self.error_rate:.2f}% "
             f"<= {self.max_percent:.2f}% - {self.status()}"
         )
+
+    def short(self) -> str:
+        rate = f"{sla.two_decimals(self.error_rate)}%"
+        if self.error_rate > self.max_percent:
+            return f"{self.get_name()} {rate} > {sla.two_decimals(self.max_percent)}%"
+        return f"{self.get_name()} {rate} < {sla.two_decimals(self.min_percent)}%"

@@ -66,3 +66,11 @@ class MaxAverageDurationPerAtomic(sla.SLA):
         ]
         lines.append(f"Status: {self.status()}")
         return "\n".join(lines)
+
+    def short(self) -> str:
+        over = [
+            f"'{name}' {sla.two_decimals(self.avg_by_action[name])}s > {sla.two_decimals(limit)}s"
+            for name, limit in self.criterion_items
+            if self.avg_by_action[name] > limit
+        ]
+        return f"{self.get_name()} {', '.join(over)}"

@@ -64,3 +64,6 @@ class Outliers(sla.SLA):
         return (
             f"Maximum number of outliers {self.outliers} <= {self.max_outliers} - {self.status()}"
         )
+
+    def short(self) -> str:
+        return f"{self.get_name()} {self.outliers} > {self.max_outliers}"

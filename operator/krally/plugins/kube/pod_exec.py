@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from krally import consts
-from krally.kube.hooks import api
+from krally.plugins.kube import api
 from krally.task import hook
 
 MAX_TEXT = 1000  # characters of stdout/stderr kept (the result must fit 4096 bytes)

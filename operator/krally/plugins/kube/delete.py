@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from krally import consts
-from krally.kube.hooks import api
-from krally.kube.hooks.apply import MANIFEST_SCHEMA, delete_object, manifest_problems
+from krally.plugins.kube import api
+from krally.plugins.kube.apply import MANIFEST_SCHEMA, delete_object, manifest_problems
 from krally.task import hook
 
 

@@ -18,8 +18,8 @@ from typing import Any
 from krally import consts
 from krally.api.names import LABEL_ROLE, LABEL_TASK, ROLE_HOOK, ROLE_RUNNER
 from krally.api.wire import task_label
-from krally.kube.hooks import api
-from krally.kube.hooks.node_cordon import node_path, set_unschedulable
+from krally.plugins.kube import api
+from krally.plugins.kube.node_cordon import node_path, set_unschedulable
 from krally.task import hook
 
 MIRROR = "kubernetes.io/config.mirror"

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from krally import consts
-from krally.kube.hooks import api
+from krally.plugins.kube import api
 from krally.task import hook
 
 

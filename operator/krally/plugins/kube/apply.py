@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from krally import consts
-from krally.kube.hooks import api
+from krally.plugins.kube import api
 from krally.task import hook
 
 MANIFEST_SCHEMA: dict[str, Any] = {

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from krally import consts
-from krally.kube.hooks import api
-from krally.kube.hooks.scale import wait_rollout
+from krally.plugins.kube import api
+from krally.plugins.kube.scale import wait_rollout
 from krally.task import hook
 
 KINDS = ("Deployment", "StatefulSet", "DaemonSet")
