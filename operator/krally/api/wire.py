@@ -31,11 +31,12 @@ SWITCH_INTERVAL: Final = 0.0005
 
 # -- exit codes --------------------------------------------------------------------------------
 
-# Runner pod: the load finished; the load was aborted or failed; the final status could not be
-# written. Hook pod: the hook succeeded; it ran and failed; it could not be started.
+# Runner pod: the load finished (0); it was aborted or failed (1); its final status could not
+# be written (2). Hook pod: the hook succeeded (0); it ran and failed (1); it could not be
+# started (2).
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
-EXIT_NOT_WRITTEN: Final = 2
+EXIT_INCOMPLETE: Final = 2
 # An armed hook pod stopped (SIGTERM: deleted, evicted) before its firing: the hook Job's
 # podFailurePolicy ignores it, so the Job controller starts a replacement pod (still one run).
 DISARMED_EXIT: Final = 3

@@ -126,7 +126,7 @@ def main(
         payload = payload if payload is not None else json.loads(os.environ[wire.ENV_HOOK])
     except (KeyError, ValueError) as exc:
         _finish(failed_result({}, "BadPayload", f"KRALLY_HOOK missing or not JSON: {exc}"), path)
-        return wire.EXIT_NOT_WRITTEN
+        return wire.EXIT_INCOMPLETE
     run = HookRun(payload, path)
     with podsignals.handling(run.on_term, signal.SIGTERM):
         result = run.run(task_states)

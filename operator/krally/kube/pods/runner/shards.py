@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from krally.api.shards import FINAL_STATES, READY, pod_reports, summed_progress
 from krally.api.times import parse_time, rfc3339
-from krally.api.wire import EXIT_FAILED, EXIT_NOT_WRITTEN
+from krally.api.wire import EXIT_FAILED, EXIT_INCOMPLETE
 from krally.kube.pods.runner import report
 from krally.kube.pods.runner.launcher import launch
 from krally.kube.pods.runner.recorder import ReadTask, RecordingLauncher
@@ -129,7 +129,7 @@ class ShardRun:
         final = report.ended(state, error, progress=progress, result=clean_json(shard_part(result)))
         if not self.writer.close(final_write_deadline(self.spec, self.started_mono), **final):
             print("krally runner: could not write this pod's result", file=sys.stderr)
-            return EXIT_NOT_WRITTEN
+            return EXIT_INCOMPLETE
         code = report.exit_code(state)
         if self.shard.index == 0:
             code = self.merge(workload) or code
@@ -173,7 +173,7 @@ class ShardRun:
         except Exception as exc:
             log.exception("the pods' results could not be merged")
             failed = {"state": report.ERROR, "error": f"merge failed: {exc}"}
-            return EXIT_FAILED if self._write_top(failed) else EXIT_NOT_WRITTEN
+            return EXIT_FAILED if self._write_top(failed) else EXIT_INCOMPLETE
         summary = summarize(merged)
         problems = [
             f"runner pod {i}: {pod.get('error') or pod.get('state') or 'no report'}"

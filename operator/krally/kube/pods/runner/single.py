@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from krally.api.times import rfc3339
-from krally.api.wire import EXIT_FAILED, EXIT_NOT_WRITTEN
+from krally.api.wire import EXIT_FAILED, EXIT_INCOMPLETE
 from krally.kube.pods.runner import report
 from krally.kube.pods.runner.launcher import launch
 from krally.kube.pods.runner.recorder import ReadTask, RecordingLauncher
@@ -107,5 +107,5 @@ class SingleRun:
         )
         if not ok:
             print("krally runner: could not write the final status", file=sys.stderr)
-            return EXIT_NOT_WRITTEN
+            return EXIT_INCOMPLETE
         return report.exit_code(state)
