@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from krally.results import impact_table
 from krally.results.text_table import ascii_table
 
 # --- the text report ---------------------------------------------------------------------------
@@ -79,7 +80,6 @@ def _output_summary(output: dict[str, Any] | None) -> str:
 
 
 def render_workload(w: dict[str, Any], show_warnings: bool = True) -> str:
-    from krally.results import impact_table
 
     out: list[str] = []
     ((scenario, _),) = w["scenario"].items()

@@ -37,6 +37,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
 log = logging.getLogger("krally.operator")
 
 Obj = dict[str, Any]
@@ -141,7 +144,6 @@ class LeaseApi:
     def __init__(
         self, namespace: str, name: str, timeout: float = 5.0, api_client: Any = None
     ) -> None:
-        from kubernetes import client, config
 
         if api_client is None:
             config.load_config()
@@ -150,7 +152,6 @@ class LeaseApi:
         self.namespace, self.name, self.timeout = namespace, name, timeout
 
     def get(self) -> Obj | None:
-        from kubernetes.client.exceptions import ApiException
 
         try:
             obj: Obj = self.api.get_namespaced_custom_object(
@@ -187,7 +188,6 @@ class LeaseApi:
         )
 
     def _conflicts(self, fn: Callable[..., Any], *args: Any) -> Obj:
-        from kubernetes.client.exceptions import ApiException
 
         try:
             result: Obj = fn(*args, _request_timeout=self.timeout)
