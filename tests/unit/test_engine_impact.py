@@ -6,8 +6,8 @@ import json
 import time
 from typing import Any, ClassVar
 
-from krally.cli import render_report
 from krally.results import impact_table, rally
+from krally.results.console import render_report
 from krally.task import hook
 from krally.task.engine import run_workload
 from krally.task.hook_executor import LocalLauncher

@@ -14,6 +14,7 @@ import pytest
 
 from krally import cli
 from krally.results import cluster, rally, stream
+from krally.results.console import render_report
 from krally.task import plugin
 from krally.task.loader import load_task
 from krally.task.task_run import run_task
@@ -188,7 +189,7 @@ def test_inline_extras_round_trip_for_krally_report() -> None:
     assert hook["results"][0]["error"]["etype"] == "n/a"
     assert hook["results"][0]["job"] == "t-h0-iteration-1"
     assert hook["unreached"] == [{"event_type": "iteration", "value": 9}]
-    text = cli.render_report(back)
+    text = render_report(back)
     assert "RUN ERROR: ContextError" in text and "not reached: iteration 9" in text
     assert "n/a: Subprocess returned 1" in text
 
@@ -202,7 +203,7 @@ def test_inline_extras_reads_rally_db_forms() -> None:
     out = back["tasks"][0]["subtasks"][0]["workloads"][0]
     assert out["scenario"] == {"Dummy.dummy": {}} and out["runner"] == {"serial": {"times": 3}}
     assert out["hooks"][0]["results"][0]["error"] == {"etype": "n/a", "msg": "m", "details": "d"}
-    assert "Dummy.dummy" in cli.render_report(back)
+    assert "Dummy.dummy" in render_report(back)
 
 
 def test_run_task_streams_every_record(tmp_path: Path) -> None:
@@ -290,6 +291,6 @@ def test_report_still_reads_the_old_inline_format() -> None:
         "details": "",
     }
     back = rally.inline_extras(report)
-    text = cli.render_report(back)
+    text = render_report(back)
     assert "warning: w" in text and "not reached: iteration 9" in text
     assert 'sys_call "/bin/false"' in text

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from krally.task.engine import run_workload
+from krally.task.histogram import LogHistogram
 from krally.task.merge import merge_shards, shard_part
 from krally.task.shard import Shard
 from krally.task.sla import SLA, SLAChecker
 from krally.task.spec import TaskSpec, WorkloadSpec
 from krally.task.spread import run_spread
-from krally.task.stats import LogHistogram, WorkloadStats
+from krally.task.stats import WorkloadStats
 from krally.task.task_run import run_task
 
 ORIGIN = 1_700_000_000.0

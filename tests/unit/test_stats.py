@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from krally.task.stats import LogHistogram, WorkloadStats
+from krally.task.histogram import LogHistogram
+from krally.task.stats import WorkloadStats
 
 
 def exact_quantile(values: list[float], q: float) -> tuple[float, float]:

@@ -14,6 +14,8 @@ import threading
 from http.server import ThreadingHTTPServer
 from typing import Any
 
+from prometheus_client.exposition import MetricsHandler
+
 # The container port's name in the operator's Deployment and the runner pod, which the
 # ServiceMonitor and PodMonitor (manifests/monitoring/) select.
 PORT_NAME = "metrics"
@@ -42,7 +44,6 @@ class MetricsServer:
     """``/metrics`` of one registry, served from a daemon thread."""
 
     def __init__(self, registry: Any, port: int, host: str = "0.0.0.0") -> None:
-        from prometheus_client.exposition import MetricsHandler
 
         class Handler(MetricsHandler):
             def do_GET(self) -> None:

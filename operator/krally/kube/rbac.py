@@ -27,6 +27,8 @@ import yaml
 
 from krally.api.names import ANNOTATION_HOOKS, API_VERSION, HOOKS_ALLOWED, KIND
 from krally.api.wire import child_name
+from krally.task.hook import Hook
+from krally.task.loader import benchmark_tasks, read_documents
 
 RBAC_API = "rbac.authorization.k8s.io"
 DEFAULT_NAMESPACE = "default"
@@ -107,7 +109,6 @@ def tasks_from_file(path: str | Path, spec: Any, namespace: str | None = None) -
     """The tasks of a file already loaded (and validated) as ``spec``: BenchmarkTask documents
     with their own names and namespaces, Rally files as ``krally convert`` names them.
     ``namespace`` (``-n``) overrides the documents' namespace."""
-    from krally.task.loader import benchmark_tasks, read_documents
 
     docs = read_documents(path)
     if len(docs) == 1 and isinstance(docs[0], dict) and docs[0].get("kind") == "List":
@@ -135,7 +136,6 @@ def plan(
     tasks: list[TaskHooks], service_account: str | None = None
 ) -> tuple[list[Identity], list[HookRef], list[TaskHooks]]:
     """(the identities to create, hooks whose rights are unknown, tasks needing none)."""
-    from krally.task.hook import Hook
 
     identities: dict[tuple[str, str], Identity] = {}
     unknown: list[HookRef] = []

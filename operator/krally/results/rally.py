@@ -30,6 +30,8 @@ import copy
 import math
 from typing import Any
 
+from krally.task.stats import WorkloadStats
+
 SECTION = "krally"
 SECTION_VERSION = 1
 
@@ -335,7 +337,6 @@ def inline_extras(document: dict[str, Any]) -> dict[str, Any]:
 
 def _charts_from_data(data: list[Any]) -> dict[str, Any]:
     """The timeline and histogram krally keeps, from Rally's per-iteration records."""
-    from krally.task.stats import WorkloadStats
 
     stats = WorkloadStats()
     for record in data:

@@ -20,18 +20,11 @@ from typing import Any, ClassVar, TypeVar
 from krally.consts import JSON_SCHEMA
 from krally.errors import InvalidConfig, PluginNotFound
 from krally.task import plugin, workers
+from krally.task.iteration import IterationExecutor, ThreadTimeoutException, cpu_count
 from krally.task.scenario import Scenario
 from krally.task.shard import Shard
 from krally.task.spec import WorkloadSpec
-from krally.task.workers import (
-    Gate,
-    IterationExecutor,
-    OnResult,
-    OnStart,
-    Sink,
-    ThreadTimeoutException,
-    cpu_count,
-)
+from krally.task.workers import Gate, OnResult, OnStart, Sink
 
 __all__ = [
     "Gate",

@@ -77,3 +77,39 @@ class TaskSpec:
     source: str = "<memory>"
     # Non-fatal findings (e.g. an OpenStack context in local mode, `at` beyond `times`).
     warnings: tuple[str, ...] = ()
+
+
+# runner.<key> → WorkloadSpec field: how the load is spread over runner pods.
+SPREAD_KEYS = {"parallelism": "parallelism", "podFailurePolicy": "pod_failure_policy"}
+
+
+def make_workload(
+    scenario_name: str,
+    scenario_args: Any,
+    runner: dict[str, Any],
+    contexts: dict[str, Any],
+    sla: dict[str, Any] | None,
+    hooks: tuple[HookSpec, ...],
+    description: str | None,
+    path: str,
+) -> WorkloadSpec:
+    """A workload from its parts as the task formats give them (the runner's ``type`` and
+    krally's distribution keys inside ``runner``)."""
+    runner = dict(runner)
+    runner_type = runner.pop("type", "serial")
+    extra: dict[str, Any] = {} if sla is None else {"sla": dict(sla)}
+    # krally's distribution keys sit beside the runner's config, but are not part of it.
+    for key, field_name in SPREAD_KEYS.items():
+        if key in runner:
+            extra[field_name] = runner.pop(key)
+    return WorkloadSpec(
+        scenario_name=scenario_name,
+        scenario_args=scenario_args if scenario_args is not None else {},
+        runner_type=runner_type,
+        runner_args=runner,
+        contexts=dict(contexts or {}),
+        hooks=hooks,
+        description=description,
+        path=path,
+        **extra,
+    )

@@ -56,23 +56,29 @@ def run_task(
             on_record=results.record if results is not None else None,
         )
         stopped = abort_on_sla_failure and not result["pass_sla"]
-        status = (
-            "crashed" if "error" in result else ("aborted" if result["aborted"] else "finished")
-        )
-        subtasks.append(
-            {
-                "uuid": str(uuid.uuid4()),
-                "title": workload.description or workload.scenario_name,
-                "description": workload.description or "",
-                "status": status,
-                "created_at": result["created_at"],
-                "updated_at": result["updated_at"],
-                "sla": {},
-                "workloads": [result],
-            }
-        )
+        subtasks.append(_subtask(workload, result))
         if results is not None:
             results.end_workload(result, subtasks[-1])
+    return _report(task, subtasks, created_at)
+
+
+def _subtask(workload: WorkloadSpec, result: dict[str, Any]) -> dict[str, Any]:
+    """Each workload is its own subtask in Rally's report."""
+    status = "crashed" if "error" in result else ("aborted" if result["aborted"] else "finished")
+    return {
+        "uuid": str(uuid.uuid4()),
+        "title": workload.description or workload.scenario_name,
+        "description": workload.description or "",
+        "status": status,
+        "created_at": result["created_at"],
+        "updated_at": result["updated_at"],
+        "sla": {},
+        "workloads": [result],
+    }
+
+
+def _report(task: TaskSpec, subtasks: list[dict[str, Any]], created_at: str) -> dict[str, Any]:
+    """Rally's JSON report of the task's subtasks: the task crashed or aborted if one did."""
     statuses = {s["status"] for s in subtasks}
     status = next((s for s in ("crashed", "aborted") if s in statuses), "finished")
     return {

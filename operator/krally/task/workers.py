@@ -28,10 +28,7 @@ Execution model, and why:
 from __future__ import annotations
 
 import contextlib
-import copy
-import ctypes
 import fcntl
-import math
 import multiprocessing
 import os
 import pickle
@@ -39,14 +36,12 @@ import selectors
 import signal
 import struct
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from krally.errors import KrallyError
-from krally.task.scenario import iteration_deadline
 from krally.task.shard import Shard
 
 OnStart = Callable[[int], None]
@@ -60,193 +55,6 @@ EVENT_PIPE_BYTES = 4096
 WORKER_NICENESS = 5  # records dispatched between two looks at the event pipe
 
 
-class ThreadTimeoutException(Exception):  # Rally's name, shown in results
-    """Raised inside an iteration's thread when its ``timeout`` expires."""
-
-    def __init__(self, *args: Any):
-        super().__init__(*(args or ("Iteration interrupted due to timeout.",)))
-
-
-def cpu_count() -> int:
-    """CPUs this process may use (the affinity mask, e.g. a container's cpuset)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-# --------------------------------------------------------------------------------------------
-# Per-iteration timeouts
-
-
-class _TimeoutMonitor:
-    """One thread per process raising ThreadTimeoutException in iterations past their deadline.
-
-    One slot per running iteration thread (not per iteration), so memory does not grow with the
-    iteration rate times the timeout.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._slots: dict[int, tuple[float, int]] = {}  # thread ident -> (deadline, token)
-        self._token = 0
-        # When the loop wakes up next (inf: idle). A registration with an earlier deadline wakes
-        # it: loads in one process may have different timeouts (600 s, then 0.2 s).
-        self._wake_at = math.inf
-        threading.Thread(target=self._loop, name="krally-timeouts", daemon=True).start()
-
-    def register(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        iteration_deadline.value = deadline
-        with self._cond:
-            self._token += 1
-            self._slots[threading.get_ident()] = (deadline, self._token)
-            if deadline < self._wake_at:
-                self._cond.notify()
-            return self._token
-
-    def unregister(self, token: int) -> None:
-        iteration_deadline.value = None
-        with self._cond:
-            ident = threading.get_ident()
-            slot = self._slots.get(ident)
-            if slot is not None and slot[1] == token:
-                del self._slots[ident]
-
-    def _loop(self) -> None:
-        with self._cond:
-            while True:
-                if not self._slots:
-                    self._wake_at = math.inf
-                    self._cond.wait()
-                    continue
-                now = time.monotonic()
-                expired = [i for i, (deadline, _) in self._slots.items() if deadline <= now]
-                for ident in expired:
-                    del self._slots[ident]
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(ident), ctypes.py_object(ThreadTimeoutException)
-                    )
-                if self._slots:
-                    self._wake_at = min(d for d, _ in self._slots.values())
-                    self._cond.wait(self._wake_at - now)
-
-
-_monitor: tuple[int, _TimeoutMonitor] | None = None
-_monitor_lock = threading.Lock()
-
-
-def _reset_after_fork() -> None:
-    global _monitor_lock
-    _monitor_lock = threading.Lock()  # another thread may have held it at fork time
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def _timeout_monitor() -> _TimeoutMonitor:
-    """This process's monitor (a forked child gets its own: threads do not survive fork)."""
-    global _monitor
-    with _monitor_lock:
-        if _monitor is None or _monitor[0] != os.getpid():
-            _monitor = (os.getpid(), _TimeoutMonitor())
-        return _monitor[1]
-
-
-# --------------------------------------------------------------------------------------------
-# One iteration
-
-
-def _is_immutable(value: Any) -> bool:
-    if value is None or isinstance(value, (str, bytes, int, float, bool, frozenset)):
-        return True
-    if isinstance(value, tuple):
-        return all(_is_immutable(v) for v in value)
-    return False
-
-
-class IterationExecutor:
-    """Runs one iteration of a scenario and returns Rally's per-iteration record."""
-
-    def __init__(
-        self,
-        scenario_cls: type[Any],
-        scenario_args: dict[str, Any] | None,
-        context: dict[str, Any] | None,
-        timeout: float = 0,
-    ):
-        self._cls = scenario_cls
-        self._args = dict(scenario_args or {})
-        self._context = dict(context or {})
-        self._timeout = float(timeout or 0)
-        # Rally deep-copies the context for every iteration so one iteration's changes never
-        # leak into another. When every value is immutable a shallow copy is exactly as safe
-        # and ~50x cheaper; otherwise unpickling a snapshot taken once is ~6x cheaper than
-        # deepcopy (deepcopy remains the fallback for unpicklable contexts).
-        self._shallow = all(_is_immutable(v) for v in self._context.values())
-        self._snapshot: bytes | None = None
-        if not self._shallow:
-            try:
-                self._snapshot = pickle.dumps(self._context, pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                try:
-                    copy.deepcopy(self._context)
-                except Exception:
-                    # Neither picklable nor deep-copyable (e.g. holds a lock): Rally would fail
-                    # every iteration; a shallow copy at least isolates the top level.
-                    self._shallow = True
-
-    def _copy_context(self) -> dict[str, Any]:
-        if self._shallow:
-            return dict(self._context)
-        if self._snapshot is not None:
-            return pickle.loads(self._snapshot)
-        return copy.deepcopy(self._context)
-
-    def __call__(self, number: int) -> dict[str, Any]:
-        context = self._copy_context()
-        context["iteration"] = number
-        monitor = _timeout_monitor() if self._timeout > 0 else None
-        scenario = None
-        error: list[str] = []
-        timestamp = time.time()
-        started = time.perf_counter()
-        try:
-            try:
-                token = monitor.register(self._timeout) if monitor else 0
-                try:
-                    # Built inside the timer, like Rally 5.x.
-                    scenario = self._cls(context=context)
-                    scenario.run(**self._args)
-                finally:
-                    if monitor:
-                        monitor.unregister(token)
-            except Exception as exc:
-                error = [type(exc).__name__, str(exc), traceback.format_exc()]
-            finished = time.perf_counter()
-        except ThreadTimeoutException as exc:
-            # Delivered a hair after the scenario returned: still a timeout.
-            finished = time.perf_counter()
-            error = [type(exc).__name__, str(exc), traceback.format_exc()]
-        output: dict[str, Any]
-        atomics: list[Any]
-        if scenario is None:
-            idle, output, atomics = 0.0, {"additive": [], "complete": []}, []
-        else:
-            idle = scenario._idle_duration
-            output, atomics = scenario._output, scenario._atomic_actions
-        return {
-            "iteration": number,
-            "timestamp": timestamp,
-            "duration": finished - started - idle,
-            "idle_duration": idle,
-            "error": error,
-            "output": output,
-            "atomic_actions": atomics,
-        }
-
-
-# --------------------------------------------------------------------------------------------
 # Where iteration numbers come from, and where records go
 
 
@@ -418,8 +226,6 @@ def run_in_processes(
     """The load over one forked worker process per share; events and records come back over
     pipes and are dispatched here, start events first."""
     mp = multiprocessing.get_context("fork")
-    lock = mp.Lock()
-    counter = mp.RawValue("q", 0)
     stop = mp.RawValue("b", 1 if abort.is_set() else 0)
     event_r, event_w = os.pipe()
     # A small pipe bounds how far start events can queue up behind a saturated parent
@@ -429,21 +235,11 @@ def run_in_processes(
     processes: list[Any] = []
     conns: list[Any] = []
     try:
+        shared = (mp.Lock(), mp.RawValue("q", 0), stop)
         for index, share in enumerate(shares):
             recv, send = mp.Pipe(duplex=False)
             spec = WorkerSpec(
-                body,
-                index,
-                share,
-                limit,
-                lock,
-                counter,
-                stop,
-                event_r,
-                event_w,
-                send,
-                list(conns),
-                shard,
+                body, index, share, limit, *shared, event_r, event_w, send, list(conns), shard
             )
             proc = mp.Process(
                 target=_child_main, args=(spec,), name=f"krally-runner-{index}", daemon=True
@@ -455,7 +251,7 @@ def run_in_processes(
     finally:
         os.close(event_w)
     try:
-        failures = _dispatch(event_r, conns, on_iteration_start, on_result, abort, stop)
+        failures = _Dispatcher(event_r, conns, on_iteration_start, on_result, abort, stop).run()
     except BaseException:
         stop.value = 1
         raise
@@ -463,16 +259,21 @@ def run_in_processes(
         os.close(event_r)
         for conn in conns:
             conn.close()
-        for proc in processes:
-            proc.join(5)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+        _reap(processes)
     if failures:
         raise KrallyError(f"runner worker process failed: {failures[0]}")
+
+
+def _reap(processes: list[Any]) -> None:
+    """Wait for the workers; those that do not end are terminated, then killed."""
+    for proc in processes:
+        proc.join(5)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 def _child_main(spec: WorkerSpec) -> None:
@@ -514,72 +315,86 @@ def _child_main(spec: WorkerSpec) -> None:
         raise SystemExit(1) from None  # the parent reports it; no second traceback here
 
 
-def _dispatch(
-    event_r: int,
-    conns: list[Any],
-    on_iteration_start: OnStart,
-    on_result: OnResult,
-    abort: threading.Event,
-    stop: Any,
-) -> list[str]:
+class _Dispatcher:
     """The parent's loop: start events first, then result batches, until every worker ends."""
-    os.set_blocking(event_r, False)
-    pending = b""
-    events_open = True
 
-    def drain_events() -> None:
-        nonlocal pending, events_open
-        while events_open:
+    def __init__(
+        self,
+        event_r: int,
+        conns: list[Any],
+        on_iteration_start: OnStart,
+        on_result: OnResult,
+        abort: threading.Event,
+        stop: Any,
+    ) -> None:
+        self.event_r = event_r
+        self.on_iteration_start = on_iteration_start
+        self.on_result = on_result
+        self.abort = abort
+        self.stop = stop
+        self.pending = b""
+        self.events_open = True
+        self.selector = selectors.DefaultSelector()
+        self.open_conns = {conn.fileno(): conn for conn in conns}
+        self.failures: list[str] = []
+
+    def run(self) -> list[str]:
+        """Dispatch until every worker ended; the failures they reported."""
+        os.set_blocking(self.event_r, False)
+        self.selector.register(self.event_r, selectors.EVENT_READ)
+        for fd in self.open_conns:
+            self.selector.register(fd, selectors.EVENT_READ)
+        try:
+            while self.open_conns or self.events_open:
+                if self.abort.is_set():
+                    self.stop.value = 1
+                ready = self.selector.select(timeout=0.05)
+                self.drain_events()
+                for key, _ in ready:
+                    conn = self.open_conns.get(key.fd)
+                    if conn is not None:
+                        self.receive(key.fd, conn)
+            self.drain_events()
+        finally:
+            self.selector.close()
+        return self.failures
+
+    def receive(self, fd: int, conn: Any) -> None:
+        """One message of a worker: a batch of records, its end, or its failure."""
+        try:
+            kind, payload = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            kind, payload = "error", "exited without reporting"
+        if kind == "records":
+            on_result = self.on_result
+            for i, record in enumerate(payload, 1):
+                on_result(record)
+                if i % _EVENT_CHECK_EVERY == 0:
+                    self.drain_events()
+            if self.abort.is_set():
+                self.stop.value = 1
+            return
+        if kind == "error":
+            self.failures.append(payload)
+            self.stop.value = 1
+        self.selector.unregister(fd)
+        del self.open_conns[fd]
+
+    def drain_events(self) -> None:
+        """Every start event the pipe holds, in order (8 bytes each; a read may split one)."""
+        while self.events_open:
             try:
-                chunk = os.read(event_r, 65536)
+                chunk = os.read(self.event_r, 65536)
             except BlockingIOError:
                 return
             if not chunk:
-                events_open = False
-                selector.unregister(event_r)
+                self.events_open = False
+                self.selector.unregister(self.event_r)
                 return
-            data = pending + chunk if pending else chunk
+            data = self.pending + chunk if self.pending else chunk
             whole = len(data) - len(data) % 8
             for (number,) in _EVENT.iter_unpack(data[:whole] if whole != len(data) else data):
-                on_iteration_start(number)
-            pending = data[whole:]
+                self.on_iteration_start(number)
+            self.pending = data[whole:]
             if len(chunk) < 65536:
                 return
-
-    selector = selectors.DefaultSelector()
-    selector.register(event_r, selectors.EVENT_READ)
-    open_conns = {conn.fileno(): conn for conn in conns}
-    for fd in open_conns:
-        selector.register(fd, selectors.EVENT_READ)
-    failures: list[str] = []
-    try:
-        while open_conns or events_open:
-            if abort.is_set():
-                stop.value = 1
-            ready = selector.select(timeout=0.05)
-            drain_events()
-            for key, _ in ready:
-                conn = open_conns.get(key.fd)
-                if conn is None:
-                    continue
-                try:
-                    kind, payload = pickle.loads(conn.recv_bytes())
-                except (EOFError, OSError):
-                    kind, payload = "error", "exited without reporting"
-                if kind == "records":
-                    for i, record in enumerate(payload, 1):
-                        on_result(record)
-                        if i % _EVENT_CHECK_EVERY == 0:
-                            drain_events()
-                    if abort.is_set():
-                        stop.value = 1
-                    continue
-                if kind == "error":
-                    failures.append(payload)
-                    stop.value = 1
-                selector.unregister(key.fd)
-                del open_conns[key.fd]
-        drain_events()
-    finally:
-        selector.close()
-    return failures

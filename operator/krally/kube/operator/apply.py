@@ -26,6 +26,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes import client
+from kubernetes.client import V1DeleteOptions, V1Preconditions
+from kubernetes.client.exceptions import ApiException
+
 from krally.api import names
 from krally.api.names import ROLE_HOOK
 from krally.api.times import rfc3339
@@ -187,7 +191,6 @@ class Clients:
     """The official client's APIs, created once (kopf keeps its own aiohttp session)."""
 
     def __init__(self) -> None:
-        from kubernetes import client
 
         self.api_client = kclient.api_client()
         self.custom = client.CustomObjectsApi(self.api_client)
@@ -273,7 +276,6 @@ class Applier:
     async def delete_job(self, namespace: str, name: str, uid: str | None) -> None:
         """Delete the Job ``name`` only if it is still the object ``uid`` (a precondition the
         API server checks): a namesake created meanwhile is not ours to delete."""
-        from kubernetes.client import V1DeleteOptions, V1Preconditions
 
         options = V1DeleteOptions(
             propagation_policy="Background",
@@ -473,7 +475,6 @@ class Applier:
 def load_or_create_secret(core: Any, namespace: str, name: str, data: dict[str, str]) -> Any:
     """The data of Secret ``name``, created with ``data`` if absent. A 409 means another replica
     created it first: its data wins, so every replica serves the same certificate."""
-    from kubernetes.client.exceptions import ApiException
 
     for _ in range(3):
         try:

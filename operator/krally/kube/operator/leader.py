@@ -37,6 +37,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
 from krally.kube import client as kclient
 
 log = logging.getLogger("krally.operator")
@@ -143,7 +146,6 @@ class LeaseApi:
     def __init__(
         self, namespace: str, name: str, timeout: float = 5.0, api_client: Any = None
     ) -> None:
-        from kubernetes import client
 
         if api_client is None:
             api_client = kclient.api_client()
@@ -151,7 +153,6 @@ class LeaseApi:
         self.namespace, self.name, self.timeout = namespace, name, timeout
 
     def get(self) -> Obj | None:
-        from kubernetes.client.exceptions import ApiException
 
         try:
             obj: Obj = self.api.get_namespaced_custom_object(
@@ -188,7 +189,6 @@ class LeaseApi:
         )
 
     def _conflicts(self, fn: Callable[..., Any], *args: Any) -> Obj:
-        from kubernetes.client.exceptions import ApiException
 
         try:
             result: Obj = fn(*args, _request_timeout=self.timeout)

@@ -68,6 +68,20 @@ class PodKill(api.KubeHook):
 
     def act(self, kube: api.Kube) -> None:
         ns = self.namespace
+        chosen = self.pick_pods(kube, ns)
+        owners: dict[str, dict[str, Any]] = {}
+        if self.config.get("wait_ready"):
+            for pod in chosen:
+                owners[pod["metadata"]["uid"]] = self.owner(kube, ns, pod)
+        deleted_at = time.monotonic()
+        self.delete_pods(kube, ns, chosen, owners)
+        if self.config.get("wait_ready"):
+            self.wait_recovered(
+                kube, ns, owners, {p["metadata"]["uid"] for p in chosen}, deleted_at
+            )
+
+    def pick_pods(self, kube: api.Kube, ns: str) -> list[dict[str, Any]]:
+        """The pods to delete: how many the config asks, picked among the candidates."""
         pods = self.candidates(kube, ns)
         names = self.config.get("names")
         try:
@@ -84,15 +98,19 @@ class PodKill(api.KubeHook):
                 f"{asked} pod(s) to delete but only {len(pods)} "
                 f"{self.what()} in namespace {ns} (not terminating); nothing deleted",
             ) from None
-        chosen = api.choose(pods, wanted, self.config.get("pick", "random"))
-        owners: dict[str, dict[str, Any]] = {}
-        if self.config.get("wait_ready"):
-            for pod in chosen:
-                owners[pod["metadata"]["uid"]] = self.owner(kube, ns, pod)
+        return api.choose(pods, wanted, self.config.get("pick", "random"))
+
+    def delete_pods(
+        self,
+        kube: api.Kube,
+        ns: str,
+        chosen: list[dict[str, Any]],
+        owners: dict[str, dict[str, Any]],
+    ) -> None:
+        """Delete each chosen pod (that very pod: a UID precondition), one row each."""
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if "grace_period_seconds" in self.config:
             body["gracePeriodSeconds"] = self.config["grace_period_seconds"]
-        deleted_at = time.monotonic()
         for pod in chosen:
             name = pod["metadata"]["name"]
             # Preconditions: never delete a newer pod that took the chosen one's name.
@@ -107,19 +125,26 @@ class PodKill(api.KubeHook):
                 body=body,
                 ok_statuses=(404, 409),
             )
-            action = "deleted" if status < 300 else "already gone"
+            owner = owners.get(pod["metadata"]["uid"]) or api.controller_of(pod)
             self.record(
                 name,
                 ns,
                 pod["spec"].get("nodeName") or "",
-                self.owner_label(owners.get(pod["metadata"]["uid"]) or api.controller_of(pod)),
-                action,
+                self.owner_label(owner),
+                "deleted" if status < 300 else "already gone",
                 api.now_iso(),
                 "",
             )
-        if not self.config.get("wait_ready"):
-            return
-        killed = {p["metadata"]["uid"] for p in chosen}
+
+    def wait_recovered(
+        self,
+        kube: api.Kube,
+        ns: str,
+        owners: dict[str, dict[str, Any]],
+        killed: set[str],
+        deleted_at: float,
+    ) -> None:
+        """wait_ready: each owner back to its desired Ready replicas; its rows get the time."""
         timeout = float(self.config.get("wait_timeout_seconds", 300))
         for owner in self.unique(owners.values()):
             label = self.owner_label(owner)

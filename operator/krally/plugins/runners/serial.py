@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from krally.task import runner
+from krally.task.scenario import Scenario
 
 
 @runner.configure(name="serial")
@@ -34,7 +35,6 @@ class SerialScenarioRunner(runner.ScenarioRunner):
         on_result: runner.OnResult,
         abort: threading.Event,
     ) -> None:
-        from krally.task.scenario import Scenario
 
         execute = runner.IterationExecutor(Scenario.get(scenario_name), scenario_args, context)
         started = time.monotonic()
