@@ -129,3 +129,25 @@ def test_summarize_keeps_json_clean() -> None:
     assert summary["durations"] == {"min": None, "p90": 1.0}
     assert summary["error"] == "ValueError: boom"
     assert summary["passSLA"] is False
+
+
+def test_summarize_keeps_each_failed_criterion_short_form() -> None:
+    items = [
+        {
+            "criterion": "failure_rate",
+            "success": False,
+            "detail": "...",
+            "short": "failure_rate 3% > 1%",
+        },
+        {"criterion": "outliers", "success": True, "detail": "Maximum number of outliers 0 <= 1"},
+    ]
+    summary = translate.summarize({"sla_results": {"sla": items}, "pass_sla": False})
+    assert summary["sla"] == [
+        {
+            "criterion": "failure_rate",
+            "success": False,
+            "detail": "...",
+            "short": "failure_rate 3% > 1%",
+        },
+        {"criterion": "outliers", "success": True, "detail": "Maximum number of outliers 0 <= 1"},
+    ]

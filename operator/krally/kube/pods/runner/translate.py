@@ -72,14 +72,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         "loadDuration": result.get("load_duration"),
         "fullDuration": result.get("full_duration"),
         "durations": _durations(stats),
-        "sla": [
-            {
-                "criterion": str(item.get("criterion")),
-                "success": bool(item.get("success")),
-                "detail": str(item.get("detail", "")),
-            }
-            for item in (result.get("sla_results") or {}).get("sla") or []
-        ],
+        "sla": [_sla_item(item) for item in (result.get("sla_results") or {}).get("sla") or []],
         "passSLA": bool(result.get("pass_sla")),
         "aborted": bool(result.get("aborted")),
     }
@@ -225,3 +218,16 @@ def _settled(result: dict[str, Any], item: dict[str, Any] | None) -> tuple[dict[
     if item.get("error"):
         settled["error"] = item["error"]
     return settled, final
+
+
+def _sla_item(item: dict[str, Any]) -> dict[str, Any]:
+    """One criterion's result as the status holds it: Rally's three fields, and the short form
+    its plugin gave a failed one (the operator's display shows it)."""
+    entry: dict[str, Any] = {
+        "criterion": str(item.get("criterion")),
+        "success": bool(item.get("success")),
+        "detail": str(item.get("detail", "")),
+    }
+    if item.get("short"):
+        entry["short"] = str(item["short"])
+    return entry
