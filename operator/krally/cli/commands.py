@@ -89,7 +89,7 @@ def _read_report(args: argparse.Namespace) -> dict[str, Any]:
 
     name = None if Path(args.file).exists() else _task_reference(args.file)
     if name is not None:
-        from krally.kube.fetch import fetch_task
+        from krally.cli.fetch import fetch_task
 
         document: Any = fetch_task(name, args.namespace)
         source = f"bt/{name}"
@@ -146,7 +146,7 @@ def _check_report_shape(report: dict[str, Any]) -> None:
 
 def _task_reference(text: str) -> str | None:
     try:
-        from krally.kube.fetch import task_reference
+        from krally.cli.fetch import task_reference
     except ImportError:  # an engine-only install
         return None
     return task_reference(text)
