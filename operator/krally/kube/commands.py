@@ -12,6 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from krally import demoserver
 from krally.kube import client
 
 if TYPE_CHECKING:
@@ -175,6 +176,22 @@ def _plugin_arg(parser: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add the cluster subcommands to ``krally``'s subparsers."""
+    _operator_parser(sub)
+    _pod_parsers(sub)
+    crd = sub.add_parser("crd", help="print the BenchmarkTask CustomResourceDefinition (YAML)")
+    crd.set_defaults(func=cmd_crd)
+    demo = sub.add_parser(
+        "demo-server",
+        help="serve a small HTTP service to disrupt (the examples' target)",
+        description="A small HTTP service for disruption examples: GET / answers 200 with the "
+        "pod's name after --delay, at most --capacity at a time; /healthz for probes; stops "
+        "at once on SIGTERM unless --drain-seconds.",
+    )
+    demoserver.add_arguments(demo)
+    demo.set_defaults(func=demoserver.run)
+
+
+def _operator_parser(sub: Any) -> None:
     op = sub.add_parser(
         "operator",
         help="run the BenchmarkTask operator (kopf)",
@@ -230,6 +247,9 @@ def register(sub: Any) -> None:
     _plugin_arg(op)
     op.set_defaults(func=cmd_operator)
 
+
+def _pod_parsers(sub: Any) -> None:
+    """``krally runner`` and ``krally hook run``: what the runner and hook pods run."""
     runner = sub.add_parser(
         "runner",
         help="(in the runner pod) run a BenchmarkTask's workload",
@@ -253,18 +273,3 @@ def register(sub: Any) -> None:
     )
     _plugin_arg(hook_run)
     hook_run.set_defaults(func=cmd_hook_run)
-
-    crd = sub.add_parser("crd", help="print the BenchmarkTask CustomResourceDefinition (YAML)")
-    crd.set_defaults(func=cmd_crd)
-
-    demo = sub.add_parser(
-        "demo-server",
-        help="serve a small HTTP service to disrupt (the examples' target)",
-        description="A small HTTP service for disruption examples: GET / answers 200 with the "
-        "pod's name after --delay, at most --capacity at a time; /healthz for probes; stops "
-        "at once on SIGTERM unless --drain-seconds.",
-    )
-    from krally import demoserver
-
-    demoserver.add_arguments(demo)
-    demo.set_defaults(func=demoserver.run)
