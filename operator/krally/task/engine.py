@@ -157,136 +157,196 @@ def run_workload(
     ``on_record`` receives every per-iteration record as it finishes (one call at a time).
     """
     plugin.load_builtin_plugins()
-    warnings: list[str] = []
-    stop_load = threading.Event()
-    abort_on_sla_failure = abort_on_sla_failure or workload.abort_on_sla_failure
-    shard = shard or Shard()
-    impact_config = ImpactConfig.from_spec(workload.impact)
-    analyse = bool(workload.hooks) and impact_config.enabled
-    if analyse and not shard.whole:
-        # A firing's windows need every iteration around it, and those are spread over pods.
-        analyse = False
-        warnings.append(
-            f"impact: not analysed with runner.parallelism {shard.count} "
-            "(the disruption impact analysis needs the whole load in one runner pod)"
-        )
-    recorder = ImpactRecorder(impact_config) if analyse else None
-    consumer = _Consumer(workload, stop_load, abort_on_sla_failure, on_record, recorder, origin)
-    counting = _CountingLauncher(
-        launcher if launcher is not None else LocalLauncher(task), recorder
+    run = WorkloadRun(
+        workload,
+        launcher=launcher,
+        abort=abort,
+        abort_on_sla_failure=abort_on_sla_failure or workload.abort_on_sla_failure,
+        task=task,
+        on_record=on_record,
+        shard=shard or Shard(),
+        origin=origin,
     )
-    executor = (
-        HookExecutor(workload.hooks, task=task, launcher=counting, shard=shard)
-        if workload.hooks
-        else None
-    )
-    total = expected_iterations(workload)
-    if total is not None and not shard.whole:
-        total = shard.share(total)
-    created_at = iso_time(time.time())
+    run.run(on_progress)
+    return run.finish(position)
 
-    def on_iteration_start(n: int) -> None:
+
+class WorkloadRun:
+    """One workload's run, in Rally's order: :meth:`__init__` sets up the statistics, SLA,
+    impact recorder and hook executor; :meth:`run` runs the contexts and the load; :meth:`finish`
+    collects the hooks, analyses the impact and assembles the result."""
+
+    def __init__(
+        self,
+        workload: WorkloadSpec,
+        *,
+        launcher: Any,
+        abort: threading.Event | None,
+        abort_on_sla_failure: bool,
+        task: Any,
+        on_record: Callable[[dict[str, Any]], None] | None,
+        shard: Shard,
+        origin: float | None,
+    ) -> None:
+        self.workload = workload
+        self.task = task
+        self.abort = abort
+        self.shard = shard
+        self.warnings: list[str] = []
+        self.stop_load = threading.Event()
+        self.recorder = self._recorder()
+        self.consumer = _Consumer(
+            workload, self.stop_load, abort_on_sla_failure, on_record, self.recorder, origin
+        )
+        self.counting = _CountingLauncher(
+            launcher if launcher is not None else LocalLauncher(task), self.recorder
+        )
+        self.executor = (
+            HookExecutor(workload.hooks, task=task, launcher=self.counting, shard=shard)
+            if workload.hooks
+            else None
+        )
+        total = expected_iterations(workload)
+        self.total = shard.share(total) if total is not None and not shard.whole else total
+        self.created_at = iso_time(time.time())
+        self.context: dict[str, Any] = {
+            "task": task,
+            "owner_id": str(uuid.uuid4()),
+            "config": dict(workload.contexts),
+        }
+        self.contexts = ContextManager(self.context, self.warnings)
+        self.full_start = time.time()
+        self.error: list[Any] | None = None
+        self.load_end = self.full_start
+        self.full_duration = 0.0
+        self.aborted_manually = False
+        self.hooks: list[dict[str, Any]] = []
+
+    def _recorder(self) -> ImpactRecorder | None:
+        config = ImpactConfig.from_spec(self.workload.impact)
+        if not (self.workload.hooks and config.enabled):
+            return None
+        if not self.shard.whole:
+            # A firing's windows need every iteration around it, and those are spread over pods.
+            self.warnings.append(
+                f"impact: not analysed with runner.parallelism {self.shard.count} "
+                "(the disruption impact analysis needs the whole load in one runner pod)"
+            )
+            return None
+        return ImpactRecorder(config)
+
+    def on_iteration_start(self, n: int) -> None:
+        consumer = self.consumer
         if consumer.first_start is None:
             consumer.first_start = time.time()
         consumer.started = max(consumer.started, n)
-        if executor is not None:
-            executor.on_event("iteration", n)
+        if self.executor is not None:
+            self.executor.on_event("iteration", n)
 
-    context: dict[str, Any] = {
-        "task": task,
-        "owner_id": str(uuid.uuid4()),
-        "config": dict(workload.contexts),
-    }
-    contexts = ContextManager(context, warnings)
-    monitor_done = threading.Event()
-    full_start = time.time()
-    aborted_manually = False
-
-    def snapshot() -> Progress:
-        counting.poll()
+    def snapshot(self) -> Progress:
+        self.counting.poll()
         return Progress(
-            done=consumer.done,
-            total=total,
-            failures=consumer.failures,
-            hooks_fired=counting.fired,
-            hooks_finished=counting.finished,
-            elapsed=time.time() - full_start,
+            done=self.consumer.done,
+            total=self.total,
+            failures=self.consumer.failures,
+            hooks_fired=self.counting.fired,
+            hooks_finished=self.counting.finished,
+            elapsed=time.time() - self.full_start,
         )
 
-    def monitor() -> None:
+    def _monitor(self, done: threading.Event, on_progress: ProgressCallback | None) -> None:
         # One thread for both jobs: forward an external abort to the runner, report progress.
         last: Progress | None = None
-        while not monitor_done.wait(PROGRESS_PERIOD):
-            if abort is not None and abort.is_set():
-                stop_load.set()
+        while not done.wait(PROGRESS_PERIOD):
+            if self.abort is not None and self.abort.is_set():
+                self.stop_load.set()
             if on_progress is not None:
-                current = snapshot()
+                current = self.snapshot()
                 if last is None or _changed(last, current):
                     _safe_progress(on_progress, current)
                     last = current
 
-    monitor_thread = threading.Thread(target=monitor, name="krally-progress", daemon=True)
-    monitor_thread.start()
-    error: list[Any] | None = None
-    try:
-        contexts.setup()
-        runner = ScenarioRunner.get(workload.runner_type)(dict(workload.runner_args), shard)
-        if abort is not None and abort.is_set():
-            stop_load.set()
-        runner.run(
-            workload.scenario_name,
-            dict(workload.scenario_args),
-            context,
-            on_iteration_start=on_iteration_start,
-            on_result=consumer.on_result,
-            abort=stop_load,
+    def run(self, on_progress: ProgressCallback | None) -> None:
+        """Contexts up, the load, time ticks stopped, contexts down; progress throughout."""
+        done = threading.Event()
+        monitor = threading.Thread(
+            target=self._monitor, args=(done, on_progress), name="krally-progress", daemon=True
         )
-    except Exception as exc:
-        error = [type(exc).__name__, str(exc), traceback.format_exc()]
-        consumer.sla.set_unexpected_failure(exc)
-    finally:
-        load_end = time.time()
-        load_aborted = stop_load.is_set()
-        # The load is over: time ticks stop before cleanup (unlike Rally, which keeps ticking).
-        if executor is not None:
-            executor.stop()
-        contexts.cleanup()
-    full_duration = time.time() - full_start
-    if load_aborted and abort is not None and abort.is_set() and not consumer.aborted_on_sla:
-        aborted_manually = True
-        _set_aborted_manually(consumer.sla)
-    if contexts.cleanup_error and error is None:
-        warnings.append(f"context cleanup failed: {contexts.cleanup_error}")
-    hooks = executor.results() if executor is not None else []
-    monitor_done.set()
-    monitor_thread.join()
-    if on_progress is not None:
-        _safe_progress(on_progress, snapshot())
+        monitor.start()
+        try:
+            self._load()
+            self.full_duration = time.time() - self.full_start
+            # Waits for every fired hook; the monitor still reports them finishing meanwhile.
+            self.hooks = self.executor.results() if self.executor is not None else []
+        finally:
+            done.set()
+            monitor.join()
+        if on_progress is not None:
+            _safe_progress(on_progress, self.snapshot())
 
-    impact = _impact(recorder, counting, hooks, consumer, load_end, warnings)
-    consumer.sla.add_impact(impact or [])
-    result = assemble_result(
-        workload,
-        consumer.stats,
-        consumer.sla,
-        hooks,
-        position=position,
-        created_at=created_at,
-        full_duration=full_duration,
-        contexts_results=contexts.results(),
-        warnings=warnings,
-        aborted=aborted_manually or consumer.aborted_on_sla,
-        impact=impact,
-        error=error,
-    )
-    if not shard.whole:
-        result["shard"] = {
-            "index": shard.index,
-            "count": shard.count,
-            "stats": consumer.stats.to_state(),
-            "sla": consumer.sla.to_state(),
-        }
-    return result
+    def _load(self) -> None:
+        workload, consumer = self.workload, self.consumer
+        try:
+            self.contexts.setup()
+            runner = ScenarioRunner.get(workload.runner_type)(
+                dict(workload.runner_args), self.shard
+            )
+            if self.abort is not None and self.abort.is_set():
+                self.stop_load.set()
+            runner.run(
+                workload.scenario_name,
+                dict(workload.scenario_args),
+                self.context,
+                on_iteration_start=self.on_iteration_start,
+                on_result=consumer.on_result,
+                abort=self.stop_load,
+            )
+        except Exception as exc:
+            self.error = [type(exc).__name__, str(exc), traceback.format_exc()]
+            consumer.sla.set_unexpected_failure(exc)
+        finally:
+            self.load_end = time.time()
+            load_aborted = self.stop_load.is_set()
+            # The load is over: time ticks stop before cleanup (unlike Rally, which keeps ticking).
+            if self.executor is not None:
+                self.executor.stop()
+            self.contexts.cleanup()
+        externally = self.abort is not None and self.abort.is_set()
+        if load_aborted and externally and not consumer.aborted_on_sla:
+            self.aborted_manually = True
+            _set_aborted_manually(consumer.sla)
+        if self.contexts.cleanup_error and self.error is None:
+            self.warnings.append(f"context cleanup failed: {self.contexts.cleanup_error}")
+
+    def finish(self, position: int) -> dict[str, Any]:
+        """The impact of every firing, then Rally's workload result."""
+        consumer = self.consumer
+        impact = _impact(
+            self.recorder, self.counting, self.hooks, consumer, self.load_end, self.warnings
+        )
+        consumer.sla.add_impact(impact or [])
+        result = assemble_result(
+            self.workload,
+            consumer.stats,
+            consumer.sla,
+            self.hooks,
+            position=position,
+            created_at=self.created_at,
+            full_duration=self.full_duration,
+            contexts_results=self.contexts.results(),
+            warnings=self.warnings,
+            aborted=self.aborted_manually or consumer.aborted_on_sla,
+            impact=impact,
+            error=self.error,
+        )
+        if not self.shard.whole:
+            result["shard"] = {
+                "index": self.shard.index,
+                "count": self.shard.count,
+                "stats": consumer.stats.to_state(),
+                "sla": consumer.sla.to_state(),
+            }
+        return result
 
 
 def _impact(
