@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 DEFAULT_IMAGE = "krally:0.1.0"
 DEFAULT_HOOK_TIMEOUT = 600
 DEFAULT_STATUS_MAX_BYTES = 256 * 1024
+DEFAULT_MAX_FIRINGS = 1000
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class Settings:
     # KRALLY_WATCH_TIMEOUT: seconds a watch request lasts before the API server ends it and
     # kopf re-establishes it (settings.watching.server_timeout).
     watch_timeout: int = 300
+    # KRALLY_MAX_FIRINGS: firings (hook Jobs) one task's triggers may make; a task that can
+    # make more is refused at apply (kube/operator/firing_bound.py).
+    max_firings: int = DEFAULT_MAX_FIRINGS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +115,7 @@ class Settings:
             pod_name=env.get("KRALLY_POD_NAME") or None,
             status_max_bytes=int(env.get("KRALLY_STATUS_MAX_BYTES") or DEFAULT_STATUS_MAX_BYTES),
             watch_timeout=int(env.get("KRALLY_WATCH_TIMEOUT") or 300),
+            max_firings=parse_positive("KRALLY_MAX_FIRINGS", env, DEFAULT_MAX_FIRINGS),
         )
 
     def image_allowed(self, image: str) -> bool:
@@ -165,4 +170,18 @@ def parse_lease_duration(text: str | None) -> int:
         raise ValueError(
             f"KRALLY_LEASE_DURATION must be a whole number of seconds >= 3, got {text!r}"
         )
+    return value
+
+
+def parse_positive(name: str, env: Mapping[str, str], default: int) -> int:
+    """A whole number >= 1 from ``env[name]`` (unset or empty: ``default``)."""
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {text!r}")
     return value
