@@ -73,6 +73,8 @@ def test_kustomize_renders_the_install():
         ("Service", "krally-operator-metrics"),
         ("Service", "krally-webhook"),
         ("ServiceAccount", "krally-operator"),
+        ("ValidatingAdmissionPolicy", "requester.krally.dev"),
+        ("ValidatingAdmissionPolicyBinding", "requester.krally.dev"),
     ]
     for doc in docs:
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "krally"
