@@ -59,8 +59,10 @@ def test_kustomize_renders_the_install():
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
     assert kinds == [
         ("ClusterRole", "krally-operator"),
+        ("ClusterRole", "krally-operator-requester"),
         ("ClusterRole", "krally-operator-webhook"),
         ("ClusterRoleBinding", "krally-operator"),
+        ("ClusterRoleBinding", "krally-operator-requester"),
         ("ClusterRoleBinding", "krally-operator-webhook"),
         ("CustomResourceDefinition", "benchmarkschedules.krally.dev"),
         ("CustomResourceDefinition", "benchmarktasks.krally.dev"),

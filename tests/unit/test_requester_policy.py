@@ -59,7 +59,21 @@ def test_every_reference_the_spec_schema_allows_is_checked() -> None:
 
 
 def test_the_policy_fails_closed_and_denies() -> None:
-    policy, binding = yaml.safe_load_all((ROOT / requester_policy.OUTPUT).read_text())
+    policy, binding, role, role_binding = yaml.safe_load_all(
+        (ROOT / requester_policy.OUTPUT).read_text()
+    )
+    # The operator may read these two objects, nothing else of admission's.
+    assert role["rules"] == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingadmissionpolicies", "validatingadmissionpolicybindings"],
+            "resourceNames": [policy["metadata"]["name"]],
+            "verbs": ["get"],
+        }
+    ]
+    assert role_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "krally-operator", "namespace": "krally-system"}
+    ]
     assert policy["spec"]["failurePolicy"] == "Fail"
     assert binding["spec"] == {
         "policyName": policy["metadata"]["name"],

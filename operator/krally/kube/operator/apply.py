@@ -194,6 +194,7 @@ class Clients:
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.rbac = client.RbacAuthorizationV1Api(self.api_client)
+        self.admission = client.AdmissionregistrationV1Api(self.api_client)  # requester.py
 
     def to_dict(self, obj: Any) -> Any:
         return self.api_client.sanitize_for_serialization(obj)

@@ -19,7 +19,7 @@ from krally.api import names
 from krally.api.schedule_schema import TASK_CREATED
 from krally.api.times import rfc3339
 from krally.kube import events
-from krally.kube.operator import schedule_planner
+from krally.kube.operator import requester, schedule_planner
 from krally.kube.operator.apply import RetryPolicy, refusal
 from krally.kube.operator.leader import Leadership
 from krally.kube.operator.metrics import OperatorMetrics
@@ -107,8 +107,16 @@ class ScheduleController:
         refused: dict[str, str] = {}
         for victim in plan.aborts:
             await self._abort(namespace, victim)
+        # Its author's rights were checked at admission by the requester policy, if it was in
+        # force then (requester.py): else no task is made from it.
+        unchecked = await requester.object_problems(self.api, schedule) if plan.creates else []
         for body in plan.creates:
-            problem = await self._create(namespace, schedule, body)
+            task = body["metadata"]["name"]
+            problem = (
+                f"task {task} not created: {unchecked[0]}"
+                if unchecked
+                else await self._create(namespace, schedule, body)
+            )
             if problem:
                 refused[body["metadata"]["name"]] = problem
         for doomed in plan.deletes:
