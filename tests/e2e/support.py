@@ -62,6 +62,10 @@ class Operator:
             "KRALLY_PLUGIN_PATH": str(images.HERE / "plugins"),
             # Tasks may name the alt image too: allowed explicitly, as an admin would.
             "KRALLY_ALLOWED_IMAGES": images.ALT_REF,
+            # The tests read finished hook Jobs and their pods (exactly once, annotations,
+            # termination messages): kept, as an admin debugging would; test_requester.py
+            # runs the default (deleted once recorded).
+            "KRALLY_KEEP_HOOK_JOBS": "1",
             "PYTHONUNBUFFERED": "1",
             **self.env,
             **extra_env,

@@ -332,7 +332,7 @@ class Applier:
                 for name, uid in zip(action.jobs, uids, strict=True):
                     await self.delete_job(namespace, name, uid)
                     memory.stopped.add(name)
-                    log.info("stopped hook Job %s/%s (spec.abort)", namespace, name)
+                    log.info("stopped hook Job %s/%s (%s)", namespace, name, action.why)
             elif isinstance(action, SetDeadline):
                 await self.set_deadline(namespace, action)
                 memory.deadlines.add(action.job)

@@ -16,6 +16,7 @@ DEFAULT_IMAGE = "krally:0.1.0"
 DEFAULT_HOOK_TIMEOUT = 600
 DEFAULT_STATUS_MAX_BYTES = 256 * 1024
 DEFAULT_MAX_FIRINGS = 1000
+DEFAULT_MAX_HOOK_JOBS = 20
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,12 @@ class Settings:
     # KRALLY_MAX_FIRINGS: firings (hook Jobs) one task's triggers may make; a task that can
     # make more is refused at apply (kube/operator/firing_bound.py).
     max_firings: int = DEFAULT_MAX_FIRINGS
+    # KRALLY_MAX_HOOK_JOBS: unfinished hook Jobs of one task at a time; later firings wait for
+    # their Job, oldest first (kube/operator/inflight.py).
+    max_hook_jobs: int = DEFAULT_MAX_HOOK_JOBS
+    # KRALLY_KEEP_HOOK_JOBS=1: keep finished hook Jobs (and their pods) instead of deleting
+    # them once the task's status holds their result (e.g. to read their pods' logs).
+    keep_hook_jobs: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +123,8 @@ class Settings:
             status_max_bytes=int(env.get("KRALLY_STATUS_MAX_BYTES") or DEFAULT_STATUS_MAX_BYTES),
             watch_timeout=int(env.get("KRALLY_WATCH_TIMEOUT") or 300),
             max_firings=parse_positive("KRALLY_MAX_FIRINGS", env, DEFAULT_MAX_FIRINGS),
+            max_hook_jobs=parse_positive("KRALLY_MAX_HOOK_JOBS", env, DEFAULT_MAX_HOOK_JOBS),
+            keep_hook_jobs=env.get("KRALLY_KEEP_HOOK_JOBS", "") == "1",
         )
 
     def image_allowed(self, image: str) -> bool:
