@@ -209,6 +209,10 @@ def test_many_fast_firings_never_have_more_than_the_bound_in_flight(
         assert all(r["status"] == "success" for r in results), results
         queued = [r["queuedSeconds"] for r in results if "queuedSeconds" in r]
         assert queued and all(q >= 1 for q in queued), results
+        print(
+            f"{firings} firings, bound {bound}: at most {max(seen)} hook Jobs in flight over "
+            f"{len(seen)} samples; {len(queued)} queued, {min(queued):.1f}-{max(queued):.1f} s"
+        )
         # Finished hook Jobs are deleted once their result is recorded.
         wait_for(
             lambda: _count_hook_jobs(cluster, ns) == 0, timeout=60, message="hook Jobs removed"
