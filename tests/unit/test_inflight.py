@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from krally.kube import jobs as kjobs
 from krally.kube import status as kstatus
 from krally.kube.operator.planner import CreateJob, Memory, Observed, StopHooks, plan, plan_firings
@@ -114,3 +116,15 @@ def test_finished_jobs_are_deleted_once_their_result_is_recorded() -> None:
     keep = Settings(max_hook_jobs=3, keep_hook_jobs=True)
     kept = plan(task, Observed(jobs=jobs), _memory(), keep, now=NOW, clock=100.0)
     assert not [a for a in kept if isinstance(a, StopHooks)]
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "lots"])
+def test_a_bad_bound_names_the_variable(text: str) -> None:
+    with pytest.raises(ValueError, match="KRALLY_MAX_HOOK_JOBS"):
+        Settings.from_env({"KRALLY_MAX_HOOK_JOBS": text})
+    loaded = Settings.from_env({"KRALLY_MAX_HOOK_JOBS": "5", "KRALLY_KEEP_HOOK_JOBS": "1"})
+    assert (loaded.max_hook_jobs, loaded.keep_hook_jobs) == (5, True)
+    assert (Settings.from_env({}).max_hook_jobs, Settings.from_env({}).keep_hook_jobs) == (
+        20,
+        False,
+    )
