@@ -6,8 +6,10 @@ A trigger's firings are what its plugin lists ahead (``upcoming(config, iteratio
 iteration-unit trigger counts up to the runner's ``times``; a time-unit one counts over the
 runner's duration where it is known (its plugin's ``expected_duration``, e.g.
 ``constant_for_duration``; ``spec.runnerPod.timeoutSeconds`` caps it). A trigger whose firings
-cannot be counted (a third-party trigger that does not list them, a time-unit trigger of a load
-of unknown duration) is not refused here.
+cannot be counted (a third-party trigger that does not list them, an endless trigger of a load
+of unknown length, e.g. an iteration ``periodic`` without ``end`` of ``constant_for_duration``)
+is not refused here: the runner records at most ``krally.kube.runner.MAX_FIRINGS`` (500)
+firings of any task, the ceiling of this setting, and drops the rest (``droppedFirings``).
 
 Pure: no Kubernetes, testable without a cluster.
 """
@@ -50,8 +52,8 @@ def count(
     values: Iterable[Any], unit: str, duration: float | None, cap: int
 ) -> tuple[int, bool] | None:
     """(how many of ``values`` fire, whether that is exact): time values only up to
-    ``duration``. Another sequence is counted up to ``cap`` + 1 (enough to know it is over
-    the bound: not exact); None when a time-unit one is endless with no duration to cut it."""
+    ``duration`` (past :data:`_EXACT_UP_TO` values, counted up to ``cap`` + 1: enough to know
+    it is over the bound, not exact); None when endless with no duration to cut it."""
     if unit == consts.EventUnit.TIME and duration is not None:
         limit = math.floor(duration)
         if isinstance(values, range) and values.step > 0:
@@ -61,8 +63,8 @@ def count(
         cap = max(cap, min(limit + 1, _EXACT_UP_TO))
     elif isinstance(values, range | list | tuple):
         return len(values), True
-    elif unit == consts.EventUnit.TIME:
-        return None  # endless, the load's duration unknown
+    else:
+        return None  # endless, the load's length unknown: the runner's cap bounds it
     counted = sum(1 for _ in itertools.islice(values, cap + 1))
     return counted, counted <= cap
 
@@ -114,4 +116,4 @@ def _over(unit: str, iterations: int | None, duration: float | None) -> str:
         return f" over the runner's {duration:g} s"
     if unit == consts.EventUnit.ITERATION and iterations is not None:
         return f" over the runner's {iterations} iterations"
-    return " (the load's length is not known: set trigger.args.end)"
+    return ""
