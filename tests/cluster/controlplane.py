@@ -57,6 +57,8 @@ CONTROLLERS = (
     # StatefulSets (kube.scale, kube.pod_kill's wait_ready).
     "disruption-controller",
     "statefulset-controller",
+    # A ValidatingAdmissionPolicy's type checking (status.typeChecking): the requester policy's.
+    "validatingadmissionpolicy-status-controller",
 )
 # A real node also needs its taints managed and its Services' endpoints.
 REAL_NODE_CONTROLLERS = (

@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 from tests.cluster import Cluster
-from tests.e2e.support import CLUSTER_ROLE, CRD, OPERATOR_SA, SCHEDULE_CRD, Operator
+from tests.e2e.support import (
+    CLUSTER_ROLE,
+    CRD,
+    OPERATOR_SA,
+    REQUESTER_POLICY,
+    SCHEDULE_CRD,
+    Operator,
+    wait_requester_policy,
+)
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +30,10 @@ def crd_installed(cluster: Any) -> None:
     text = CRD.read_text() + "---\n" + SCHEDULE_CRD.read_text()
     cluster.apply_crd(text, "benchmarktasks.krally.dev", "benchmarkschedules.krally.dev")
     cluster.kubectl("apply", "-f", str(CLUSTER_ROLE))
+    # The requester policy, as the install ships it: a task referencing a Secret, a ConfigMap
+    # or a hook ServiceAccount runs only if it was in force at the task's creation.
+    cluster.kubectl("apply", "-f", str(REQUESTER_POLICY))
+    wait_requester_policy(cluster)
 
 
 @pytest.fixture
@@ -34,6 +46,11 @@ def ns(cluster: Any, namespace: str, crd_installed: None) -> str:
     cluster.kubectl(
         "create", "rolebinding", OPERATOR_SA, "-n", namespace,
         "--clusterrole=krally-operator", f"--serviceaccount={namespace}:{OPERATOR_SA}",
+    )  # fmt: skip
+    # Cluster-scoped: reading the requester policy (requester.py), as the install grants.
+    cluster.kubectl(
+        "create", "clusterrolebinding", f"krally-requester-{namespace}"[:63],
+        "--clusterrole=krally-operator-requester", f"--serviceaccount={namespace}:{OPERATOR_SA}",
     )  # fmt: skip
     return namespace
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "crds" / "benchmarktasks.krally.dev.yaml"
 SCHEDULE_CRD = ROOT / "crds" / "benchmarkschedules.krally.dev.yaml"
 CLUSTER_ROLE = ROOT / "manifests" / "clusterrole.yaml"
+REQUESTER_POLICY = ROOT / "manifests" / "requester-policy.yaml"
 RALLY_EXAMPLE = ROOT / "manifests" / "examples" / "rally-hooks.yaml"
 OPERATOR_SA = "krally-operator"
 
@@ -59,6 +62,10 @@ class Operator:
             "KRALLY_PLUGIN_PATH": str(images.HERE / "plugins"),
             # Tasks may name the alt image too: allowed explicitly, as an admin would.
             "KRALLY_ALLOWED_IMAGES": images.ALT_REF,
+            # The tests read finished hook Jobs and their pods (exactly once, annotations,
+            # termination messages): kept, as an admin debugging would; test_requester.py
+            # runs the default (deleted once recorded).
+            "KRALLY_KEEP_HOOK_JOBS": "1",
             "PYTHONUNBUFFERED": "1",
             **self.env,
             **extra_env,
@@ -192,3 +199,20 @@ def dummy_spec(times: int, sleep: float, hooks: list[dict[str, Any]]) -> dict[st
 
 def sys_call(command: str, trigger: str, **args: Any) -> dict[str, Any]:
     return {"name": "sys_call", "args": command, "trigger": {"name": trigger, "args": args}}
+
+
+def wait_requester_policy(cluster: Any) -> None:
+    """The operator runs a referencing task only if it was created after the requester
+    policy's binding (creationTimestamp: whole seconds): wait until that second is over, and
+    a moment for the API server to load the policy."""
+    binding = json.loads(
+        cluster.kubectl(
+            "get", "validatingadmissionpolicybinding", "requester.krally.dev", "-o", "json"
+        ).stdout
+    )
+    created = datetime.datetime.fromisoformat(
+        binding["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+    )
+    wait = (created - datetime.datetime.now(datetime.UTC)).total_seconds() + 2
+    if wait > 0:
+        time.sleep(wait)

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+from krally.api import wire
 from krally.kube.pods.runner import main, recorder, translate
 from krally.kube.pods.runner import writer as status_writer
 from krally.kube.pods.runner.settings import RunnerSettings
@@ -99,7 +100,7 @@ def test_progress_is_written_about_once_per_period() -> None:
 
 
 def test_firings_past_the_limit_are_counted_not_recorded(monkeypatch: Any) -> None:
-    monkeypatch.setattr(status_writer, "MAX_FIRINGS", 2)
+    monkeypatch.setattr(wire, "MAX_FIRINGS", 2)
     rec = Recorder()
     writer = status_writer.StatusWriter(rec, period=10.0)
     writer.start()

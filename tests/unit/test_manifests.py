@@ -59,8 +59,10 @@ def test_kustomize_renders_the_install():
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
     assert kinds == [
         ("ClusterRole", "krally-operator"),
+        ("ClusterRole", "krally-operator-requester"),
         ("ClusterRole", "krally-operator-webhook"),
         ("ClusterRoleBinding", "krally-operator"),
+        ("ClusterRoleBinding", "krally-operator-requester"),
         ("ClusterRoleBinding", "krally-operator-webhook"),
         ("CustomResourceDefinition", "benchmarkschedules.krally.dev"),
         ("CustomResourceDefinition", "benchmarktasks.krally.dev"),
@@ -73,6 +75,8 @@ def test_kustomize_renders_the_install():
         ("Service", "krally-operator-metrics"),
         ("Service", "krally-webhook"),
         ("ServiceAccount", "krally-operator"),
+        ("ValidatingAdmissionPolicy", "requester.krally.dev"),
+        ("ValidatingAdmissionPolicyBinding", "requester.krally.dev"),
     ]
     for doc in docs:
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "krally"

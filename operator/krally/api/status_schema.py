@@ -106,6 +106,11 @@ _HOOK_RESULT = _obj(
             "True when the firing's pod was armed (started ahead, waiting for the firing); "
             "false when its Job was created as it fired."
         ),
+        "queuedSeconds": _num(
+            "Seconds the firing waited for its Job (from the firing to the Job's creation), "
+            "when a second or more: queued behind the operator's bound on hook Jobs in flight "
+            "(KRALLY_MAX_HOOK_JOBS), or the operator was busy or down."
+        ),
         "error": _ERROR,
         "output": _OUTPUT,
         "trimmed": _bool(
@@ -284,7 +289,7 @@ _FIRINGS = _list(
     ),
 )
 _DROPPED = _int(
-    "Firings past the per-task limit (krally.kube.pods.runner.writer.MAX_FIRINGS): not recorded "
+    "Firings past the per-task limit (krally.api.wire.MAX_FIRINGS): not recorded "
     "and no hook Job created, so the status stays within etcd's object size.",
     minimum=0,
 )

@@ -133,6 +133,7 @@ class HookResult(TypedDict, total=False):
     finishedAt: str
     job: str
     armed: bool
+    queuedSeconds: float
     error: HookError
     output: Any
     trimmed: bool

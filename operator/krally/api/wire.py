@@ -69,6 +69,12 @@ RUNNER_DONE: Final = frozenset(FINAL_STATES)
 Key = tuple[int, str, str]  # (hook index, unit, value as JSON)
 
 
+# Each firing becomes a hook Job and a result in the task's status: the runner records at most
+# this many per task (past it, firings are counted in status.runner.droppedFirings), so the
+# object stays far below etcd's limit; the operator's admission bound may only be lower.
+MAX_FIRINGS = 500
+
+
 def firing_key(hook: Any, unit: Any, value: Any) -> Key:
     """One firing's identity, however its parts were spelled (the status, a signal line)."""
     return int(hook), str(unit), json.dumps(value, sort_keys=True)

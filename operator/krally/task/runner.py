@@ -194,6 +194,13 @@ class ScenarioRunner(plugin.Plugin, kind="runner"):
         to warn about trigger values the load never reaches. krally addition, not Rally API."""
         return None
 
+    @classmethod
+    def expected_duration(cls, config: dict[str, Any]) -> float | None:
+        """Seconds a load with this (valid) config runs new iterations, when the config says
+        so (None: unknown, e.g. bounded by iterations). The operator counts time-unit trigger
+        firings over it (its bound on firings per task). krally addition, not Rally API."""
+        return None
+
     # -- the engine's entry point ---------------------------------------------------------
 
     def run(

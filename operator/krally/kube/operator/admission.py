@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from krally.api.names import ANNOTATION_HOOKS, HOOKS_ALLOWED
+from krally.kube.operator import firing_bound
 from krally.kube.operator.settings import Settings
 
 
@@ -40,6 +41,7 @@ def validate(
         return [str(exc)], warnings
     if not problems:
         problems += api_identity_problems(spec)
+        problems += firing_bound.problems(spec, settings.max_firings)
     problems += service_account_problems(spec, settings.hook_service_accounts, accounts)
     problems += image_problems(spec, settings)
     return problems, warnings

@@ -197,6 +197,7 @@ class Clients:
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.rbac = client.RbacAuthorizationV1Api(self.api_client)
+        self.admission = client.AdmissionregistrationV1Api(self.api_client)  # requester.py
 
     def to_dict(self, obj: Any) -> Any:
         return self.api_client.sanitize_for_serialization(obj)
@@ -333,7 +334,7 @@ class Applier:
                 for name, uid in zip(action.jobs, uids, strict=True):
                     await self.delete_job(namespace, name, uid)
                     memory.stopped.add(name)
-                    log.info("stopped hook Job %s/%s (spec.abort)", namespace, name)
+                    log.info("stopped hook Job %s/%s (%s)", namespace, name, action.why)
             elif isinstance(action, SetDeadline):
                 await self.set_deadline(namespace, action)
                 memory.deadlines.add(action.job)

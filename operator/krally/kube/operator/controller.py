@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from krally.kube.operator import admission, planner
+from krally.kube.operator import admission, planner, requester
 from krally.kube.operator.apply import Applier, NameConflict, RetryPolicy
 from krally.kube.operator.leader import Leadership
 from krally.kube.operator.metrics import OperatorMetrics
@@ -159,3 +159,5 @@ class Controller:
         memory.problems, memory.warnings = await asyncio.to_thread(
             admission.validate, spec, self.settings, accounts
         )
+        if not memory.problems:  # was its author checked? (README: Identity and trust)
+            memory.problems = await requester.task_problems(self.applier.api, task)

@@ -24,7 +24,7 @@ from krally.api.names import REASON_NAME_CONFLICT, ROLE_HOOK, ROLE_RUNNER
 from krally.api.times import rfc3339
 from krally.api.types import HOOK_PENDING, TERMINAL, HookError
 from krally.kube import events as kevents
-from krally.kube.operator import arming
+from krally.kube.operator import arming, inflight
 from krally.kube.operator import builders as kjobs
 from krally.kube.operator.settings import Settings
 from krally.kube.operator.status.budget import fit_budget, json_size
@@ -113,6 +113,7 @@ class StopHooks:
 
     jobs: tuple[str, ...]
     uids: tuple[str | None, ...] = ()
+    why: str = "spec.abort"
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def plan_firings(
         return []  # no firing starts after an abort (the status records them as not run)
     spec_hooks = spec.get("hooks") or []
     created_at = rfc3339(now)
-    return [
+    wanted = [
         CreateJob(
             name,
             kjobs.hook_job(task, index, firing, settings, created_at=created_at),
@@ -211,6 +212,14 @@ def plan_firings(
         # Too late to run (the status records it failed, etype Late).
         if not is_late(firing, spec_hooks[index], now)
     ]
+    # At most max_hook_jobs unfinished hook Jobs: the oldest firings first, the rest wait.
+    return inflight.admit(wanted, _room(task, observed, memory, settings))
+
+
+def _room(task: Obj, observed: Observed, memory: Memory, settings: Settings) -> int:
+    runner = kjobs.runner_name(task["metadata"]["name"])
+    pending = [name for name in memory.created if name != runner]
+    return settings.max_hook_jobs - inflight.in_flight(observed.jobs, pending, memory.stopped)
 
 
 def hook_jobs_to_stop(task: Obj, observed: Observed, memory: Memory) -> list[str]:
@@ -351,6 +360,7 @@ def plan(
         )
         for index, unit, value in armed_plan.arm
     ]
+    armed = inflight.admit(armed, _room(task, observed, memory, settings) - len(hooks))
     actions.extend(armed)
     if runner_due and not armed_plan.hold_runner:
         ready = int((armed_plan.status or {}).get("readyAtRelease") or 0)
@@ -377,6 +387,12 @@ def plan(
     if stop:
         uids = tuple((by_name[name].get("metadata") or {}).get("uid") for name in stop)
         actions.append(StopHooks(tuple(stop), uids))
+    if not settings.keep_hook_jobs:  # finished, their result recorded: deleted
+        done = [(n, u) for n, u in inflight.recorded_and_finished(task, observed.jobs)
+                if n not in memory.stopped and n not in stop]  # fmt: skip
+        if done:
+            names, uids = zip(*done, strict=True)
+            actions.append(StopHooks(names, uids, why="its result is recorded"))
 
     # 4. Status: from the runner's report and the children, counting what this pass creates.
     seen = set(by_name)
@@ -447,7 +463,7 @@ def describe(action: Action) -> str:
     if isinstance(action, Abort):
         return f"abort (delete {action.job})" if action.job else "abort (no runner Job)"
     if isinstance(action, StopHooks):
-        return "stop hook Jobs " + ", ".join(action.jobs)
+        return f"stop hook Jobs ({action.why}) " + ", ".join(action.jobs)
     if isinstance(action, SetDeadline):
         return f"set the timeout of armed Job {action.job} ({action.seconds} s from its start)"
     if isinstance(action, WriteStatus):

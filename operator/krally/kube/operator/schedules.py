@@ -19,7 +19,7 @@ from krally.api import names
 from krally.api.schedule_schema import TASK_CREATED
 from krally.api.times import rfc3339
 from krally.kube import events
-from krally.kube.operator import schedule_planner
+from krally.kube.operator import requester, schedule_planner
 from krally.kube.operator.apply import RetryPolicy, refusal
 from krally.kube.operator.leader import Leadership
 from krally.kube.operator.metrics import OperatorMetrics
@@ -104,13 +104,9 @@ class ScheduleController:
         )
         tasks = list(listed.get("items") or [])
         plan = schedule_planner.plan(schedule, tasks, dt.datetime.now(dt.UTC))
-        refused: dict[str, str] = {}
         for victim in plan.aborts:
             await self._abort(namespace, victim)
-        for body in plan.creates:
-            problem = await self._create(namespace, schedule, body)
-            if problem:
-                refused[body["metadata"]["name"]] = problem
+        refused = await self._create_all(namespace, schedule, plan.creates)
         for doomed in plan.deletes:
             await self._delete(namespace, doomed)
         status = plan.status
@@ -138,6 +134,23 @@ class ScheduleController:
         if plan.requeue_after is not None:
             self.queue.cancel_later(key)
             self.queue.later(key, plan.requeue_after)
+
+    async def _create_all(self, namespace: str, schedule: Obj, bodies: list[Obj]) -> dict[str, str]:
+        """Create the tasks; task name → why it was not created."""
+        refused: dict[str, str] = {}
+        # Its author's rights were checked at admission by the requester policy, if it was in
+        # force then (requester.py): else no task is made from it.
+        unchecked = await requester.object_problems(self.api, schedule) if bodies else []
+        for body in bodies:
+            task = body["metadata"]["name"]
+            problem = (
+                f"task {task} not created: {unchecked[0]}"
+                if unchecked
+                else await self._create(namespace, schedule, body)
+            )
+            if problem:
+                refused[task] = problem
+        return refused
 
     async def _abort(self, namespace: str, name: str) -> None:
         try:

@@ -12,9 +12,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from krally.api import wire
+
 DEFAULT_IMAGE = "krally:0.1.0"
 DEFAULT_HOOK_TIMEOUT = 600
 DEFAULT_STATUS_MAX_BYTES = 256 * 1024
+# The runner records at most this many firings per task: the admission bound may only be lower.
+DEFAULT_MAX_FIRINGS = wire.MAX_FIRINGS
+DEFAULT_MAX_HOOK_JOBS = 20
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,15 @@ class Settings:
     # KRALLY_WATCH_TIMEOUT: seconds a watch request lasts before the API server ends it and
     # kopf re-establishes it (settings.watching.server_timeout).
     watch_timeout: int = 300
+    # KRALLY_MAX_FIRINGS: firings (hook Jobs) one task's triggers may make, at most the
+    # runner's own cap; a task that can make more is refused at apply (firing_bound.py).
+    max_firings: int = DEFAULT_MAX_FIRINGS
+    # KRALLY_MAX_HOOK_JOBS: unfinished hook Jobs of one task at a time; later firings wait for
+    # their Job, oldest first (kube/operator/inflight.py).
+    max_hook_jobs: int = DEFAULT_MAX_HOOK_JOBS
+    # KRALLY_KEEP_HOOK_JOBS=1: keep finished hook Jobs (and their pods) instead of deleting
+    # them once the task's status holds their result (e.g. to read their pods' logs).
+    keep_hook_jobs: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +125,11 @@ class Settings:
             pod_name=env.get("KRALLY_POD_NAME") or None,
             status_max_bytes=int(env.get("KRALLY_STATUS_MAX_BYTES") or DEFAULT_STATUS_MAX_BYTES),
             watch_timeout=int(env.get("KRALLY_WATCH_TIMEOUT") or 300),
+            max_firings=parse_positive(
+                "KRALLY_MAX_FIRINGS", env, DEFAULT_MAX_FIRINGS, maximum=DEFAULT_MAX_FIRINGS
+            ),
+            max_hook_jobs=parse_positive("KRALLY_MAX_HOOK_JOBS", env, DEFAULT_MAX_HOOK_JOBS),
+            keep_hook_jobs=env.get("KRALLY_KEEP_HOOK_JOBS", "") == "1",
         )
 
     def image_allowed(self, image: str) -> bool:
@@ -165,4 +184,21 @@ def parse_lease_duration(text: str | None) -> int:
         raise ValueError(
             f"KRALLY_LEASE_DURATION must be a whole number of seconds >= 3, got {text!r}"
         )
+    return value
+
+
+def parse_positive(
+    name: str, env: Mapping[str, str], default: int, maximum: int | None = None
+) -> int:
+    """A whole number >= 1 (and <= ``maximum``) from ``env[name]`` (unset: ``default``)."""
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name} must be a whole number >= 1{upper}, got {text!r}")
     return value

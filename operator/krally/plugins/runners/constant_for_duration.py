@@ -40,6 +40,11 @@ class ConstantForDurationScenarioRunner(runner.ScenarioRunner):
     ) -> list[InvalidConfig]:
         return runner.concurrency_parts(config, parallelism, path)
 
+    @classmethod
+    def expected_duration(cls, config: dict[str, Any]) -> float | None:
+        duration = config.get("duration")
+        return float(duration) if isinstance(duration, int | float) else None
+
     @property
     def timeout(self) -> float:
         return float(self.config.get("timeout", 600))

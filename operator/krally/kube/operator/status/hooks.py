@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from krally.api import wire
-from krally.api.names import ANNOTATION_HOOK_TIMEOUT
+from krally.api.names import ANNOTATION_CREATED_AT, ANNOTATION_HOOK_TIMEOUT
 from krally.api.shards import runner_view
 from krally.api.times import parse_time, rfc3339
 from krally.api.types import (
@@ -67,6 +67,20 @@ def firing_delay(firing: dict[str, Any], now: float) -> float | None:
     """Seconds between a firing (its firedAt) and ``now``; None when it carries no time."""
     fired = parse_time(firing.get("firedAt"))
     return None if fired is None else now - fired
+
+
+# A Job created this long after its firing waited for it (a plain create takes milliseconds):
+# queued behind the in-flight bound (KRALLY_MAX_HOOK_JOBS), or the operator was busy or down.
+QUEUED_AFTER = 1.0
+
+
+def queued_seconds(job: dict[str, Any] | None, fired_at: Any) -> float | None:
+    """Seconds from the firing to its Job's creation, when it waited (else None)."""
+    annotations = ((job or {}).get("metadata") or {}).get("annotations") or {}
+    start, end = parse_time(fired_at), parse_time(annotations.get(ANNOTATION_CREATED_AT))
+    if start is None or end is None or end - start < QUEUED_AFTER:
+        return None
+    return round(end - start, 3)
 
 
 def is_late(firing: dict[str, Any], spec_hook: dict[str, Any], now: float) -> bool:
@@ -402,6 +416,9 @@ class _Seen:
             item.update(firing_result(job_name, job, pods, recorded, created, self.aborted))
         if job is not None and "armed" not in item:
             item["armed"] = kjobs.is_armed(job)
+        queued = queued_seconds(job, item.get("firedAt"))
+        if queued is not None and not item.get("armed"):
+            item["queuedSeconds"] = queued
         if item.get("armed") and item["status"] == HOOK_RUNNING and item.get("firedAt"):
             # The armed pod ran long before its firing: the hook started when it fired.
             item["startedAt"] = item["firedAt"]

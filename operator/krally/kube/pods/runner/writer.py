@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from krally.api import wire
 from krally.api.times import rfc3339
 from krally.kube.throttle import write_delay
 
@@ -22,9 +23,6 @@ log = logging.getLogger("krally.runner")
 # "About once a second": 1.5 s keeps runner + operator writes of a running task near the
 # 1.5 writes/s budget (firings are written at once regardless).
 PROGRESS_PERIOD = 1.5
-# Each firing becomes a hook Job and a result in the task's status; past this many, firings are
-# counted in status.runner.droppedFirings instead, so the object stays far below etcd's limit.
-MAX_FIRINGS = 500
 # How long the final status write is retried when the task sets no runnerPod.timeoutSeconds (an
 # API outage as the load ends); with one, until that deadline.
 FINAL_WRITE_PATIENCE = 600.0
@@ -67,7 +65,7 @@ class StatusWriter:
     def __init__(self, patch_fn: Patch, period: float = PROGRESS_PERIOD) -> None:
         self._patch_fn = patch_fn  # callable(runner_dict) -> None
         self._period = period
-        self.max_firings = MAX_FIRINGS
+        self.max_firings = wire.MAX_FIRINGS
         self._cond = threading.Condition()
         self._state: dict[str, Any] = {"firings": []}
         self._dirty = False
