@@ -290,8 +290,7 @@ def plan(
     """Every action for ``task`` in order. ``memory.problems`` must be known (the controller
     validates first); ``now`` is the wall clock (status times), ``clock`` the monotonic one
     (write throttling)."""
-    meta = task["metadata"]
-    if meta.get("deletionTimestamp"):
+    if task["metadata"].get("deletionTimestamp"):
         return []  # the garbage collector removes the children
     if memory.problems is None:
         raise ValueError("plan() needs the validation result in memory.problems")
@@ -308,122 +307,148 @@ def plan(
             task, [memory.conflict], now, reason=REASON_NAME_CONFLICT, accepted=True
         )
         return _status_actions(task, failed, memory, settings, clock)
+    one = _Pass(task, observed, memory, settings, now)
+    one.children()
+    one.stops()
+    one.status(clock)
+    return one.actions
 
-    status = task.get("status") or {}
-    spec = task.get("spec") or {}
-    by_name = _by_name(observed.jobs)
-    terminal = status.get("phase") in TERMINAL
-    actions: list[Action] = []
 
-    # 1. Hook Jobs (normally already created by the fast path).
-    hooks = plan_firings(task, observed, memory, settings, now=now.timestamp())
-    actions.extend(hooks)
+class _Pass:
+    """One pass over an accepted task: its children, what to stop, then its status."""
 
-    # 2. The identities (before any pod: an armed hook pod needs its ServiceAccount), the
-    # armed hook Jobs, then the runner Job, once, when the first armed pods are ready.
-    runner_name = kjobs.runner_name(meta["name"])
-    runner_job = by_name.get(runner_name)
-    planned_runner: Obj | None = None
-    runner_due = (
-        runner_job is None
-        and runner_name not in memory.created
-        and not status.get("runnerJob")
-        and not spec.get("abort")
-        and not terminal
-        and not memory.runner_refused
-    )
-    if runner_due and not memory.identity_done:
-        actions.append(CreateIdentity(tuple(_identity(task))))
-    jobs_now = {**memory.created, **by_name}
-    armed_plan = arming.plan(
-        task,
-        jobs_now,
-        pods_by_job(observed.pods),
-        [*memory.created, *memory.refused, *(h.name for h in hooks)],
-        now=now.timestamp(),
-        runner_exists=not runner_due,
-        stopped=memory.stopped,
-    )
-    created_at = rfc3339(now)
-    armed = [
-        CreateJob(
-            kjobs.hook_job_name(meta["name"], index, unit, value),
-            kjobs.hook_job(
-                task,
-                index,
-                {"eventType": unit, "value": value},
-                settings,
-                created_at=created_at,
-                armed=True,
-            ),
-            ROLE_HOOK,
+    def __init__(
+        self, task: Obj, observed: Observed, memory: Memory, settings: Settings, now: datetime
+    ) -> None:
+        self.task, self.observed, self.memory, self.settings = task, observed, memory, settings
+        self.now = now
+        self.status_now: Obj = task.get("status") or {}
+        self.spec: Obj = task.get("spec") or {}
+        self.by_name = _by_name(observed.jobs)
+        self.terminal = self.status_now.get("phase") in TERMINAL
+        self.runner_name = kjobs.runner_name(task["metadata"]["name"])
+        self.runner_job = self.by_name.get(self.runner_name)
+        self.actions: list[Action] = []
+        self.hooks: list[CreateJob] = []
+        self.armed: list[CreateJob] = []
+        self.planned_runner: Obj | None = None
+        self.armed_plan: arming.ArmingPlan | None = None
+
+    def children(self) -> None:
+        """Hook Jobs (normally already created by the fast path); the identities (before any
+        pod: an armed hook pod needs its ServiceAccount), the armed hook Jobs, then the runner
+        Job, once, when the first armed pods are ready; the armed Jobs' deadlines."""
+        task, memory, settings = self.task, self.memory, self.settings
+        now = self.now.timestamp()
+        self.hooks = plan_firings(task, self.observed, memory, settings, now=now)
+        self.actions.extend(self.hooks)
+        runner_due = (
+            self.runner_job is None
+            and self.runner_name not in memory.created
+            and not self.status_now.get("runnerJob")
+            and not self.spec.get("abort")
+            and not self.terminal
+            and not memory.runner_refused
         )
-        for index, unit, value in armed_plan.arm
-    ]
-    armed = inflight.admit(armed, _room(task, observed, memory, settings) - len(hooks))
-    actions.extend(armed)
-    if runner_due and not armed_plan.hold_runner:
-        ready = int((armed_plan.status or {}).get("readyAtRelease") or 0)
-        body = kjobs.runner_job(task, settings, armed_pods=ready)
-        actions.append(CreateJob(runner_name, body, ROLE_RUNNER))
-        # The status below assumes it is created (a failed create stops the pass first).
-        planned_runner = {"metadata": {"name": runner_name}, "status": {}}
+        if runner_due and not memory.identity_done:
+            self.actions.append(CreateIdentity(tuple(_identity(task))))
+        created = [*memory.created, *memory.refused, *(h.name for h in self.hooks)]
+        armed_plan = self.armed_plan = arming.plan(
+            task,
+            {**memory.created, **self.by_name},
+            pods_by_job(self.observed.pods),
+            created,
+            now=now,
+            runner_exists=not runner_due,
+            stopped=memory.stopped,
+        )
+        room = _room(task, self.observed, memory, settings) - len(self.hooks)
+        self.armed = inflight.admit(self._armed_jobs(armed_plan), room)
+        self.actions.extend(self.armed)
+        if runner_due and not armed_plan.hold_runner:
+            ready = int((armed_plan.status or {}).get("readyAtRelease") or 0)
+            body = kjobs.runner_job(task, settings, armed_pods=ready)
+            self.actions.append(CreateJob(self.runner_name, body, ROLE_RUNNER))
+            # The status below assumes it is created (a failed create stops the pass first).
+            self.planned_runner = {"metadata": {"name": self.runner_name}, "status": {}}
+        timeouts = arming.deadlines(task, self.observed.jobs, settings.hook_timeout_seconds)
+        self.actions.extend(
+            SetDeadline(name, uid, seconds)
+            for name, uid, seconds in timeouts
+            if name not in memory.deadlines
+        )
 
-    timeouts = arming.deadlines(task, observed.jobs, settings.hook_timeout_seconds)
-    actions.extend(
-        SetDeadline(name, uid, seconds)
-        for name, uid, seconds in timeouts
-        if name not in memory.deadlines
-    )
+    def _armed_jobs(self, armed_plan: arming.ArmingPlan) -> list[CreateJob]:
+        name = self.task["metadata"]["name"]
+        created_at = rfc3339(self.now)
+        return [
+            CreateJob(
+                kjobs.hook_job_name(name, index, unit, value),
+                kjobs.hook_job(
+                    self.task,
+                    index,
+                    {"eventType": unit, "value": value},
+                    self.settings,
+                    created_at=created_at,
+                    armed=True,
+                ),
+                ROLE_HOOK,
+            )
+            for index, unit, value in armed_plan.arm
+        ]
 
-    # 3. Abort: deleting the Job makes the pod get SIGTERM; the runner records what it has.
-    if spec.get("abort") and not memory.abort_sent and not terminal:
-        known = runner_job or memory.created.get(runner_name)
-        uid = ((known or {}).get("metadata") or {}).get("uid")
-        actions.append(Abort(runner_name if known is not None else None, uid))
-    stop = hook_jobs_to_stop(task, observed, memory)
-    # Armed Jobs whose firing will never come (the load is over); abort stops them already.
-    stop += [n for n in armed_plan.disarm if n not in stop and n in by_name]
-    if stop:
-        uids = tuple((by_name[name].get("metadata") or {}).get("uid") for name in stop)
-        actions.append(StopHooks(tuple(stop), uids))
-    if not settings.keep_hook_jobs:  # finished, their result recorded: deleted
-        done = [(n, u) for n, u in inflight.recorded_and_finished(task, observed.jobs)
-                if n not in memory.stopped and n not in stop]  # fmt: skip
-        if done:
-            names, uids = zip(*done, strict=True)
-            actions.append(StopHooks(names, uids, why="its result is recorded"))
+    def stops(self) -> None:
+        """Abort (deleting the Job makes the pod get SIGTERM; the runner records what it has),
+        hook Jobs to stop, armed Jobs whose firing will never come, finished ones recorded."""
+        memory, by_name = self.memory, self.by_name
+        if self.spec.get("abort") and not memory.abort_sent and not self.terminal:
+            known = self.runner_job or memory.created.get(self.runner_name)
+            uid = ((known or {}).get("metadata") or {}).get("uid")
+            self.actions.append(Abort(self.runner_name if known is not None else None, uid))
+        stop = hook_jobs_to_stop(self.task, self.observed, memory)
+        disarm = self.armed_plan.disarm if self.armed_plan is not None else ()
+        stop += [n for n in disarm if n not in stop and n in by_name]
+        if stop:
+            uids = tuple((by_name[name].get("metadata") or {}).get("uid") for name in stop)
+            self.actions.append(StopHooks(tuple(stop), uids))
+        if not self.settings.keep_hook_jobs:  # finished, their result recorded: deleted
+            done = [(n, u) for n, u in inflight.recorded_and_finished(self.task, self.observed.jobs)
+                    if n not in memory.stopped and n not in stop]  # fmt: skip
+            if done:
+                names, uids = zip(*done, strict=True)
+                self.actions.append(StopHooks(names, uids, why="its result is recorded"))
 
-    # 4. Status: from the runner's report and the children, counting what this pass creates.
-    seen = set(by_name)
-    pending = {n: j for n, j in memory.created.items() if n not in seen}
-    jobs_view = [*observed.jobs, *(j for j in pending.values() if j.get("status") is not None)]
-    if planned_runner is not None:
-        jobs_view.append(planned_runner)
-    created = [*pending, *(h.name for h in hooks), *(a.name for a in armed)]
-    derived = derive_status(
-        task,
-        jobs_view,
-        observed.pods,
-        now,
-        created=created,
-        refused=memory.refused,
-        runner_refused=memory.runner_refused,
-    )
-    # Found once, at acceptance; afterwards (even after a restart) the status keeps them.
-    derived["warnings"] = memory.warnings or status.get("warnings") or None
-    derived["arming"] = armed_plan.status
-    if armed_plan.hold_runner and armed_plan.status:
-        derived["message"] = armed_plan.status.get("message") or derived.get("message")
-    # The runner's part counts too (bounded by the runner: MAX_FIRINGS, MAX_TIMELINE).
-    budget = settings.status_max_bytes - json_size(status.get("runner") or {})
-    derived = fit_budget(derived, budget)
-    actions.extend(_status_actions(task, derived, memory, settings, clock))
-    if armed_plan.recheck > 0:
-        # The startTimeoutSeconds deadline, or the disarm grace's end (pod readiness changes
-        # plan again at once); after the status write, which cancels earlier plans-later.
-        actions.append(FlushLater(armed_plan.recheck))
-    return actions
+    def status(self, clock: float) -> None:
+        """From the runner's report and the children, counting what this pass creates."""
+        memory, observed = self.memory, self.observed
+        pending = {n: j for n, j in memory.created.items() if n not in self.by_name}
+        jobs_view = [*observed.jobs, *(j for j in pending.values() if j.get("status") is not None)]
+        if self.planned_runner is not None:
+            jobs_view.append(self.planned_runner)
+        created = [*pending, *(h.name for h in self.hooks), *(a.name for a in self.armed)]
+        derived = derive_status(
+            self.task,
+            jobs_view,
+            observed.pods,
+            self.now,
+            created=created,
+            refused=memory.refused,
+            runner_refused=memory.runner_refused,
+        )
+        # Found once, at acceptance; afterwards (even after a restart) the status keeps them.
+        derived["warnings"] = memory.warnings or self.status_now.get("warnings") or None
+        armed_plan = self.armed_plan
+        derived["arming"] = armed_plan.status if armed_plan is not None else None
+        if armed_plan is not None and armed_plan.hold_runner and armed_plan.status:
+            derived["message"] = armed_plan.status.get("message") or derived.get("message")
+        # The runner's part counts too (bounded by the runner: MAX_FIRINGS, MAX_TIMELINE).
+        budget = self.settings.status_max_bytes - json_size(self.status_now.get("runner") or {})
+        derived = fit_budget(derived, budget)
+        self.actions.extend(_status_actions(self.task, derived, memory, self.settings, clock))
+        if armed_plan is not None and armed_plan.recheck > 0:
+            # The startTimeoutSeconds deadline, or the disarm grace's end (pod readiness changes
+            # plan again at once); after the status write, which cancels earlier plans-later.
+            self.actions.append(FlushLater(armed_plan.recheck))
 
 
 def _identity(task: Obj) -> list[tuple[str, Obj]]:
