@@ -167,6 +167,9 @@ class ArmingPlan:
     status: Obj | None  # status.arming
 
 
+NOTHING = ArmingPlan((), False, 0.0, (), None)
+
+
 def plan(
     task: Obj,
     jobs: Mapping[str, Obj],
@@ -180,118 +183,153 @@ def plan(
     """Arming for one accepted task. ``jobs``: its Jobs by name (observed and just created),
     ``pods``: their pods by Job name, ``created``: hook Job names created by this process the
     watch has not shown, ``runner_exists``: the runner Job exists or was created."""
-    spec = task.get("spec") or {}
-    status = task.get("status") or {}
-    name = task["metadata"]["name"]
-    cfg = config(spec)
-    previous = status.get("arming") or {}
-    if not cfg.enabled:
-        return ArmingPlan((), False, 0.0, (), None)
-    runner = runner_view(status.get("runner") or {})
-    runner_name = kjobs.runner_name(name)
-    runner_job = jobs.get(runner_name)
-    load_over = (
-        runner.get("state") in RUNNER_DONE
-        or bool(spec.get("abort"))
-        or status.get("phase") in TERMINAL
-        or (runner_job is not None and job_state(runner_job)[0] in ("complete", "failed"))
-    )
-    armed_jobs = {n: j for n, j in jobs.items() if kjobs.is_armed(j)}
-    if runner_exists and not previous and not armed_jobs:
+    if not config(task.get("spec") or {}).enabled:
+        return NOTHING
+    one = _Arming(task, jobs, set(created), set(stopped), now, runner_exists)
+    if runner_exists and not one.previous and not one.armed_jobs:
         # The load started unarmed (a task from before arming, or one with nothing to arm
         # then): its hook identity has no reader Role, so nothing is armed now either.
-        return ArmingPlan((), False, 0.0, (), None)
-    fired = set(fired_by_job(task))
-    created = set(created)
-    done = {n for n, j in armed_jobs.items() if job_state(j)[0] in ("complete", "failed")}
-    waiting = sorted(n for n in armed_jobs if n not in fired and n not in done)
-    stopped = set(stopped)
+        return NOTHING
+    arm, disarm, grace = one.decide()
+    started_at = one.previous.get("startedAt") or (
+        rfc3339(now) if (arm or one.armed_jobs) else None
+    )
+    recheck = grace if disarm == () and grace > 0 and one.waiting else 0.0
+    status: Obj = dict(one.previous)
+    hold = False
+    if started_at:
+        status["startedAt"] = started_at
+        if not one.previous.get("loadReleasedAt"):
+            hold, wait = one.release(status, started_at, arm, pods)
+            recheck = wait if hold else recheck
+    on_fire = one.counts(status, arm, disarm)
+    if not started_at and not on_fire:
+        return NOTHING  # nothing armable: no arming status
+    return ArmingPlan(tuple(arm), hold, recheck, disarm, status)
 
-    disarm: tuple[str, ...] = ()
-    arm: list[Firing] = []
-    grace = 0.0
-    if load_over:
+
+class _Arming:
+    """What one pass knows of a task's armed Jobs, and its decisions and status."""
+
+    def __init__(
+        self,
+        task: Obj,
+        jobs: Mapping[str, Obj],
+        created: set[str],
+        stopped: set[str],
+        now: float,
+        runner_exists: bool,
+    ) -> None:
+        self.task, self.jobs, self.created, self.stopped = task, jobs, created, stopped
+        self.now, self.runner_exists = now, runner_exists
+        self.spec: Obj = task.get("spec") or {}
+        self.status: Obj = task.get("status") or {}
+        self.name = task["metadata"]["name"]
+        self.cfg = config(self.spec)
+        self.previous: Obj = self.status.get("arming") or {}
+        self.runner = runner_view(self.status.get("runner") or {})
+        self.runner_job = jobs.get(kjobs.runner_name(self.name))
+        self.load_over = (
+            self.runner.get("state") in RUNNER_DONE
+            or bool(self.spec.get("abort"))
+            or self.status.get("phase") in TERMINAL
+            or (self.runner_job is not None and _finished(self.runner_job))
+        )
+        self.armed_jobs = {n: j for n, j in jobs.items() if kjobs.is_armed(j)}
+        self.fired = set(fired_by_job(task))
+        self.done = {n for n, j in self.armed_jobs.items() if _finished(j)}
+        self.waiting = sorted(n for n in self.armed_jobs if n not in self.fired | self.done)
+
+    def decide(self) -> tuple[list[Firing], tuple[str, ...], float]:
+        """(firings to arm now, armed Jobs to delete, seconds until the disarm grace ends)."""
+        if not self.load_over:
+            skip = set(self.jobs) | self.created | self.fired | set(previous_results(self.status))
+            room = self.cfg.max_armed - len(self.waiting)
+            return predictable(self.spec, skip, self.name, room, _rate(self.task)), (), 0.0
         # The pods see the runner's final state and exit by themselves (cleanly, saying why);
         # the Jobs still waiting DISARM_GRACE later (or at once after an abort or a runner
         # that died without a final state) are deleted.
         load_end = None
-        if runner.get("state") in RUNNER_DONE:
-            load_end = parse_time(runner.get("finishedAt"))
-        grace = 0.0 if load_end is None or spec.get("abort") else load_end + DISARM_GRACE - now
-        if grace <= 0:
-            disarm = tuple(n for n in waiting if n not in stopped)
-    else:
-        skip = set(jobs) | created | fired | set(previous_results(status))
-        arm = predictable(spec, skip, name, cfg.max_armed - len(waiting), _rate(task))
+        if self.runner.get("state") in RUNNER_DONE:
+            load_end = parse_time(self.runner.get("finishedAt"))
+        abort = self.spec.get("abort")
+        grace = 0.0 if load_end is None or abort else load_end + DISARM_GRACE - self.now
+        if grace > 0:
+            return [], (), grace
+        return [], tuple(n for n in self.waiting if n not in self.stopped), grace
 
-    started_at = previous.get("startedAt") or (rfc3339(now) if (arm or armed_jobs) else None)
-    hold, recheck = False, 0.0
-    if disarm == () and grace > 0 and waiting:
-        recheck = grace  # plan again to delete what is still waiting then
-    arming: Obj = dict(previous)
-    if started_at:
-        arming["startedAt"] = started_at
-    # The first armed pods: those created so far (this pass's included), up to maxArmed.
-    awaited = sorted([*waiting, *(kjobs.hook_job_name(name, *f) for f in arm)])
-    ready = sum(1 for n in awaited if any(_pod_ready(p) for p in pods.get(n, [])))
-    # A pod that cannot start (unschedulable, bad image) is not waited for: its firing fails
-    # by its timeout, with the cause, as unarmed.
-    stuck = sum(1 for n in awaited if any(stuck_cause(p) for p in pods.get(n, [])))
-    if started_at and not previous.get("loadReleasedAt"):
-        released = now
-        if runner_exists:
+    def release(
+        self, status: Obj, started_at: str, arm: list[Firing], pods: Mapping[str, list[Obj]]
+    ) -> tuple[bool, float]:
+        """Whether the load still waits for the first armed pods, and how long at most; once
+        it is released, status says how long it waited and how many were ready."""
+        cfg = self.cfg
+        # The first armed pods: those created so far (this pass's included), up to maxArmed.
+        awaited = sorted([*self.waiting, *(kjobs.hook_job_name(self.name, *f) for f in arm)])
+        ready = sum(1 for n in awaited if any(_pod_ready(p) for p in pods.get(n, [])))
+        # A pod that cannot start (unschedulable, bad image) is not waited for: its firing
+        # fails by its timeout, with the cause, as unarmed.
+        stuck = sum(1 for n in awaited if any(stuck_cause(p) for p in pods.get(n, [])))
+        released = self.now
+        if self.runner_exists:
             # Released by an earlier pass whose status write was lost (throttled, or the
             # operator restarted): the runner Job's creation is when.
-            created_at = ((runner_job or {}).get("metadata") or {}).get("creationTimestamp")
-            released = parse_time(created_at) or now
+            created_at = ((self.runner_job or {}).get("metadata") or {}).get("creationTimestamp")
+            released = parse_time(created_at) or self.now
         waited = released - (parse_time(started_at) or released)
         unready = bool(awaited) and ready + stuck < len(awaited)
-        if not runner_exists and not load_over and unready and waited < cfg.start_timeout:
-            hold, recheck = True, max(0.5, cfg.start_timeout - waited)
-        if hold:
-            arming["message"] = (
-                f"the load waits for {len(awaited)} armed hook pods to be ready ({ready} are; "
-                f"at most {cfg.start_timeout:g} s)"
+        if not self.runner_exists and not self.load_over and unready and waited < cfg.start_timeout:
+            status["message"] = (
+                f"the load waits for {len(awaited)} armed hook pods to be ready "
+                f"({ready} are; at most {cfg.start_timeout:g} s)"
             )
-        else:
-            timed_out = unready and not runner_exists
-            arming.update(
-                loadReleasedAt=rfc3339(released),
-                waitedSeconds=round(max(0.0, waited), 3),
-                awaited=len(awaited),
-                readyAtRelease=ready,
-                timedOut=timed_out,
-                message=_release_message(waited, ready, stuck, len(awaited), timed_out),
+            return True, max(0.5, cfg.start_timeout - waited)
+        timed_out = unready and not self.runner_exists
+        status.update(
+            loadReleasedAt=rfc3339(released),
+            waitedSeconds=round(max(0.0, waited), 3),
+            awaited=len(awaited),
+            readyAtRelease=ready,
+            timedOut=timed_out,
+            message=_release_message(waited, ready, stuck, len(awaited), timed_out),
+        )
+        return False, 0.0
+
+    def counts(self, status: Obj, arm: list[Firing], disarm: tuple[str, ...]) -> int:
+        """How firings were served, in status (counts only grow: a Job cleaned up later, or
+        deleted when disarmed, must not lower them); the firings that got their Job on fire."""
+        previous, jobs, fired = self.previous, self.jobs, self.fired
+        on_fire = sum(1 for n in fired if n in jobs and not kjobs.is_armed(jobs[n]))
+        on_fire = max(on_fire, int(previous.get("onFire") or 0))
+        ended = {n for n in self.done if job_state(self.armed_jobs[n])[0] == "complete"}
+        unreached = len((ended | self.stopped | set(disarm)) - fired)
+        # Armed firings whose hook started late: their pod was not ready yet (the trigger fires
+        # faster than pods start, or the pod was replaced), so they ran as late as unarmed ones.
+        outrun = max(_late_armed(self.status), int(previous.get("outrun") or 0))
+        status.update(
+            outrun=outrun,
+            armed=max(len(self.armed_jobs) + len(arm), int(previous.get("armed") or 0)),
+            waiting=len(self.waiting) + len(arm) - len(disarm),
+            onFire=on_fire,
+            unreached=max(unreached, int(previous.get("unreached") or 0)),
+        )
+        if outrun and outrun > int(previous.get("outrun") or 0):
+            status["message"] = (
+                f"{outrun} armed firing(s) came before their pod was ready (the trigger fires "
+                "faster than pods start on this cluster, or the pod was replaced): they ran once "
+                "their pod was up, as late as without arming"
             )
-    # Counts only grow: a Job cleaned up later (or deleted when disarmed) must not lower them.
-    on_fire = sum(1 for n in fired if n in jobs and not kjobs.is_armed(jobs[n]))
-    on_fire = max(on_fire, int(previous.get("onFire") or 0))
-    ended = {n for n in done if job_state(armed_jobs[n])[0] == "complete"}
-    unreached = len((ended | stopped | set(disarm)) - fired)
-    # Armed firings whose hook started late: their pod was not ready yet (the trigger fires
-    # faster than pods start, or the pod was replaced), so they ran as late as unarmed ones.
-    outrun = max(_late_armed(status), int(previous.get("outrun") or 0))
-    arming.update(
-        outrun=outrun,
-        armed=max(len(armed_jobs) + len(arm), int(previous.get("armed") or 0)),
-        waiting=len(waiting) + len(arm) - len(disarm),
-        onFire=on_fire,
-        unreached=max(unreached, int(previous.get("unreached") or 0)),
-    )
-    if outrun and outrun > int(previous.get("outrun") or 0):
-        arming["message"] = (
-            f"{outrun} armed firing(s) came before their pod was ready (the trigger fires "
-            "faster than pods start on this cluster, or the pod was replaced): they ran once "
-            "their pod was up, as late as without arming"
-        )
-    if on_fire and not previous.get("onFire"):
-        arming["message"] = (
-            f"{on_fire} firing(s) got their Job only as they fired: not predictable ahead, "
-            f"or firing faster than {cfg.max_armed} armed pods at a time (spec.arming.maxArmed)"
-        )
-    if not started_at and not on_fire:
-        return ArmingPlan((), False, 0.0, (), None)  # nothing armable: no arming status
-    return ArmingPlan(tuple(arm), hold, recheck, disarm, arming)
+        if on_fire and not previous.get("onFire"):
+            status["message"] = (
+                f"{on_fire} firing(s) got their Job only as they fired: not predictable ahead, "
+                f"or firing faster than {self.cfg.max_armed} armed pods at a time "
+                "(spec.arming.maxArmed)"
+            )
+        return on_fire
+
+
+def _finished(job: Obj) -> bool:
+    return job_state(job)[0] in ("complete", "failed")
 
 
 def _release_message(waited: float, ready: int, stuck: int, awaited: int, timed_out: bool) -> str:
