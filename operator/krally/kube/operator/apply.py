@@ -346,6 +346,41 @@ class Applier:
         if replan:  # a hook's name conflict: no watch event will come, plan its result now
             self._later(key, 0.0)
 
+    def _create_failed(
+        self, namespace: str, memory: Memory, action: CreateJob, key: Key | None, exc: Exception
+    ) -> bool:
+        """A Job's create failed: refused for good (a hook's firing fails, the runner's task
+        fails), or a hook Job tried again after a back-off. False: the caller raises."""
+        counter = action.name if action.role == ROLE_HOOK else RUNNER_KEY
+        attempts = _count(memory, counter)
+        if key is not None and self.policy.permanent(exc, attempts):
+            if action.role == ROLE_HOOK:
+                reason, message = refusal(exc)
+                memory.refused[action.name] = hook_error(
+                    "JobCreateFailed",
+                    f"the API server refused to create hook Job {action.name}: {message}",
+                    reason,
+                )
+                log.error("hook Job %s/%s refused: %s", namespace, action.name, message)
+                self._kick(key)  # the status records it
+            else:
+                self._runner_refused(key, memory, f"Job {action.name}", exc)
+            return True
+        if key is None or action.role != ROLE_HOOK:
+            return False
+        delay = self.policy.backoff(attempts)
+        log.warning(
+            "creating hook Job %s/%s failed (%s); trying again in %.1f s",
+            namespace,
+            action.name,
+            _short(exc),
+            delay,
+        )
+        placeholder = {"metadata": {"name": action.name}}
+        memory.created[action.name] = placeholder
+        self._spawn(self._again_after(key, memory, action.name, placeholder, delay))
+        return True
+
     async def create_job(
         self, namespace: str, memory: Memory, action: CreateJob, key: Key | None = None
     ) -> bool:
@@ -373,34 +408,8 @@ class Applier:
             return True
         except Exception as exc:
             memory.created.pop(action.name, None)
-            counter = action.name if action.role == ROLE_HOOK else RUNNER_KEY
-            attempts = _count(memory, counter)
-            if key is not None and self.policy.permanent(exc, attempts):
-                if action.role == ROLE_HOOK:
-                    reason, message = refusal(exc)
-                    memory.refused[action.name] = hook_error(
-                        "JobCreateFailed",
-                        f"the API server refused to create hook Job {action.name}: {message}",
-                        reason,
-                    )
-                    log.error("hook Job %s/%s refused: %s", namespace, action.name, message)
-                    self._kick(key)  # the status records it
-                else:
-                    self._runner_refused(key, memory, f"Job {action.name}", exc)
-                return False
-            if key is None or action.role != ROLE_HOOK:
+            if not self._create_failed(namespace, memory, action, key, exc):
                 raise
-            delay = self.policy.backoff(attempts)
-            log.warning(
-                "creating hook Job %s/%s failed (%s); trying again in %.1f s",
-                namespace,
-                action.name,
-                _short(exc),
-                delay,
-            )
-            placeholder = {"metadata": {"name": action.name}}
-            memory.created[action.name] = placeholder
-            self._spawn(self._again_after(key, memory, action.name, placeholder, delay))
             return False
         memory.failures.pop(action.name if action.role == ROLE_HOOK else RUNNER_KEY, None)
         if action.name in memory.created:

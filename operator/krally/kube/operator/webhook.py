@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from krally.api import names
+from krally.kube.operator import admission
+from krally.kube.operator.apply import load_or_create_secret
 from krally.kube.operator.settings import Settings
 
 log = logging.getLogger("krally.operator")
@@ -75,23 +82,12 @@ class TLS:
 
 def generate_tls(hosts: list[str], now: datetime.datetime | None = None) -> TLS:
     """A new CA and a serving certificate for ``hosts`` (DNS names or IP addresses)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
     now = now or datetime.datetime.now(datetime.UTC)
     until = now + datetime.timedelta(days=365 * _YEARS)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "krally webhook CA")])
     ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(until)
+        _certificate(ca_name, ca_name, ca_key.public_key(), now, until)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -116,14 +112,9 @@ def generate_tls(hosts: list[str], now: datetime.datetime | None = None) -> TLS:
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(until)
+        _certificate(subject, ca_name, key.public_key(), now, until)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -134,6 +125,25 @@ def generate_tls(hosts: list[str], now: datetime.datetime | None = None) -> TLS:
         ca=ca.public_bytes(pem),
         cert=cert.public_bytes(pem),
         key=key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+
+
+def _certificate(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    now: datetime.datetime,
+    until: datetime.datetime,
+) -> x509.CertificateBuilder:
+    """A certificate's common part: valid from five minutes ago (clock skew) until ``until``."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(until)
     )
 
 
@@ -153,7 +163,6 @@ def load_tls(settings: Settings, namespace: str, core: Any | None) -> TLS:
     fresh = generate_tls(hosts_for(settings, namespace))
     if not settings.webhook_secret or core is None:
         return fresh
-    from krally.kube.operator.apply import load_or_create_secret
 
     data = load_or_create_secret(core, namespace, settings.webhook_secret, fresh.to_secret_data())
     return TLS.from_secret_data(data)
@@ -208,8 +217,6 @@ def register(
     ``read_account(namespace, name)`` reads a ServiceAccount a hook names, so a task borrowing
     one its admin did not opt in is refused at apply too (None: that check waits for the
     operator's own admission)."""
-    from krally.api import names
-    from krally.kube.operator import admission
 
     @kopf.on.validate(
         names.GROUP,
