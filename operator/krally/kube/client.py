@@ -69,7 +69,7 @@ def configuration() -> Any:
     """The ``kubernetes`` package's Configuration of this process's identity (a new one each
     call: no process-wide default is changed); NoCredentials when there is none."""
     # Imported here: the runner and armed hook pods never need the package (tens of MB).
-    from kubernetes import client, config
+    from kubernetes import client, config  # noqa: PLC0415 (lazy)
 
     configuration = client.Configuration()
     if in_cluster():
@@ -87,7 +87,7 @@ def configuration() -> Any:
 
 def api_client() -> Any:
     """A ``kubernetes.client.ApiClient`` with this process's identity."""
-    from kubernetes import client
+    from kubernetes import client  # noqa: PLC0415 (lazy)
 
     return client.ApiClient(configuration())
 

@@ -16,8 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from krally.api.names import ANNOTATION_HOOKS, HOOKS_ALLOWED
+from krally.errors import KrallyError
 from krally.kube.operator import firing_bound
 from krally.kube.operator.settings import Settings
+from krally.task.hook import Hook
+from krally.task.loader import validate_spec
 
 
 def validate(
@@ -31,8 +34,6 @@ def validate(
     offline callers (no cluster to read) leave it out and the existence and opt-in checks are
     skipped. Warnings do not refuse the task (e.g. an OpenStack context, an ``at`` beyond
     ``times``)."""
-    from krally.errors import KrallyError
-    from krally.task.loader import validate_spec
 
     warnings: list[str] = []
     try:
@@ -106,8 +107,6 @@ def api_identity_problems(spec: Mapping[str, Any]) -> list[str]:
     """A hook that acts through the Kubernetes API (its plugin declares the rights it needs,
     ``rbac_rules``) must name a ServiceAccount: without one it runs as the task's own account,
     which has no rights, and would fail only when it fires, in the middle of the load."""
-    from krally.errors import KrallyError
-    from krally.task.hook import Hook
 
     problems = []
     for index, hook in enumerate(_hooks(spec)):

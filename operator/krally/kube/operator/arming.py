@@ -23,9 +23,12 @@ from krally.api.shards import runner_view
 from krally.api.times import parse_time, rfc3339
 from krally.api.types import TERMINAL
 from krally.api.wire import RUNNER_DONE
+from krally.errors import PluginNotFound
 from krally.kube.operator import builders as kjobs
 from krally.kube.operator.status.hooks import stuck_cause
 from krally.kube.operator.status.observed import fired_by_job, job_state, previous_results
+from krally.task.runner import ScenarioRunner
+from krally.task.trigger import Trigger
 
 Obj = dict[str, Any]
 Firing = tuple[int, str, Any]  # (hook index, unit, value)
@@ -52,8 +55,6 @@ def config(spec: Obj) -> Config:
 
 
 def _expected_iterations(spec: Obj) -> int | None:
-    from krally.errors import PluginNotFound
-    from krally.task.runner import ScenarioRunner
 
     runner = dict(spec.get("runner") or {"type": "serial"})
     try:
@@ -65,8 +66,6 @@ def _expected_iterations(spec: Obj) -> int | None:
 
 def _upcoming(spec: Obj) -> list[Iterator[Firing]]:
     """Per hook, its predictable firings in order (empty for a trigger that cannot say)."""
-    from krally.errors import PluginNotFound
-    from krally.task.trigger import Trigger
 
     iterations = _expected_iterations(spec)
     streams: list[Iterator[Firing]] = []

@@ -22,12 +22,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from krally import consts
+from krally.errors import PluginNotFound
+from krally.task.runner import ScenarioRunner
+from krally.task.trigger import Trigger
 
 
 def _runner_bounds(spec: Mapping[str, Any]) -> tuple[int | None, float | None]:
     """(iterations, seconds) the load runs, each None when unknown."""
-    from krally.errors import PluginNotFound
-    from krally.task.runner import ScenarioRunner
 
     runner = dict(spec.get("runner") or {"type": "serial"})
     iterations: int | None = None
@@ -72,8 +73,6 @@ def count(
 def problems(spec: Mapping[str, Any], max_firings: int) -> list[str]:
     """One problem per trigger that fires more than ``max_firings`` times, and one when the
     hooks together do."""
-    from krally.errors import PluginNotFound
-    from krally.task.trigger import Trigger
 
     iterations, duration = _runner_bounds(spec)
     found: list[str] = []

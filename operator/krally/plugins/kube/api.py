@@ -105,7 +105,7 @@ def default_namespace() -> str:
     path = client.kubeconfig_file()
     if path:
         try:
-            from kubernetes import config
+            from kubernetes import config  # noqa: PLC0415 (lazy)
 
             _, active = config.list_kube_config_contexts(config_file=path)
             namespace = ((active or {}).get("context") or {}).get("namespace")

@@ -102,9 +102,10 @@ class PodExec(api.KubeHook):
     def execute(
         self, kube: api.Kube, ns: str, name: str, container: str, command: list[str]
     ) -> tuple[int, str, str]:
-        from kubernetes import client
-        from kubernetes.client.rest import ApiException
-        from kubernetes.stream import stream
+        # The Kubernetes client only when the hook runs: `krally run` of other tasks skips it.
+        from kubernetes import client  # noqa: PLC0415 (lazy)
+        from kubernetes.client.rest import ApiException  # noqa: PLC0415 (lazy)
+        from kubernetes.stream import stream  # noqa: PLC0415 (lazy)
 
         core = client.CoreV1Api(kube.api_client)
         try:

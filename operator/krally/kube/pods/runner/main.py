@@ -104,7 +104,7 @@ def metrics_server(task: str, pod_ip: str) -> RunnerMetrics | None:
         return None
     try:
         # prometheus_client: a task's own runner image may lack it.
-        from krally.kube.pods.runner.metrics import RunnerMetrics
+        from krally.kube.pods.runner.metrics import RunnerMetrics  # noqa: PLC0415 (lazy)
 
         metrics = RunnerMetrics(task)
         kmetrics.serve(metrics.registry, kmetrics.RUNNER_PORT)

@@ -28,7 +28,7 @@ ReadTask = Callable[[], dict[str, Any]]
 
 def _custom_objects() -> Any:
     # Imported here: in a pod the runner never needs the package (tens of MB).
-    from kubernetes.client import CustomObjectsApi
+    from kubernetes.client import CustomObjectsApi  # noqa: PLC0415 (lazy)
 
     return CustomObjectsApi(client.api_client())
 
