@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from krally.kube import client
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base, objects
 from krally.plugins.kube.node_drain import drain_plan
 from krally.task.hook import Hook
 
@@ -138,20 +138,20 @@ def names(pods: list[dict[str, Any]]) -> list[str]:
 
 
 def test_terminating_pods_are_no_candidates() -> None:
-    assert names(api.live(PODS)) == ["b", "a", "c"]
+    assert names(objects.live(PODS)) == ["b", "a", "c"]
 
 
 def test_oldest_and_newest() -> None:
-    live = api.live(PODS)
-    assert names(api.choose(live, 2, "oldest")) == ["a", "b"]
-    assert names(api.choose(live, 1, "newest")) == ["c"]
+    live = objects.live(PODS)
+    assert names(objects.choose(live, 2, "oldest")) == ["a", "b"]
+    assert names(objects.choose(live, 1, "newest")) == ["c"]
 
 
 def test_random_picks_distinct_pods() -> None:
-    live = api.live(PODS)
+    live = objects.live(PODS)
     seen = set()
     for seed in range(30):
-        chosen = names(api.choose(live, 2, "random", random.Random(seed)))
+        chosen = names(objects.choose(live, 2, "random", random.Random(seed)))
         assert len(set(chosen)) == 2 and set(chosen) <= {"a", "b", "c"}
         seen.add(tuple(sorted(chosen)))
     assert len(seen) == 3
@@ -163,14 +163,14 @@ def test_random_picks_distinct_pods() -> None:
      (4, None, 100, 1, 4), (2, None, None, 2, 2)],
 )  # fmt: skip
 def test_how_many(matched: int, count: Any, percent: Any, default: int, wanted: int) -> None:
-    assert api.how_many(matched, count, percent, default) == wanted
+    assert objects.how_many(matched, count, percent, default) == wanted
 
 
 def test_more_asked_than_matched_is_refused() -> None:
-    with pytest.raises(api.SelectionError, match="3 asked, 2 matched"):
-        api.how_many(2, 3, None)
-    with pytest.raises(api.SelectionError):
-        api.choose(api.live(PODS), 4)
+    with pytest.raises(objects.SelectionError, match="3 asked, 2 matched"):
+        objects.how_many(2, 3, None)
+    with pytest.raises(objects.SelectionError):
+        objects.choose(objects.live(PODS), 4)
 
 
 def test_selector_string() -> None:
@@ -181,7 +181,7 @@ def test_selector_string() -> None:
             {"key": "gone", "operator": "DoesNotExist"},
         ],
     }
-    assert api.selector_string(selector) == "app=db,tier=x,zone in (a,b),!gone"
+    assert objects.selector_string(selector) == "app=db,tier=x,zone in (a,b),!gone"
 
 
 def test_rollout_state() -> None:
@@ -192,11 +192,11 @@ def test_rollout_state() -> None:
         "status": {"observedGeneration": 2, "updatedReplicas": 2, "readyReplicas": 2,
                    "replicas": 2},
     }  # fmt: skip
-    assert api.rollout_state(deployment) == (True, "")
+    assert objects.rollout_state(deployment) == (True, "")
     deployment["status"]["observedGeneration"] = 1
-    assert api.rollout_state(deployment)[0] is False
+    assert objects.rollout_state(deployment)[0] is False
     deployment["status"].update(observedGeneration=2, replicas=3)
-    assert "3 existing of 2" in api.rollout_state(deployment)[1]
+    assert "3 existing of 2" in objects.rollout_state(deployment)[1]
 
 
 def test_drain_plan_skips_daemonset_mirror_and_own_hook_pods_and_finds_the_runner() -> None:
@@ -229,9 +229,9 @@ def test_manifest_objects() -> None:
         "apiVersion: v1\nkind: List\nitems:\n"
         "- {apiVersion: v1, kind: Secret, metadata: {name: b}}\n"
     )
-    assert [o["kind"] for o in api.manifest_objects(text)] == ["ConfigMap", "Secret"]
+    assert [o["kind"] for o in objects.manifest_objects(text)] == ["ConfigMap", "Secret"]
     with pytest.raises(ValueError, match="holds no object"):
-        api.manifest_objects("")
+        objects.manifest_objects("")
 
 
 def test_api_failure_messages() -> None:
@@ -317,7 +317,7 @@ def test_output_is_a_valid_small_table() -> None:
     hook = cls(None, {"selector": "a"}, {"event_type": "iteration", "value": 1})
     for i in range(40):
         hook.record(f"pod-{i:03d}-" + "x" * 40, "namespace", "node-1", "Deployment/web",
-                    "deleted", api.now_iso(), 1.234)  # fmt: skip
+                    "deleted", base.now_iso(), 1.234)  # fmt: skip
     hook.timings.append(["Deployment/web recovery (s)", 1.5])
     hook.emit_output()
     result = hook.result()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from krally import consts
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base, objects
 from krally.task import hook
 
 MANIFEST_SCHEMA: dict[str, Any] = {
@@ -22,7 +22,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
 
 def manifest_problems(config: dict[str, Any]) -> list[tuple[str, str]]:
     try:
-        api.manifest_objects(config.get("manifest"))
+        objects.manifest_objects(config.get("manifest"))
     except ValueError as exc:
         return [("manifest", str(exc))]
     return []
@@ -32,8 +32,8 @@ def object_target(
     kube: api.Kube, obj: dict[str, Any], namespace: str
 ) -> tuple[str, str, str | None, str]:
     """(path, RBAC resource name, namespace or None, name) of a manifest object."""
-    group, version = api.group_version(obj["apiVersion"])
-    plural, namespaced = api.discover(kube, obj["apiVersion"], obj["kind"])
+    group, version = objects.group_version(obj["apiVersion"])
+    plural, namespaced = objects.discover(kube, obj["apiVersion"], obj["kind"])
     name = obj["metadata"]["name"]
     ns = (obj["metadata"].get("namespace") or namespace) if namespaced else None
     return (
@@ -45,7 +45,7 @@ def object_target(
 
 
 def delete_object(
-    hook_: api.KubeHook, kube: api.Kube, obj: dict[str, Any], namespace: str, ignore_missing: bool
+    hook_: base.KubeHook, kube: api.Kube, obj: dict[str, Any], namespace: str, ignore_missing: bool
 ) -> None:
     path, resource, ns, name = object_target(kube, obj, namespace)
     status, _ = kube.request(
@@ -58,12 +58,15 @@ def delete_object(
         ok_statuses=(404,) if ignore_missing else (),
     )
     hook_.record(
-        api.object_label(obj), ns or "", "deleted" if status < 300 else "was missing", api.now_iso()
+        objects.object_label(obj),
+        ns or "",
+        "deleted" if status < 300 else "was missing",
+        base.now_iso(),
     )
 
 
 @hook.configure(name="kube.apply")
-class Apply(api.KubeHook):
+class Apply(base.KubeHook):
     """Server-side apply a manifest; optionally delete it again after a while."""
 
     TITLE = "objects applied"
@@ -92,11 +95,13 @@ class Apply(api.KubeHook):
             if "delete_after_seconds" in config
             else ("create", "patch")
         )
-        return api.object_rules(config.get("manifest"), config.get("namespace") or namespace, verbs)
+        return objects.object_rules(
+            config.get("manifest"), config.get("namespace") or namespace, verbs
+        )
 
     def act(self, kube: api.Kube) -> None:
-        objects = api.manifest_objects(self.config["manifest"])
-        for obj in objects:
+        manifest = objects.manifest_objects(self.config["manifest"])
+        for obj in manifest:
             path, resource, ns, name = object_target(kube, obj, self.namespace)
             body = dict(obj)
             if ns:
@@ -112,10 +117,10 @@ class Apply(api.KubeHook):
                 content_type="application/apply-patch+yaml",
                 query={"fieldManager": api.FIELD_MANAGER, "force": "true"},
             )
-            self.record(api.object_label(obj), ns or "", "applied", api.now_iso())
+            self.record(objects.object_label(obj), ns or "", "applied", base.now_iso())
         after = self.config.get("delete_after_seconds")
         if after is None:
             return
         self.sleep(float(after))
-        for obj in objects:
+        for obj in manifest:
             delete_object(self, kube, obj, self.namespace, ignore_missing=True)

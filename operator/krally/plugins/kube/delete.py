@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from krally import consts
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base, objects
 from krally.plugins.kube.apply import MANIFEST_SCHEMA, delete_object, manifest_problems
 from krally.task import hook
 
 
 @hook.configure(name="kube.delete")
-class Delete(api.KubeHook):
+class Delete(base.KubeHook):
     """Delete the objects of a manifest (only apiVersion, kind and metadata.name matter)."""
 
     TITLE = "objects deleted"
@@ -35,11 +35,11 @@ class Delete(api.KubeHook):
 
     @classmethod
     def rbac_rules(cls, config: Any, namespace: str) -> list[api.Rule]:
-        return api.object_rules(
+        return objects.object_rules(
             config.get("manifest"), config.get("namespace") or namespace, ("delete",)
         )
 
     def act(self, kube: api.Kube) -> None:
         ignore = bool(self.config.get("ignore_missing"))
-        for obj in api.manifest_objects(self.config["manifest"]):
+        for obj in objects.manifest_objects(self.config["manifest"]):
             delete_object(self, kube, obj, self.namespace, ignore)

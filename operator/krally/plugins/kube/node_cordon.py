@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from krally import consts
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base
 from krally.task import hook
 
 NODES = api.api_path("", "v1", "nodes", None)
@@ -28,7 +28,7 @@ def set_unschedulable(kube: api.Kube, name: str, value: bool) -> None:
 
 
 @hook.configure(name="kube.node_cordon")
-class NodeCordon(api.KubeHook):
+class NodeCordon(base.KubeHook):
     """Cordon a node (or every node matching ``selector``)."""
 
     TITLE = "nodes cordoned"
@@ -75,15 +75,15 @@ class NodeCordon(api.KubeHook):
         for node in nodes:
             name = node["metadata"]["name"]
             if (node.get("spec") or {}).get("unschedulable"):
-                self.record(name, "already cordoned (left as is)", api.now_iso())
+                self.record(name, "already cordoned (left as is)", base.now_iso())
                 continue
             set_unschedulable(kube, name, True)
             cordoned.append(name)
-            self.record(name, "cordoned", api.now_iso())
+            self.record(name, "cordoned", base.now_iso())
         after = self.config.get("uncordon_after_seconds")
         if after is None or not cordoned:
             return
         self.sleep(float(after))
         for name in cordoned:
             set_unschedulable(kube, name, False)
-            self.record(name, "uncordoned", api.now_iso())
+            self.record(name, "uncordoned", base.now_iso())

@@ -18,7 +18,7 @@ from typing import Any
 from krally import consts
 from krally.api.names import LABEL_ROLE, LABEL_TASK, ROLE_HOOK, ROLE_RUNNER
 from krally.api.wire import task_label
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base, objects
 from krally.plugins.kube.node_cordon import node_path, set_unschedulable
 from krally.task import hook
 
@@ -36,7 +36,7 @@ def drain_plan(
         meta = pod.get("metadata") or {}
         labels = meta.get("labels") or {}
         ours = label is not None and labels.get(LABEL_TASK) == label
-        owner = api.controller_of(pod)
+        owner = objects.controller_of(pod)
         if ours and labels.get(LABEL_ROLE) == ROLE_RUNNER and not meta.get("deletionTimestamp"):
             runners.append(pod)
         if meta.get("deletionTimestamp"):
@@ -62,7 +62,7 @@ def eviction_message(data: Any) -> str:
 
 
 @hook.configure(name="kube.node_drain")
-class NodeDrain(api.KubeHook):
+class NodeDrain(base.KubeHook):
     """Cordon a node and evict its pods, respecting PodDisruptionBudgets."""
 
     TITLE = "node drained"
@@ -116,9 +116,9 @@ class NodeDrain(api.KubeHook):
         if not (node.get("spec") or {}).get("unschedulable"):
             set_unschedulable(kube, name, True)
             cordoned = True
-            self.record(f"Node/{name}", "", name, "cordoned", api.now_iso())
+            self.record(f"Node/{name}", "", name, "cordoned", base.now_iso())
         else:
-            self.record(f"Node/{name}", "", name, "already cordoned", api.now_iso())
+            self.record(f"Node/{name}", "", name, "already cordoned", base.now_iso())
         for pod, why in skipped:
             meta = pod["metadata"]
             self.record(f"Pod/{meta['name']}", meta["namespace"], name, f"skipped: {why}", "")
@@ -136,7 +136,7 @@ class NodeDrain(api.KubeHook):
             if after and failure is None:
                 self.sleep(float(after))
             set_unschedulable(kube, name, False)
-            self.record(f"Node/{name}", "", name, "uncordoned", api.now_iso())
+            self.record(f"Node/{name}", "", name, "uncordoned", base.now_iso())
         if failure is not None:
             raise failure
 
@@ -171,7 +171,7 @@ class NodeDrain(api.KubeHook):
                     continue
                 blocked.pop(key, None)
                 action = "evicted" if status < 300 else "already gone"
-                self.record(f"Pod/{meta['name']}", meta["namespace"], node, action, api.now_iso())
+                self.record(f"Pod/{meta['name']}", meta["namespace"], node, action, base.now_iso())
             pending = still
             if not pending:
                 return

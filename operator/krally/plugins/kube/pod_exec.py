@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from krally import consts
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base, objects
 from krally.task import hook
 
 MAX_TEXT = 1000  # characters of stdout/stderr kept (the result must fit 4096 bytes)
@@ -20,7 +20,7 @@ def clip(text: str) -> str:
 
 
 @hook.configure(name="kube.exec")
-class PodExec(api.KubeHook):
+class PodExec(base.KubeHook):
     """Run ``command`` in a container of a pod."""
 
     TITLE = "command run"
@@ -62,7 +62,7 @@ class PodExec(api.KubeHook):
         command = list(self.config["command"])
         shown = " ".join(command)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        started, at = time.monotonic(), api.now_iso()
+        started, at = time.monotonic(), base.now_iso()
         code, out, err = self.execute(kube, ns, name, container, command)
         seconds = round(time.monotonic() - started, 3)
         self.record(name, ns, container, shown, code, at, seconds)
@@ -89,9 +89,9 @@ class PodExec(api.KubeHook):
             namespace=ns,
             query={"labelSelector": selector},
         )
-        items = sorted(found.get("items") or [], key=api.creation_key)
+        items = sorted(found.get("items") or [], key=objects.creation_key)
         for candidate in items:
-            if api.pod_ready(candidate):
+            if objects.pod_ready(candidate):
                 return candidate
         raise api.HookFailure(
             "NoPodsMatch",

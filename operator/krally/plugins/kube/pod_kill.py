@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 from krally import consts
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base, objects
 from krally.task import hook
 
 
 @hook.configure(name="kube.pod_kill")
-class PodKill(api.KubeHook):
+class PodKill(base.KubeHook):
     """Delete ``count`` (or ``percent``) of the pods matching ``selector`` (or ``names``)."""
 
     TITLE = "pods deleted"
@@ -85,20 +85,20 @@ class PodKill(api.KubeHook):
         pods = self.candidates(kube, ns)
         names = self.config.get("names")
         try:
-            wanted = api.how_many(
+            wanted = objects.how_many(
                 len(pods),
                 self.config.get("count"),
                 self.config.get("percent"),
                 default=len(names) if names else 1,
             )
-        except api.SelectionError:
+        except objects.SelectionError:
             asked = self.config.get("count") or (len(names) if names else 1)
             raise api.HookFailure(
                 "NotEnoughPods",
                 f"{asked} pod(s) to delete but only {len(pods)} "
                 f"{self.what()} in namespace {ns} (not terminating); nothing deleted",
             ) from None
-        return api.choose(pods, wanted, self.config.get("pick", "random"))
+        return objects.choose(pods, wanted, self.config.get("pick", "random"))
 
     def delete_pods(
         self,
@@ -125,14 +125,14 @@ class PodKill(api.KubeHook):
                 body=body,
                 ok_statuses=(404, 409),
             )
-            owner = owners.get(pod["metadata"]["uid"]) or api.controller_of(pod)
+            owner = owners.get(pod["metadata"]["uid"]) or objects.controller_of(pod)
             self.record(
                 name,
                 ns,
                 pod["spec"].get("nodeName") or "",
                 self.owner_label(owner),
                 "deleted" if status < 300 else "already gone",
-                api.now_iso(),
+                base.now_iso(),
                 "",
             )
 
@@ -179,7 +179,7 @@ class PodKill(api.KubeHook):
                 verb="list",
                 query={"labelSelector": selector},
             )
-            pods = api.live(found.get("items") or [])
+            pods = objects.live(found.get("items") or [])
             if not pods:
                 raise api.HookFailure(
                     "NoPodsMatch",
@@ -199,12 +199,12 @@ class PodKill(api.KubeHook):
                     name=name,
                 )
             )
-        return api.live(pods)
+        return objects.live(pods)
 
     def owner(self, kube: api.Kube, ns: str, pod: dict[str, Any]) -> dict[str, Any]:
         """The workload that recreates ``pod``: its Deployment (through the ReplicaSet), its
         StatefulSet or its bare ReplicaSet. HookFailure when it has none."""
-        ref = api.controller_of(pod)
+        ref = objects.controller_of(pod)
         name = pod["metadata"]["name"]
         if ref is None or ref.get("kind") not in ("ReplicaSet", "StatefulSet"):
             kind = f"a {ref['kind']}" if ref else "no controller"
@@ -215,15 +215,15 @@ class PodKill(api.KubeHook):
             )
         obj = self.get_workload(kube, ref["kind"], ns, ref["name"])
         if ref["kind"] == "ReplicaSet":
-            parent = api.controller_of(obj)
+            parent = objects.controller_of(obj)
             if parent and parent.get("kind") == "Deployment":
                 obj = self.get_workload(kube, "Deployment", ns, parent["name"])
         return obj
 
     def get_workload(self, kube: api.Kube, kind: str, ns: str, name: str) -> dict[str, Any]:
         obj: dict[str, Any] = kube.get(
-            api.workload_path(kind, ns, name),
-            resource=f"{api.WORKLOADS[kind]}.apps",
+            objects.workload_path(kind, ns, name),
+            resource=f"{objects.WORKLOADS[kind]}.apps",
             namespace=ns,
             name=name,
         )
@@ -248,7 +248,7 @@ class PodKill(api.KubeHook):
         kind, name = owner["kind"], owner["metadata"]["name"]
         current = self.get_workload(kube, kind, ns, name)
         desired = (current.get("spec") or {}).get("replicas", 1)
-        selector = api.selector_string((current.get("spec") or {}).get("selector") or {})
+        selector = objects.selector_string((current.get("spec") or {}).get("selector") or {})
         pods = kube.get(
             api.api_path("", "v1", "pods", ns),
             resource="pods",
@@ -259,7 +259,7 @@ class PodKill(api.KubeHook):
         ready = [
             p
             for p in pods.get("items") or []
-            if p["metadata"]["uid"] not in killed and api.pod_ready(p)
+            if p["metadata"]["uid"] not in killed and objects.pod_ready(p)
         ]
         self.last_state = f"{kind}/{name}: {len(ready)} new Ready pod(s) of {desired} desired"
         return len(ready) >= desired

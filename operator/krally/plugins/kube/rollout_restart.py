@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from krally import consts
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base, objects
 from krally.plugins.kube.scale import wait_rollout
 from krally.task import hook
 
@@ -17,7 +17,7 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 @hook.configure(name="kube.rollout_restart")
-class RolloutRestart(api.KubeHook):
+class RolloutRestart(base.KubeHook):
     """Restart the pods of a workload by a rolling update."""
 
     TITLE = "restarted"
@@ -42,19 +42,19 @@ class RolloutRestart(api.KubeHook):
     @classmethod
     def rbac_rules(cls, config: Any, namespace: str) -> list[api.Rule]:
         ns = config.get("namespace") or namespace
-        plural = api.WORKLOADS.get(config.get("kind", ""), "deployments")
+        plural = objects.WORKLOADS.get(config.get("kind", ""), "deployments")
         verbs = ("patch", "get") if config.get("wait_ready") else ("patch",)
         return [api.rule(ns, "apps", plural, *verbs)]
 
     def act(self, kube: api.Kube) -> None:
         kind, name, ns = self.config["kind"], self.config["name"], self.namespace
         started = time.monotonic()
-        at = api.now_iso()
+        at = base.now_iso()
         patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}
         kube.patch(
-            api.workload_path(kind, ns, name),
+            objects.workload_path(kind, ns, name),
             patch,
-            resource=f"{api.WORKLOADS[kind]}.apps",
+            resource=f"{objects.WORKLOADS[kind]}.apps",
             namespace=ns,
             name=name,
         )

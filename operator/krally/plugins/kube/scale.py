@@ -8,14 +8,14 @@ import time
 from typing import Any
 
 from krally import consts
-from krally.plugins.kube import api
+from krally.plugins.kube import api, base, objects
 from krally.task import hook
 
 KINDS = ("Deployment", "StatefulSet")
 
 
 @hook.configure(name="kube.scale")
-class Scale(api.KubeHook):
+class Scale(base.KubeHook):
     """Scale a Deployment or StatefulSet to ``replicas``."""
 
     TITLE = "scaled"
@@ -42,7 +42,7 @@ class Scale(api.KubeHook):
     @classmethod
     def rbac_rules(cls, config: Any, namespace: str) -> list[api.Rule]:
         ns = config.get("namespace") or namespace
-        plural = api.WORKLOADS.get(config.get("kind", ""), "deployments")
+        plural = objects.WORKLOADS.get(config.get("kind", ""), "deployments")
         rules = [api.rule(ns, "apps", f"{plural}/scale", "get", "patch")]
         if config.get("wait_ready"):
             rules.append(api.rule(ns, "apps", plural, "get"))
@@ -51,8 +51,8 @@ class Scale(api.KubeHook):
     def act(self, kube: api.Kube) -> None:
         kind, name, ns = self.config["kind"], self.config["name"], self.namespace
         label = f"{kind}/{name}"
-        resource = f"{api.WORKLOADS[kind]}.apps/scale"
-        path = api.workload_path(kind, ns, name, "scale")
+        resource = f"{objects.WORKLOADS[kind]}.apps/scale"
+        path = objects.workload_path(kind, ns, name, "scale")
         scale = kube.get(path, resource=resource, namespace=ns, name=name)
         before = int((scale.get("spec") or {}).get("replicas") or 0)
         target = int(self.config["replicas"])
@@ -76,7 +76,7 @@ class Scale(api.KubeHook):
     ) -> None:
         started = time.monotonic()
         kube.patch(path, {"spec": {"replicas": target}}, resource=resource, namespace=ns, name=name)
-        row: list[Any] = [label, ns, f"scaled {before} -> {target}", api.now_iso(), ""]
+        row: list[Any] = [label, ns, f"scaled {before} -> {target}", base.now_iso(), ""]
         self.rows.append(row)
         if self.config.get("wait_ready"):
             seconds = wait_rollout(self, kube, self.config["kind"], ns, name, started)
@@ -85,17 +85,17 @@ class Scale(api.KubeHook):
 
 
 def wait_rollout(
-    hook_: api.KubeHook, kube: api.Kube, kind: str, ns: str, name: str, started: float
+    hook_: base.KubeHook, kube: api.Kube, kind: str, ns: str, name: str, started: float
 ) -> float:
     """Seconds from ``started`` until the workload's rollout is complete and Ready."""
-    resource = f"{api.WORKLOADS[kind]}.apps"
+    resource = f"{objects.WORKLOADS[kind]}.apps"
 
     def done() -> bool:
         obj = kube.get(
-            api.workload_path(kind, ns, name), resource=resource, namespace=ns, name=name
+            objects.workload_path(kind, ns, name), resource=resource, namespace=ns, name=name
         )
         obj.setdefault("kind", kind)
-        complete, why = api.rollout_state(obj)
+        complete, why = objects.rollout_state(obj)
         hook_.last_state = f"{kind}/{name}: {why}"
         return complete
 
