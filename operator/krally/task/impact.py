@@ -24,13 +24,12 @@ then, for a hook that started at S and finished at F, windows aligned on the buc
   (0..1), p50, p95, p99 (seconds, successful iterations only; null without any), throughput
   (iterations completed per second)}``;
 * ``p95Ratio``, ``throughputRatio``: during / baseline;
-* the analysed span is [S, min(F + afterSeconds, S + maxSeconds, load end)); every full sliding
-  window [s, s + windowSeconds) in it, stepping by the resolution, is *within tolerance* when
-  its error rate <= baseline's + ``tolerance.errorRate``, its p95 <= ``tolerance.p95Ratio`` x
-  baseline's, its throughput >= ``tolerance.throughputRatio`` x baseline's (an empty window
-  has throughput 0);
-* ``degraded``: some window is out of tolerance; ``recoverySeconds``: the first moment T >= S
-  from which every window is within tolerance, minus S (0 when never degraded); when the last
+* the analysed span is [S, min(F + afterSeconds, S + maxSeconds, load end)), judged bucket by
+  bucket against what the baseline's buckets predict (:mod:`krally.task.recovery`: gaps,
+  deficits beyond the noise, and sliding windows of ``windowSeconds`` out of ``tolerance``,
+  each blaming only the buckets that make it so);
+* ``degraded``: some bucket is out of tolerance; ``recoverySeconds``: the end of the last
+  out-of-tolerance bucket, minus S (0 when never degraded); when a bucket of the span's last
   window is still out of tolerance, ``recovered: false, recoverySeconds: null``;
 * ``notes`` (a list, absent when empty): the edge cases (no baseline because the hook fired at
   the load's start: no verdict, null ``degraded``/``recovered``; not analysed: limit; hook
@@ -53,6 +52,8 @@ import threading
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from krally.task import recovery
 
 # At most this many firings analysed per workload; later ones: "not analysed: limit".
 MAX_FIRINGS = 100
@@ -509,7 +510,7 @@ class ImpactRecorder:
             floor((started + cfg.max_seconds) * inv),
             last,
         )
-        verdict = self._recovery(baseline, s0, span_end, width)
+        verdict = self._recovery((b0, s0), s0, span_end, width)
         if verdict is None:
             notes.append(
                 f"the analysed span is shorter than windowSeconds ({cfg.window_seconds:g} s): "
@@ -554,48 +555,47 @@ class ImpactRecorder:
         }
 
     def _recovery(
-        self, baseline: dict[str, Any], s0: int, end: int, width: int
+        self, baseline: tuple[int, int], s0: int, end: int, width: int
     ) -> tuple[bool, int | None] | None:
-        """Slides windows of ``width`` buckets over [s0, end) from the end backwards.
-        (degraded, index from which every window is within tolerance; None: never), or None
+        """Judges buckets [s0, end) against the baseline's buckets (see :mod:`recovery`):
+        (degraded, index past the last out-of-tolerance bucket; None: not recovered), or None
         when no full window fits."""
-        cfg = self.config
-        first, last = s0, end - width  # window start indices
-        if last < first:
+        if end - s0 < width:
             return None
-        max_error = baseline["errorRate"] + cfg.error_rate
-        min_count = cfg.throughput_ratio * baseline["throughput"] * width * self.resolution
-        base_p95 = baseline["p95"]
-        max_p95 = cfg.p95_ratio * base_p95 if base_p95 else None
-        buckets = self._buckets
-        empty = _Bucket()
-        count = failures = 0
+        cfg = self.config
+        base = [self._view(i) for i in range(*baseline)]
         merged: dict[int, int] = {}
+        for bucket in base:
+            for key, n in bucket.items:
+                merged[key] = merged.get(key, 0) + n
+        (base_p95,) = _quantiles(merged, (0.95,))
+        predict = recovery.Prediction.of(base, base_p95)
+        tolerance = recovery.Tolerance(cfg.error_rate, cfg.p95_ratio, cfg.throughput_ratio)
+        slow_key = _key(cfg.p95_ratio * base_p95) if base_p95 else None
+        bad = recovery.bad_buckets(
+            [self._view(i) for i in range(s0, end)],
+            predict,
+            tolerance,
+            width,
+            p95_of=lambda keys: _quantiles(keys, (0.95,))[0],
+            slow_key=slow_key,
+        )
+        degraded, past = recovery.recovery(bad, width)
+        return degraded, None if past is None else s0 + past
 
-        def shift(bucket: _Bucket, sign: int) -> None:
-            nonlocal count, failures
-            count += sign * bucket.count
-            failures += sign * bucket.failures
-            for key, n in bucket.items():
-                total = merged.get(key, 0) + sign * n
-                if total:
-                    merged[key] = total
-                else:
-                    del merged[key]
+    def _view(self, index: int) -> recovery.Bucket:
+        bucket = self._buckets.get(index)
+        if bucket is None:
+            return _EMPTY_VIEW
+        return recovery.Bucket(bucket.count, bucket.failures, bucket.items())
 
-        for i in range(last, last + width):
-            shift(buckets.get(i, empty), 1)
-        for start in range(last, first - 1, -1):
-            if start < last:
-                shift(buckets.get(start, empty), 1)
-                shift(buckets.get(start + width, empty), -1)
-            bad = count < min_count or (count and failures / count > max_error)
-            if not bad and max_p95 is not None and merged:
-                (p95,) = _quantiles(merged, (0.95,))
-                bad = p95 is not None and p95 > max_p95
-            if bad:
-                return True, (None if start == last else start + 1)
-        return False, first
+
+_EMPTY_VIEW = recovery.Bucket(0, 0, ())
+
+
+def _key(duration: float) -> int:
+    """The LogHistogram key of a duration (as :meth:`ImpactRecorder.add` computes it)."""
+    return math.ceil(math.log(duration) * _INV_LOG_GAMMA) if duration > _TINY else _ZERO
 
 
 def _quantiles(merged: dict[int, int], qs: Iterable[float]) -> list[float | None]:

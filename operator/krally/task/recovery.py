@@ -1,0 +1,232 @@
+"""Which buckets of a firing's span are out of tolerance, judged bucket by bucket (pure).
+
+The span is a run of ``resolutionSeconds`` buckets from the hook's start; the baseline's
+buckets say what each one should hold. Three rules mark a bucket *bad*; the recovery is the end
+of the last bad bucket, so it never falls inside a stretch that still holds part of an outage:
+
+1. **Gaps.** A run of (almost) empty buckets: each with at most ``EMPTY_SHARE`` of the
+   successes the baseline predicts per bucket, where the run predicts at least ``MANY``
+   successes and is longer than the baseline's own longest such run (a load whose iterations
+   complete in bursts has gaps of its own). Bad whatever the neighbouring buckets hold: the
+   requests that pile up during an outage and complete at once afterwards cannot hide it.
+2. **Deficits.** A stretch of 1 to ``width`` buckets whose successes fall short of the
+   tolerated share (``throughputRatio``) of the prediction by more than ``Z`` times the noise:
+   ``sqrt(predicted)`` (Poisson) or the baseline's own spread per bucket, the larger, scaled by
+   ``sqrt(stretch length)``. At a low rate a quiet bucket is within the noise and raises no
+   alarm. Its buckets more than one spread below the tolerated share are bad.
+3. **Windows.** Every sliding window of ``width`` buckets (``windowSeconds``) out of the
+   configured tolerance, as before (error rate above the baseline's + ``errorRate``, p95 above
+   ``p95Ratio`` x the baseline's, completions below ``throughputRatio`` x the baseline's): the
+   buckets that make it so are bad (with failures above the rate, an iteration slower than the
+   p95 limit, completions well below the share; else any below it), never the whole window.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+# A bucket with at most this share of the predicted successes is (almost) empty.
+EMPTY_SHARE = 0.1
+# A gap is an outage only where the baseline predicts at least this many successes in it.
+MANY = 10.0
+# How many noise units a stretch's deficit must exceed.
+Z = 3.0
+
+Items = Sequence[tuple[int, int]]  # a bucket's duration keys -> counts (successes)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    error_rate: float
+    p95_ratio: float
+    throughput_ratio: float
+
+
+@dataclass(frozen=True)
+class Bucket:
+    count: int  # completed iterations
+    failures: int
+    items: Items
+
+    @property
+    def successes(self) -> int:
+        return self.count - self.failures
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the baseline predicts for one bucket."""
+
+    successes: float
+    success_spread: float
+    count: float
+    count_spread: float
+    error_rate: float
+    p95: float | None
+    longest_gap: int  # the baseline's own longest run of (almost) empty buckets
+
+    @classmethod
+    def of(cls, baseline: Sequence[Bucket], p95: float | None) -> Prediction:
+        successes = [b.successes for b in baseline]
+        counts = [b.count for b in baseline]
+        mean_ok = statistics.fmean(successes) if successes else 0.0
+        mean = statistics.fmean(counts) if counts else 0.0
+        failures = sum(b.failures for b in baseline)
+        return cls(
+            successes=mean_ok,
+            success_spread=_spread(successes, mean_ok),
+            count=mean,
+            count_spread=_spread(counts, mean),
+            error_rate=failures / sum(counts) if sum(counts) else 0.0,
+            p95=p95,
+            longest_gap=max(_runs([s <= EMPTY_SHARE * mean_ok for s in successes]), default=0),
+        )
+
+
+def _spread(values: Sequence[int], mean: float) -> float:
+    """The noise of one bucket: Poisson's, or the baseline's own if larger."""
+    own = statistics.pstdev(values) if len(values) > 1 else 0.0
+    return max(math.sqrt(mean), own)
+
+
+def _runs(flags: Sequence[bool]) -> list[int]:
+    """Lengths of the runs of True."""
+    out, run = [], 0
+    for flag in flags:
+        if flag:
+            run += 1
+        elif run:
+            out.append(run)
+            run = 0
+    if run:
+        out.append(run)
+    return out
+
+
+def bad_buckets(
+    span: Sequence[Bucket],
+    predict: Prediction,
+    tolerance: Tolerance,
+    width: int,
+    *,
+    p95_of: Callable[[dict[int, int]], float | None],
+    slow_key: int | None,
+) -> list[bool]:
+    """One flag per bucket of ``span``: out of tolerance. ``p95_of`` gives the p95 of merged
+    duration keys; ``slow_key`` is the key of the p95 limit (None: no latency limit)."""
+    bad = [False] * len(span)
+    _gaps(span, predict, bad)
+    _deficits(span, predict, tolerance, width, bad)
+    _windows(span, predict, tolerance, width, bad, p95_of, slow_key)
+    return bad
+
+
+def _gaps(span: Sequence[Bucket], predict: Prediction, bad: list[bool]) -> None:
+    expected = predict.successes
+    if expected <= 0:
+        return
+    start = None
+    for i, bucket in enumerate([*span, None]):
+        empty = bucket is not None and bucket.successes <= EMPTY_SHARE * expected
+        if empty and start is None:
+            start = i
+        elif not empty and start is not None:
+            length = i - start
+            if length > predict.longest_gap and length * expected >= MANY:
+                bad[start:i] = [True] * length
+            start = None
+
+
+def _deficits(
+    span: Sequence[Bucket], predict: Prediction, tolerance: Tolerance, width: int, bad: list[bool]
+) -> None:
+    level = tolerance.throughput_ratio * predict.successes
+    sigma = predict.success_spread
+    successes = [b.successes for b in span]
+    prefix = [0]
+    for s in successes:
+        prefix.append(prefix[-1] + s)
+    strong = [s < level - sigma for s in successes]
+    for length in range(1, min(width, len(span)) + 1):
+        limit = level * length - Z * sigma * math.sqrt(length)
+        if limit <= 0:
+            continue
+        for a in range(len(span) - length + 1):
+            if prefix[a + length] - prefix[a] < limit:
+                for i in range(a, a + length):
+                    bad[i] = bad[i] or strong[i]
+
+
+def _windows(
+    span: Sequence[Bucket],
+    predict: Prediction,
+    tolerance: Tolerance,
+    width: int,
+    bad: list[bool],
+    p95_of: Callable[[dict[int, int]], float | None],
+    slow_key: int | None,
+) -> None:
+    if len(span) < width:
+        return
+    max_error = predict.error_rate + tolerance.error_rate
+    level = tolerance.throughput_ratio * predict.count
+    min_count = level * width
+    max_p95 = tolerance.p95_ratio * predict.p95 if predict.p95 else None
+    count = failures = 0
+    merged: dict[int, int] = {}
+
+    def shift(bucket: Bucket, sign: int) -> None:
+        nonlocal count, failures
+        count += sign * bucket.count
+        failures += sign * bucket.failures
+        for key, n in bucket.items:
+            total = merged.get(key, 0) + sign * n
+            if total:
+                merged[key] = total
+            else:
+                del merged[key]
+
+    for i in range(width):
+        shift(span[i], 1)
+    for a in range(len(span) - width + 1):
+        if a:
+            shift(span[a - 1], -1)
+            shift(span[a + width - 1], 1)
+        window = span[a : a + width]
+        if count < min_count:
+            _blame_low(window, a, level, predict.count_spread, bad)
+        if count and failures / count > max_error:
+            for i, b in enumerate(window, a):
+                bad[i] = bad[i] or (b.count > 0 and b.failures / b.count > max_error)
+        if max_p95 is not None and slow_key is not None and merged:
+            p95 = p95_of(merged)
+            if p95 is not None and p95 > max_p95:
+                for i, b in enumerate(window, a):
+                    bad[i] = bad[i] or any(key > slow_key for key, _ in b.items)
+
+
+def _blame_low(
+    window: Sequence[Bucket], first: int, level: float, sigma: float, bad: list[bool]
+) -> None:
+    """A window short of completions: its buckets well below the tolerated level, or else the
+    ones below it (a mild shortfall spread evenly)."""
+    for margin in (sigma, 0.0):
+        blamed = [first + i for i, b in enumerate(window) if b.count < level - margin]
+        if blamed:
+            for i in blamed:
+                bad[i] = True
+            return
+
+
+def recovery(bad: Sequence[bool], width: int) -> tuple[bool, int | None]:
+    """(degraded, the index past the last bad bucket; None when a bad bucket lies in the
+    span's last window: not seen back within tolerance for a whole window)."""
+    last = max((i for i, flag in enumerate(bad) if flag), default=None)
+    if last is None:
+        return False, 0
+    if last >= len(bad) - width:
+        return True, None
+    return True, last + 1
