@@ -17,8 +17,9 @@ of the last bad bucket, so it never falls inside a stretch that still holds part
 3. **Windows.** Every sliding window of ``width`` buckets (``windowSeconds``) out of the
    configured tolerance, as before (error rate above the baseline's + ``errorRate``, p95 above
    ``p95Ratio`` x the baseline's, completions below ``throughputRatio`` x the baseline's): the
-   buckets that make it so are bad (with failures above the rate, an iteration slower than the
-   p95 limit, completions well below the share; else any below it), never the whole window.
+   buckets that make it so are bad (with failures above the rate; with more than 5 % of
+   their iterations past the p95 limit, else the one with most; completions well below the
+   share, else any below it), never the whole window.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ EMPTY_SHARE = 0.1
 MANY = 10.0
 # How many noise units a stretch's deficit must exceed.
 Z = 3.0
+# A bucket with more than this share of its iterations past the p95 limit is too slow.
+SLOW_SHARE = 0.05
 
 Items = Sequence[tuple[int, int]]  # a bucket's duration keys -> counts (successes)
 
@@ -204,8 +207,7 @@ def _windows(
         if max_p95 is not None and slow_key is not None and merged:
             p95 = p95_of(merged)
             if p95 is not None and p95 > max_p95:
-                for i, b in enumerate(window, a):
-                    bad[i] = bad[i] or any(key > slow_key for key, _ in b.items)
+                _blame_slow(window, a, slow_key, bad)
 
 
 def _blame_low(
@@ -219,6 +221,21 @@ def _blame_low(
             for i in blamed:
                 bad[i] = True
             return
+
+
+def _blame_slow(window: Sequence[Bucket], first: int, slow_key: int, bad: list[bool]) -> None:
+    """A window too slow: its buckets with more than 5 % of their iterations past the limit
+    (each alone would fail it), or else the one with the most of them."""
+    slow = [sum(n for key, n in b.items if key > slow_key) for b in window]
+    blamed = [
+        first + i
+        for i, (n, b) in enumerate(zip(slow, window, strict=True))
+        if n > SLOW_SHARE * b.successes
+    ]
+    if not blamed and max(slow) > 0:
+        blamed = [first + slow.index(max(slow))]
+    for i in blamed:
+        bad[i] = True
 
 
 def recovery(bad: Sequence[bool], width: int) -> tuple[bool, int | None]:
