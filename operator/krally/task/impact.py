@@ -518,6 +518,11 @@ class ImpactRecorder:
             )
             return
         degraded, recovered_at = verdict
+        entry["tolerance"] = {
+            "errorRate": cfg.error_rate,
+            "p95Ratio": cfg.p95_ratio,
+            "throughputRatio": cfg.throughput_ratio,
+        }
         entry["degraded"] = degraded
         entry["recovered"] = recovered_at is not None
         entry["recoverySeconds"] = (
