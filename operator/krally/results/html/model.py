@@ -344,8 +344,8 @@ def _lowest_ratio(item: dict[str, Any]) -> float | None:
     base = (item.get("baseline") or {}).get("throughput")
     if not base:
         return None
-    rates = [(item.get(n) or {}).get("throughput") for n in ("during", "after")]
-    known = [r for r in rates if r is not None]
+    windows = [item.get(n) for n in ("during", "after")]
+    known = [w["throughput"] for w in windows if w and w.get("throughput") is not None]
     return min(known) / base if known else None
 
 
