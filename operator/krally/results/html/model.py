@@ -331,7 +331,8 @@ def _impact(impact: Any, origin: float | None) -> list[dict[str, Any]]:
         for key in ("degraded", "recovered"):
             item[key] = entry.get(key) if isinstance(entry.get(key), bool) else None
         item["lowestThroughputRatio"] = _lowest_ratio(item)
-        tolerance = entry.get("tolerance") if isinstance(entry.get("tolerance"), dict) else {}
+        tolerance = entry.get("tolerance")
+        tolerance = tolerance if isinstance(tolerance, dict) else {}
         item["toleratedThroughputRatio"] = _num(tolerance.get("throughputRatio")) or (
             ImpactConfig().throughput_ratio
         )
