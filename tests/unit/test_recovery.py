@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from krally.task import recovery
-from krally.task.impact import ImpactConfig, ImpactRecorder
+from krally.task.impact import ImpactRecorder
+from krally.task.impact_config import ImpactConfig
 
 T0 = 1_700_000_000.0
 RES = 0.25  # the default resolution

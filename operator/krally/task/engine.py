@@ -35,7 +35,8 @@ import krally
 from krally.api.times import format_time
 from krally.task import plugin
 from krally.task.context import ContextManager
-from krally.task.impact import ImpactConfig, ImpactRecorder
+from krally.task.impact import ImpactRecorder
+from krally.task.impact_config import ImpactConfig
 from krally.task.shard import Shard
 from krally.task.spec import HookSpec, TaskSpec, WorkloadSpec
 

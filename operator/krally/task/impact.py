@@ -35,7 +35,7 @@ then, for a hook that started at S and finished at F, windows aligned on the buc
   the load's start: no verdict, null ``degraded``/``recovered``; not analysed: limit; hook
   still running when the load ended; hook never started; hook failed).
 
-Config: :class:`ImpactConfig`, from BenchmarkTask ``spec.impact`` (schema:
+Config: :class:`krally.task.impact_config.ImpactConfig`, from BenchmarkTask ``spec.impact`` (schema:
 :mod:`krally.api.spec_schema`) or the ``impact`` of a Rally v1 entry / v2 workload, where the
 snake_case spellings (``baseline_seconds``, ``tolerance.error_rate``, ...) are accepted too
 (:func:`rally_problems`, :func:`normalise`).
@@ -43,177 +43,30 @@ snake_case spellings (``baseline_seconds``, ``tolerance.error_rate``, ...) are a
 
 from __future__ import annotations
 
-import array
 import bisect
 import collections
 import heapq
 import math
 import threading
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from krally.task import recovery
+from krally.task.impact_buckets import INV_LOG_GAMMA, TINY, ZERO, Bucket, key_of, quantiles
+from krally.task.impact_config import ImpactConfig
 
 # At most this many firings analysed per workload; later ones: "not analysed: limit".
 MAX_FIRINGS = 100
 # At most this many buckets held at once per workload (rolling history + retained firings).
 MAX_BUCKETS = 25_000
-RELATIVE_ERROR = 0.02
-_GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
-_INV_LOG_GAMMA = 1 / math.log(_GAMMA)
-_TINY = 1e-9  # as LogHistogram: at or below, a duration counts as zero
-_ZERO = -(1 << 30)  # the key of zero durations (packed as a 32-bit int)
 # A baseline with fewer iterations per sliding window than this gives noisy verdicts.
 MIN_PER_WINDOW = 5
 # A bucket is packed once it is this many buckets older than the newest.
 PACK_AFTER = 2
 
 
-@dataclass(frozen=True)
-class ImpactConfig:
-    enabled: bool = True
-    baseline_seconds: float = 10.0
-    after_seconds: float = 10.0
-    window_seconds: float = 2.0
-    resolution_seconds: float = 0.25
-    max_seconds: float = 300.0
-    error_rate: float = 0.01
-    p95_ratio: float = 1.5
-    throughput_ratio: float = 0.8
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | None) -> ImpactConfig:
-        """From ``spec.impact`` (camelCase, schema-valid; absent fields take the defaults)."""
-        spec = normalise(spec or {})
-        tolerance = spec.get("tolerance") or {}
-        defaults = cls()
-
-        def pick(source: Mapping[str, Any], key: str, default: float) -> float:
-            value = source.get(key)
-            return float(value) if value is not None else default
-
-        return cls(
-            enabled=bool(spec.get("enabled", True)),
-            baseline_seconds=pick(spec, "baselineSeconds", defaults.baseline_seconds),
-            after_seconds=pick(spec, "afterSeconds", defaults.after_seconds),
-            window_seconds=pick(spec, "windowSeconds", defaults.window_seconds),
-            resolution_seconds=pick(spec, "resolutionSeconds", defaults.resolution_seconds),
-            max_seconds=pick(spec, "maxSeconds", defaults.max_seconds),
-            error_rate=pick(tolerance, "errorRate", defaults.error_rate),
-            p95_ratio=pick(tolerance, "p95Ratio", defaults.p95_ratio),
-            throughput_ratio=pick(tolerance, "throughputRatio", defaults.throughput_ratio),
-        )
-
-    @property
-    def resolution(self) -> float:
-        """The bucket width actually used: never wider than the sliding window."""
-        return min(self.resolution_seconds, self.window_seconds)
-
-
-# -- Rally formats: the same config, snake_case accepted ------------------------------------------
-
-_SNAKE = {
-    "baselineSeconds": "baseline_seconds",
-    "afterSeconds": "after_seconds",
-    "windowSeconds": "window_seconds",
-    "resolutionSeconds": "resolution_seconds",
-    "maxSeconds": "max_seconds",
-    "errorRate": "error_rate",
-    "p95Ratio": "p95_ratio",
-    "throughputRatio": "throughput_ratio",
-}
-_CAMEL = {snake: camel for camel, snake in _SNAKE.items()}
-
-
-def _both_spellings(schema: dict[str, Any]) -> dict[str, Any]:
-    """The spec's impact schema, closed, each field also under its snake_case name."""
-    out = {k: v for k, v in schema.items() if k != "properties"}
-    if "properties" in schema:
-        properties: dict[str, Any] = {}
-        for name, sub in schema["properties"].items():
-            properties[name] = _both_spellings(sub)
-            if name in _SNAKE:
-                properties[_SNAKE[name]] = properties[name]
-        out["properties"] = properties
-        out["additionalProperties"] = False
-    return out
-
-
-def rally_schema() -> dict[str, Any]:
-    from krally.api.spec_schema import SPEC_SCHEMA
-
-    return _both_spellings(SPEC_SCHEMA["properties"]["impact"])
-
-
-def rally_problems(value: Any, path: str) -> list[Any]:
-    """Problems of a Rally workload's ``impact`` (either spelling), each naming its field."""
-    import jsonschema
-
-    from krally.errors import InvalidConfig
-    from krally.task.plugin import explain, join_path
-
-    validator = jsonschema.Draft7Validator(rally_schema())
-    problems = [
-        InvalidConfig(join_path(path, error.absolute_path), explain(error))
-        for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    ]
-    if not problems:
-        for where, mapping in ((path, value), (f"{path}.tolerance", value.get("tolerance"))):
-            for camel, snake in _SNAKE.items():
-                if isinstance(mapping, dict) and camel in mapping and snake in mapping:
-                    problems.append(InvalidConfig(where, f"both {camel!r} and {snake!r} given"))
-    return problems
-
-
-def normalise(value: Mapping[str, Any]) -> dict[str, Any]:
-    """snake_case keys → camelCase (BenchmarkTask's), recursively; others unchanged."""
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        out[_CAMEL.get(key, key)] = normalise(item) if isinstance(item, Mapping) else item
-    return out
-
-
 # -- recording --------------------------------------------------------------------------------
-
-
-class _Bucket:
-    """Iterations completed in one resolution step: ``failures`` and the LogHistogram keys of the
-    successful ones' durations → counts (their sum: the successes, not counted apart: one add
-    less per record). Once the bucket is two steps old its dict is ``pack``ed into an array of
-    (key, count) pairs, about a tenth of the memory; a record that comes later still lands in a
-    fresh dict."""
-
-    __slots__ = ("failures", "keys", "packed")
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.keys: dict[int, int] | None = {}  # None once packed, until a late record comes
-        self.packed: array.array[int] | None = None
-
-    def pack(self) -> None:
-        packed = array.array("i")  # keys are within ±2**31 (1e-300 s .. 1e300 s), and counts
-        for key, n in sorted(self.items()):
-            packed.append(key)
-            packed.append(n)
-        self.packed = packed
-        self.keys = None
-
-    def items(self) -> list[tuple[int, int]]:
-        packed = self.packed
-        out = list(zip(packed[::2], packed[1::2], strict=True)) if packed is not None else []
-        if self.keys:
-            out.extend(self.keys.items())
-        return out
-
-    @property
-    def count(self) -> int:
-        packed, keys = self.packed, self.keys
-        return (
-            self.failures
-            + (sum(keys.values()) if keys else 0)
-            + (sum(packed[1::2]) if packed else 0)
-        )
 
 
 @dataclass
@@ -247,12 +100,12 @@ class ImpactRecorder:
         self.max_firings = max_firings
         self.max_buckets = max(max_buckets, 2 * self._rolling)
         self._budget = self.max_buckets - self._rolling - 2  # for retained firings
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[int, Bucket] = {}
         self._heap: list[int] = []  # bucket indices, oldest first (eviction order)
         self._unpacked: collections.deque[int] = collections.deque()  # newest indices, in order
         self._newest: int | None = None
         # The fast path: the last record's bucket and its bounds.
-        self._cur = _Bucket()
+        self._cur = Bucket()
         self._lo = math.inf
         self._hi = -math.inf
         self._lock = threading.Lock()
@@ -279,11 +132,11 @@ class ImpactRecorder:
         if record["error"]:
             bucket.failures += 1
             return
-        key = _ceil(_log(duration) * _INV_LOG_GAMMA) if duration > _TINY else _ZERO
+        key = _ceil(_log(duration) * INV_LOG_GAMMA) if duration > TINY else ZERO
         keys: dict[int, int] = bucket.keys  # type: ignore[assignment]  # never None here
         keys[key] = keys.get(key, 0) + 1
 
-    def _locate(self, end: float) -> _Bucket | None:
+    def _locate(self, end: float) -> Bucket | None:
         index = math.floor(end * self._inv_res)
         with self._lock:
             bucket = self._buckets.get(index)
@@ -294,7 +147,7 @@ class ImpactRecorder:
                 if (too_old or full) and not self._retained(index):
                     self.dropped += 1
                     return None
-                bucket = self._buckets[index] = _Bucket()
+                bucket = self._buckets[index] = Bucket()
                 heapq.heappush(self._heap, index)
                 self._unpacked.append(index)
                 if newest is None or index > newest:
@@ -545,7 +398,7 @@ class ImpactRecorder:
             for key, n in bucket.items():
                 merged[key] = merged.get(key, 0) + n
         seconds = (i1 - i0) * self.resolution
-        p50, p95, p99 = _quantiles(merged, (0.5, 0.95, 0.99))
+        p50, p95, p99 = quantiles(merged, (0.5, 0.95, 0.99))
         return {
             "start": round(i0 * self.resolution, 6),
             "end": round(i1 * self.resolution, 6),
@@ -573,16 +426,16 @@ class ImpactRecorder:
         for bucket in base:
             for key, n in bucket.items:
                 merged[key] = merged.get(key, 0) + n
-        (base_p95,) = _quantiles(merged, (0.95,))
+        (base_p95,) = quantiles(merged, (0.95,))
         predict = recovery.Prediction.of(base, base_p95)
         tolerance = recovery.Tolerance(cfg.error_rate, cfg.p95_ratio, cfg.throughput_ratio)
-        slow_key = _key(cfg.p95_ratio * base_p95) if base_p95 else None
+        slow_key = key_of(cfg.p95_ratio * base_p95) if base_p95 else None
         bad = recovery.bad_buckets(
             [self._view(i) for i in range(s0, end)],
             predict,
             tolerance,
             width,
-            p95_of=lambda keys: _quantiles(keys, (0.95,))[0],
+            p95_of=lambda keys: quantiles(keys, (0.95,))[0],
             slow_key=slow_key,
         )
         degraded, past = recovery.recovery(bad, width)
@@ -596,37 +449,6 @@ class ImpactRecorder:
 
 
 _EMPTY_VIEW = recovery.Bucket(0, 0, ())
-
-
-def _key(duration: float) -> int:
-    """The LogHistogram key of a duration (as :meth:`ImpactRecorder.add` computes it)."""
-    return math.ceil(math.log(duration) * _INV_LOG_GAMMA) if duration > _TINY else _ZERO
-
-
-def _quantiles(merged: dict[int, int], qs: Iterable[float]) -> list[float | None]:
-    """numpy-style (linear) quantiles of LogHistogram keys → counts."""
-    qs = list(qs)
-    n = sum(merged.values())
-    if not n:
-        return [None] * len(qs)
-    keys = sorted(merged)
-    positions = [q * (n - 1) for q in qs]
-    ranks = sorted({r for p in positions for r in (math.floor(p), math.ceil(p))})
-    values: dict[int, float] = {}
-    seen, at = 0, 0
-    for key in keys:
-        seen += merged[key]
-        value = 0.0 if key == _ZERO else 2 * _GAMMA**key / (_GAMMA + 1)
-        while at < len(ranks) and ranks[at] < seen:
-            values[ranks[at]] = value
-            at += 1
-        if at == len(ranks):
-            break
-    out: list[float | None] = []
-    for p in positions:
-        lo, hi = math.floor(p), math.ceil(p)
-        out.append(values[lo] + (values[hi] - values[lo]) * (p - lo))
-    return out
 
 
 def _finish(entry: dict[str, Any]) -> dict[str, Any]:

@@ -245,13 +245,13 @@ def _impact(
     """A Rally workload's ``impact`` (krally's extension; camelCase or snake_case keys)."""
     if "impact" not in entry:
         return workload
-    from krally.task import impact
+    from krally.task import impact_config
 
-    found = impact.rally_problems(entry["impact"], join_path(path, ["impact"]))
+    found = impact_config.rally_problems(entry["impact"], join_path(path, ["impact"]))
     if found:
         problems.extend(found)
         return workload
-    return dataclasses.replace(workload, impact=impact.normalise(entry["impact"]))
+    return dataclasses.replace(workload, impact=impact_config.normalise(entry["impact"]))
 
 
 # runner.<key> → WorkloadSpec field: how the load is spread over runner pods.

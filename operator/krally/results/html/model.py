@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from krally.results import rally
-from krally.task.impact import ImpactConfig
+from krally.task.impact_config import ImpactConfig
 
 MAX_RESULTS_PER_HOOK = 500  # rows in a hook's table; the rest are counted
 MAX_OUTPUT_CHARS = 20_000  # text of one hook result's output
