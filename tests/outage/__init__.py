@@ -32,11 +32,16 @@ BEFORE = 4  # seconds of load before the hook (the baseline needs 3; whole: the 
 # Seconds of load after the freeze: the analysed span ends 3 s after it, well before the load
 # winds down (each worker process stops on its own clock).
 AFTER = 5.0
-# windowSeconds 2 and resolutionSeconds 0.25 as by default. The throughput tolerance is wider
-# than the default 0.8: this load is CPU-bound on a shared 2-core machine, whose other tenants
-# move its rate by 10-25 % within seconds (measured: an "after" at 0.75 x the baseline with no
-# fault in it); a freeze is a gap, found whatever this ratio.
-IMPACT = {"baselineSeconds": 3, "afterSeconds": 3, "tolerance": {"throughputRatio": 0.5}}
+# windowSeconds 2 and resolutionSeconds 0.25 as by default. The throughput and p95 tolerances
+# are wider than the defaults (0.8, 1.5): this load is CPU-bound on a shared 2-core machine
+# whose other tenants move its rate by 10-30 % and its p95 by up to 1.7 x within seconds
+# (measured on undisturbed runs at a load average of 8); a freeze is a gap, found whatever
+# these ratios.
+IMPACT = {
+    "baselineSeconds": 3,
+    "afterSeconds": 3,
+    "tolerance": {"throughputRatio": 0.5, "p95Ratio": 2.0},
+}
 
 
 @dataclass
