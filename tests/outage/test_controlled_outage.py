@@ -3,7 +3,7 @@
 Each case checks the engine's verdict against the freeze as the hook measured it (SIGSTOP and
 SIGCONT instants), never against the analysis itself. The full matrix (F in 0.5, 1, 2, 5 s x
 concurrency 1, 2, 8, the rate after the outage above and below the baseline's, 20 undisturbed
-runs) is bench/bench_outage.py; here a few representative cases (about 45 s in all).
+runs) is bench/bench_outage.py; here a few representative cases (about 55 s in all).
 """
 
 from __future__ import annotations
