@@ -193,19 +193,23 @@ def test_the_rules_one_by_one() -> None:
     predict = recovery.Prediction.of([ok] * 40, 0.01)
     tolerance = recovery.Tolerance(0.01, 1.5, 0.8)
 
-    def judge(span: list[recovery.Bucket]) -> list[bool]:
-        return recovery.bad_buckets(
-            span, predict, tolerance, 8, p95_of=lambda keys: 0.01, slow_key=None
-        )
+    def judge(span: list[recovery.Bucket]) -> recovery.Verdict:
+        return recovery.judge(span, predict, tolerance, 8, p95_of=lambda keys: 0.01, slow_key=None)
 
     empty = recovery.Bucket(0, 0, ())
     gap = judge([ok] * 4 + [empty] + [recovery.Bucket(60, 0, ((0, 60),))] * 8)
-    assert gap == [False] * 4 + [True] + [False] * 8  # a pile-up after it changes nothing
+    assert gap.bad == [False] * 4 + [True] + [False] * 8  # the pile-up after it changes nothing
     failing = recovery.Bucket(25, 25, ())  # completions, no successes
-    assert judge([failing] * 2 + [ok] * 8)[:3] == [True, True, False]
+    assert judge([failing] * 2 + [ok] * 8).bad[:3] == [True, True, False]
     half = recovery.Bucket(12, 0, ((0, 12),))
     low = judge([ok] * 3 + [half] * 8 + [ok] * 8)
-    assert low == [False] * 3 + [True] * 8 + [False] * 8
-    assert recovery.recovery(low, 8) == (True, 11)
-    assert recovery.recovery([False] * 10, 8) == (False, 0)
-    assert recovery.recovery([False] * 9 + [True], 8) == (True, None)
+    assert low.bad == [False] * 3 + [True] * 8 + [False] * 8
+    assert recovery.recovery(low) == (True, 11)
+    assert recovery.recovery(judge([ok] * 10)) == (False, 0)
+    # Still short at the end: the last window is out of tolerance, not recovered.
+    assert recovery.recovery(judge([ok] * 10 + [half] * 4)) == (True, None)
+    # A gap just before a last window within tolerance: recovered at the gap's end; in it, not.
+    late = judge([ok] * 8 + [empty] + [ok] * 8)
+    assert late.bad[8] and not late.final_out
+    assert recovery.recovery(late) == (True, 9)
+    assert judge([ok] * 8 + [empty] + [ok] * 7).final_out

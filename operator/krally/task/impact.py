@@ -29,8 +29,9 @@ then, for a hook that started at S and finished at F, windows aligned on the buc
   deficits beyond the noise, and sliding windows of ``windowSeconds`` out of ``tolerance``,
   each blaming only the buckets that make it so);
 * ``degraded``: some bucket is out of tolerance; ``recoverySeconds``: the end of the last
-  out-of-tolerance bucket, minus S (0 when never degraded); when a bucket of the span's last
-  window is still out of tolerance, ``recovered: false, recoverySeconds: null``;
+  out-of-tolerance bucket, minus S (0 when never degraded); when the span's last window is
+  still out of tolerance (or holds a gap or deficit), ``recovered: false, recoverySeconds:
+  null``;
 * ``notes`` (a list, absent when empty): the edge cases (no baseline because the hook fired at
   the load's start: no verdict, null ``degraded``/``recovered``; not analysed: limit; hook
   still running when the load ended; hook never started; hook failed).
@@ -430,7 +431,7 @@ class ImpactRecorder:
         predict = recovery.Prediction.of(base, base_p95)
         tolerance = recovery.Tolerance(cfg.error_rate, cfg.p95_ratio, cfg.throughput_ratio)
         slow_key = key_of(cfg.p95_ratio * base_p95) if base_p95 else None
-        bad = recovery.bad_buckets(
+        verdict = recovery.judge(
             [self._view(i) for i in range(s0, end)],
             predict,
             tolerance,
@@ -438,7 +439,7 @@ class ImpactRecorder:
             p95_of=lambda keys: quantiles(keys, (0.95,))[0],
             slow_key=slow_key,
         )
-        degraded, past = recovery.recovery(bad, width)
+        degraded, past = recovery.recovery(verdict)
         return degraded, None if past is None else s0 + past
 
     def _view(self, index: int) -> recovery.Bucket:

@@ -109,7 +109,13 @@ def _runs(flags: Sequence[bool]) -> list[int]:
     return out
 
 
-def bad_buckets(
+@dataclass(frozen=True)
+class Verdict:
+    bad: list[bool]  # one flag per bucket of the span: out of tolerance
+    final_out: bool  # the span's last window is out of tolerance (or holds a gap or deficit)
+
+
+def judge(
     span: Sequence[Bucket],
     predict: Prediction,
     tolerance: Tolerance,
@@ -117,14 +123,15 @@ def bad_buckets(
     *,
     p95_of: Callable[[dict[int, int]], float | None],
     slow_key: int | None,
-) -> list[bool]:
-    """One flag per bucket of ``span``: out of tolerance. ``p95_of`` gives the p95 of merged
-    duration keys; ``slow_key`` is the key of the p95 limit (None: no latency limit)."""
-    bad = [False] * len(span)
-    _gaps(span, predict, bad)
-    _deficits(span, predict, tolerance, width, bad)
-    _windows(span, predict, tolerance, width, bad, p95_of, slow_key)
-    return bad
+) -> Verdict:
+    """The buckets of ``span`` out of tolerance. ``p95_of`` gives the p95 of merged duration
+    keys; ``slow_key`` is the key of the p95 limit (None: no latency limit)."""
+    own = [False] * len(span)
+    _gaps(span, predict, own)
+    _deficits(span, predict, tolerance, width, own)
+    bad = list(own)
+    final = _windows(span, predict, tolerance, width, bad, p95_of, slow_key)
+    return Verdict(bad, final or any(own[len(span) - width :]))
 
 
 def _gaps(span: Sequence[Bucket], predict: Prediction, bad: list[bool]) -> None:
@@ -171,9 +178,10 @@ def _windows(
     bad: list[bool],
     p95_of: Callable[[dict[int, int]], float | None],
     slow_key: int | None,
-) -> None:
+) -> bool:
+    """Blames the buckets of each window out of tolerance; whether the last window is."""
     if len(span) < width:
-        return
+        return False
     max_error = predict.error_rate + tolerance.error_rate
     level = tolerance.throughput_ratio * predict.count
     min_count = level * width
@@ -199,15 +207,20 @@ def _windows(
             shift(span[a - 1], -1)
             shift(span[a + width - 1], 1)
         window = span[a : a + width]
+        out = False
         if count < min_count:
+            out = True
             _blame_low(window, a, level, predict.count_spread, bad)
         if count and failures / count > max_error:
+            out = True
             for i, b in enumerate(window, a):
                 bad[i] = bad[i] or (b.count > 0 and b.failures / b.count > max_error)
         if max_p95 is not None and slow_key is not None and merged:
             p95 = p95_of(merged)
             if p95 is not None and p95 > max_p95:
+                out = True
                 _blame_slow(window, a, slow_key, bad)
+    return out
 
 
 def _blame_low(
@@ -238,12 +251,12 @@ def _blame_slow(window: Sequence[Bucket], first: int, slow_key: int, bad: list[b
         bad[i] = True
 
 
-def recovery(bad: Sequence[bool], width: int) -> tuple[bool, int | None]:
-    """(degraded, the index past the last bad bucket; None when a bad bucket lies in the
-    span's last window: not seen back within tolerance for a whole window)."""
-    last = max((i for i, flag in enumerate(bad) if flag), default=None)
+def recovery(verdict: Verdict) -> tuple[bool, int | None]:
+    """(degraded, the index past the last bad bucket; None when the span's last window is still
+    out of tolerance: not back)."""
+    last = max((i for i, flag in enumerate(verdict.bad) if flag), default=None)
     if last is None:
         return False, 0
-    if last >= len(bad) - width:
+    if verdict.final_out:
         return True, None
     return True, last + 1
