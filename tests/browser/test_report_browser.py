@@ -243,3 +243,51 @@ def test_screenshot(page: tuple[Any, list[str]], report: Path) -> None:
     wanted = os.environ.get("KRALLY_REPORT_SCREENSHOT")
     if wanted:
         shutil.copyfile(shot, wanted)
+
+
+def test_steps_never_put_the_freezes_spike_before_its_firing(page: tuple[Any, list[str]]) -> None:
+    view, _ = page
+    drawn = view.evaluate(
+        """() => {
+          const u = window.krallyCharts["t0-w0"].load;
+          const d = window.krallyCharts["t0-w0"].duration;
+          const w = JSON.parse(document.getElementById("krally-data").textContent)
+            .tasks[0].workloads[0];
+          return {x: u.data[0], failures: u.data[2], durationX: d.data[0],
+                  timeline: w.timeline, firing: w.firings[0].offset};
+        }"""
+    )
+    x, failures, timeline = drawn["x"], drawn["failures"], drawn["timeline"]
+    # One step per interval, closed at the last interval's end, on both charts.
+    assert x == timeline["offset"] + [timeline["end"][-1]] == drawn["durationX"]
+    # The freeze's spike (requests timing out): the highest step after the firing; every step
+    # that ends before the firing (past the first second: the workers' warm-up) stays below
+    # half of it.
+    firing = drawn["firing"]
+    values = [v if v is not None else 0.0 for v in failures[:-1]]
+    after = [v for i, v in enumerate(values) if x[i + 1] > firing]
+    before = [v for i, v in enumerate(values) if x[i] >= 1 and x[i + 1] <= firing]
+    assert before and after
+    assert max(before) < max(after) / 2, (before, after)
+
+
+def test_failures_have_their_own_scale(page: tuple[Any, list[str]]) -> None:
+    view, _ = page
+    scales = view.evaluate(
+        """() => {
+          const u = window.krallyCharts["t0-w0"].load;
+          const top = Math.max(...u.data[2].filter(v => v != null));
+          return {
+            series: u.series.map(s => s.scale),
+            axes: u.axes.map(a => [a.scale, a.side]),
+            top: top,
+            y: u.valToPos(top, "failures"),
+            height: u.bbox.height / devicePixelRatio,
+          };
+        }"""
+    )
+    assert scales["series"][1:] == ["y", "failures"]
+    assert ["failures", 1] in scales["axes"]
+    # The freeze's failures (timeouts at 0.5 s) reach well up their own axis, not a flat line.
+    assert scales["top"] > 0
+    assert scales["y"] < 0.25 * scales["height"]

@@ -12,8 +12,9 @@ import pytest
 
 from krally.api import types
 from krally.api.spec_schema import SPEC_SCHEMA
-from krally.task import impact
-from krally.task.impact import ImpactConfig, ImpactRecorder
+from krally.task import impact, impact_buckets
+from krally.task.impact import ImpactRecorder
+from krally.task.impact_config import ImpactConfig
 from krally.task.loader import TaskInvalid, load_task, spec_from_workload, validate_spec
 
 T0 = 1_700_000_000.0
@@ -279,7 +280,7 @@ def test_a_firing_without_a_mark_is_not_analysed() -> None:
 def test_quantiles_match_log_histogram() -> None:
     from krally.task.stats import LogHistogram
 
-    hist = LogHistogram(impact.RELATIVE_ERROR)
+    hist = LogHistogram(impact_buckets.RELATIVE_ERROR)
     recorder = ImpactRecorder()
     durations = [0.001 * (1 + i % 97) for i in range(1000)]
     for i, d in enumerate(durations):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tests.cli import krally
 
-from krally.results import cluster
+from krally.results import cluster, html
 from krally.results.html import assets, model, render_html
 from krally.task.loader import load_task
 from krally.task.stats import WorkloadStats
@@ -297,3 +297,39 @@ def test_rallys_own_json_gets_its_charts_from_the_iterations(tmp_path: Path) -> 
     assert krally("report", str(results), "--html", str(html)).returncode == 1
     (w,) = _island(html.read_text())["tasks"][0]["workloads"]
     assert sum(w["timeline"]["count"]) == 1500 == sum(b[2] for b in w["histogram"])
+
+
+def test_timeline_points_are_intervals_and_gaps_are_zero() -> None:
+    def point(offset: float, count: int) -> dict[str, Any]:
+        return {"offset": offset, "width": 1.0, "count": count, "failures": 1,
+                "durations": {"median": 0.01, "95%ile": 0.02}}  # fmt: skip
+
+    # No iteration started in [2, 4): those seconds are zero, not the step before held on.
+    columns = model._timeline([point(0, 10), point(1, 12), point(4, 9)])
+    assert columns["offset"] == [0, 1, 2, 3, 4]
+    assert columns["end"] == [1, 2, 3, 4, 5]
+    assert columns["rate"] == [10, 12, 0, 0, 9]
+    assert columns["p95"] == [0.02, 0.02, None, None, 0.02]
+
+
+def test_the_recovery_cell_never_says_no_impact_below_the_throughput_tolerance() -> None:
+    def entry(after: float, tolerance: dict[str, Any] | None = None) -> dict[str, Any]:
+        window = {"start": 0.0, "end": 1.0, "throughput": 100.0, "errorRate": 0.0, "p95": 0.01}
+        item: dict[str, Any] = {
+            "hook": 0, "name": "sys_call", "startedAt": 10.0, "triggeredBy": {},
+            "baseline": window, "during": window, "after": {**window, "throughput": after},
+            "degraded": False, "recovered": True, "recoverySeconds": 0.0,
+        }  # fmt: skip
+        if tolerance is not None:
+            item["tolerance"] = tolerance
+        return item
+
+    def cell(item: dict[str, Any]) -> str:
+        workload = {"impact": model._impact([item], 0.0)}
+        row = html._impact_table(workload).split("<tr>")[-1]
+        return row
+
+    assert "no impact" in cell(entry(95.0))
+    low = cell(entry(40.0))  # an older verdict: degraded false, yet the rate fell to 0.4
+    assert "no impact" not in low and "throughput 0.40 x baseline (tolerance 0.8)" in low
+    assert "no impact" in cell(entry(40.0, {"throughputRatio": 0.3}))

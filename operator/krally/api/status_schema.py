@@ -256,11 +256,14 @@ _IMPACT = _list(
             "after": _impact_window("The window after the hook ended."),
             "p95Ratio": _num("p95 during / p95 of the baseline."),
             "throughputRatio": _num("Throughput during / throughput of the baseline."),
-            "degraded": _bool("True when some sliding window was outside the tolerances."),
+            "degraded": _bool(
+                "True when some bucket (resolutionSeconds) of the span was out of tolerance."
+            ),
             "recovered": _bool("True when the load got back within the tolerances and stayed."),
             "recoverySeconds": _num(
-                "Seconds from the hook's start until every later sliding window was within the "
-                "tolerances of the baseline (0: never degraded; absent: not recovered)."
+                "Seconds from the hook's start to the end of the last out-of-tolerance bucket, "
+                "each judged against what the baseline predicts for it (0: never degraded; "
+                "absent: not recovered)."
             ),
             "notes": _list("Why a verdict is missing or partial.", _str("One note.")),
         },

@@ -33,7 +33,8 @@ from typing import Any
 from krally.task import plugin
 from krally.task.context import ContextManager
 from krally.task.hook_executor import HookExecutor, LocalLauncher
-from krally.task.impact import ImpactConfig, ImpactRecorder
+from krally.task.impact import ImpactRecorder
+from krally.task.impact_config import ImpactConfig
 from krally.task.result import Progress, ProgressCallback, assemble_result, iso_time
 from krally.task.runner import ScenarioRunner, expected_iterations
 from krally.task.shard import Shard

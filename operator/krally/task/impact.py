@@ -24,19 +24,19 @@ then, for a hook that started at S and finished at F, windows aligned on the buc
   (0..1), p50, p95, p99 (seconds, successful iterations only; null without any), throughput
   (iterations completed per second)}``;
 * ``p95Ratio``, ``throughputRatio``: during / baseline;
-* the analysed span is [S, min(F + afterSeconds, S + maxSeconds, load end)); every full sliding
-  window [s, s + windowSeconds) in it, stepping by the resolution, is *within tolerance* when
-  its error rate <= baseline's + ``tolerance.errorRate``, its p95 <= ``tolerance.p95Ratio`` x
-  baseline's, its throughput >= ``tolerance.throughputRatio`` x baseline's (an empty window
-  has throughput 0);
-* ``degraded``: some window is out of tolerance; ``recoverySeconds``: the first moment T >= S
-  from which every window is within tolerance, minus S (0 when never degraded); when the last
-  window is still out of tolerance, ``recovered: false, recoverySeconds: null``;
+* the analysed span is [S, min(F + afterSeconds, S + maxSeconds, load end)), judged bucket by
+  bucket against what the baseline's buckets predict (:mod:`krally.task.recovery`: gaps,
+  deficits beyond the noise, and sliding windows of ``windowSeconds`` out of ``tolerance``,
+  each blaming only the buckets that make it so);
+* ``degraded``: some bucket is out of tolerance; ``recoverySeconds``: the end of the last
+  out-of-tolerance bucket, minus S (0 when never degraded); when the span's last window is
+  still out of tolerance (or holds a gap or deficit), ``recovered: false, recoverySeconds:
+  null``;
 * ``notes`` (a list, absent when empty): the edge cases (no baseline because the hook fired at
   the load's start: no verdict, null ``degraded``/``recovered``; not analysed: limit; hook
   still running when the load ended; hook never started; hook failed).
 
-Config: :class:`ImpactConfig`, from BenchmarkTask ``spec.impact`` (schema:
+Config: :class:`krally.task.impact_config.ImpactConfig`, from BenchmarkTask ``spec.impact`` (schema:
 :mod:`krally.api.spec_schema`) or the ``impact`` of a Rally v1 entry / v2 workload, where the
 snake_case spellings (``baseline_seconds``, ``tolerance.error_rate``, ...) are accepted too
 (:func:`rally_problems`, :func:`normalise`).
@@ -44,175 +44,30 @@ snake_case spellings (``baseline_seconds``, ``tolerance.error_rate``, ...) are a
 
 from __future__ import annotations
 
-import array
 import bisect
 import collections
 import heapq
 import math
 import threading
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
+
+from krally.task import recovery
+from krally.task.impact_buckets import INV_LOG_GAMMA, TINY, ZERO, Bucket, key_of, quantiles
+from krally.task.impact_config import ImpactConfig
 
 # At most this many firings analysed per workload; later ones: "not analysed: limit".
 MAX_FIRINGS = 100
 # At most this many buckets held at once per workload (rolling history + retained firings).
 MAX_BUCKETS = 25_000
-RELATIVE_ERROR = 0.02
-_GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
-_INV_LOG_GAMMA = 1 / math.log(_GAMMA)
-_TINY = 1e-9  # as LogHistogram: at or below, a duration counts as zero
-_ZERO = -(1 << 30)  # the key of zero durations (packed as a 32-bit int)
 # A baseline with fewer iterations per sliding window than this gives noisy verdicts.
 MIN_PER_WINDOW = 5
 # A bucket is packed once it is this many buckets older than the newest.
 PACK_AFTER = 2
 
 
-@dataclass(frozen=True)
-class ImpactConfig:
-    enabled: bool = True
-    baseline_seconds: float = 10.0
-    after_seconds: float = 10.0
-    window_seconds: float = 2.0
-    resolution_seconds: float = 0.25
-    max_seconds: float = 300.0
-    error_rate: float = 0.01
-    p95_ratio: float = 1.5
-    throughput_ratio: float = 0.8
-
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | None) -> ImpactConfig:
-        """From ``spec.impact`` (camelCase, schema-valid; absent fields take the defaults)."""
-        spec = normalise(spec or {})
-        tolerance = spec.get("tolerance") or {}
-        defaults = cls()
-
-        def pick(source: Mapping[str, Any], key: str, default: float) -> float:
-            value = source.get(key)
-            return float(value) if value is not None else default
-
-        return cls(
-            enabled=bool(spec.get("enabled", True)),
-            baseline_seconds=pick(spec, "baselineSeconds", defaults.baseline_seconds),
-            after_seconds=pick(spec, "afterSeconds", defaults.after_seconds),
-            window_seconds=pick(spec, "windowSeconds", defaults.window_seconds),
-            resolution_seconds=pick(spec, "resolutionSeconds", defaults.resolution_seconds),
-            max_seconds=pick(spec, "maxSeconds", defaults.max_seconds),
-            error_rate=pick(tolerance, "errorRate", defaults.error_rate),
-            p95_ratio=pick(tolerance, "p95Ratio", defaults.p95_ratio),
-            throughput_ratio=pick(tolerance, "throughputRatio", defaults.throughput_ratio),
-        )
-
-    @property
-    def resolution(self) -> float:
-        """The bucket width actually used: never wider than the sliding window."""
-        return min(self.resolution_seconds, self.window_seconds)
-
-
-# -- Rally formats: the same config, snake_case accepted ------------------------------------------
-
-_SNAKE = {
-    "baselineSeconds": "baseline_seconds",
-    "afterSeconds": "after_seconds",
-    "windowSeconds": "window_seconds",
-    "resolutionSeconds": "resolution_seconds",
-    "maxSeconds": "max_seconds",
-    "errorRate": "error_rate",
-    "p95Ratio": "p95_ratio",
-    "throughputRatio": "throughput_ratio",
-}
-_CAMEL = {snake: camel for camel, snake in _SNAKE.items()}
-
-
-def _both_spellings(schema: dict[str, Any]) -> dict[str, Any]:
-    """The spec's impact schema, closed, each field also under its snake_case name."""
-    out = {k: v for k, v in schema.items() if k != "properties"}
-    if "properties" in schema:
-        properties: dict[str, Any] = {}
-        for name, sub in schema["properties"].items():
-            properties[name] = _both_spellings(sub)
-            if name in _SNAKE:
-                properties[_SNAKE[name]] = properties[name]
-        out["properties"] = properties
-        out["additionalProperties"] = False
-    return out
-
-
-def rally_schema() -> dict[str, Any]:
-    from krally.api.spec_schema import SPEC_SCHEMA
-
-    return _both_spellings(SPEC_SCHEMA["properties"]["impact"])
-
-
-def rally_problems(value: Any, path: str) -> list[Any]:
-    """Problems of a Rally workload's ``impact`` (either spelling), each naming its field."""
-    import jsonschema
-
-    from krally.errors import InvalidConfig
-    from krally.task.plugin import explain, join_path
-
-    validator = jsonschema.Draft7Validator(rally_schema())
-    problems = [
-        InvalidConfig(join_path(path, error.absolute_path), explain(error))
-        for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    ]
-    if not problems:
-        for where, mapping in ((path, value), (f"{path}.tolerance", value.get("tolerance"))):
-            for camel, snake in _SNAKE.items():
-                if isinstance(mapping, dict) and camel in mapping and snake in mapping:
-                    problems.append(InvalidConfig(where, f"both {camel!r} and {snake!r} given"))
-    return problems
-
-
-def normalise(value: Mapping[str, Any]) -> dict[str, Any]:
-    """snake_case keys → camelCase (BenchmarkTask's), recursively; others unchanged."""
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        out[_CAMEL.get(key, key)] = normalise(item) if isinstance(item, Mapping) else item
-    return out
-
-
 # -- recording --------------------------------------------------------------------------------
-
-
-class _Bucket:
-    """Iterations completed in one resolution step: ``failures`` and the LogHistogram keys of the
-    successful ones' durations → counts (their sum: the successes, not counted apart: one add
-    less per record). Once the bucket is two steps old its dict is ``pack``ed into an array of
-    (key, count) pairs, about a tenth of the memory; a record that comes later still lands in a
-    fresh dict."""
-
-    __slots__ = ("failures", "keys", "packed")
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.keys: dict[int, int] | None = {}  # None once packed, until a late record comes
-        self.packed: array.array[int] | None = None
-
-    def pack(self) -> None:
-        packed = array.array("i")  # keys are within ±2**31 (1e-300 s .. 1e300 s), and counts
-        for key, n in sorted(self.items()):
-            packed.append(key)
-            packed.append(n)
-        self.packed = packed
-        self.keys = None
-
-    def items(self) -> list[tuple[int, int]]:
-        packed = self.packed
-        out = list(zip(packed[::2], packed[1::2], strict=True)) if packed is not None else []
-        if self.keys:
-            out.extend(self.keys.items())
-        return out
-
-    @property
-    def count(self) -> int:
-        packed, keys = self.packed, self.keys
-        return (
-            self.failures
-            + (sum(keys.values()) if keys else 0)
-            + (sum(packed[1::2]) if packed else 0)
-        )
 
 
 @dataclass
@@ -246,12 +101,12 @@ class ImpactRecorder:
         self.max_firings = max_firings
         self.max_buckets = max(max_buckets, 2 * self._rolling)
         self._budget = self.max_buckets - self._rolling - 2  # for retained firings
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[int, Bucket] = {}
         self._heap: list[int] = []  # bucket indices, oldest first (eviction order)
         self._unpacked: collections.deque[int] = collections.deque()  # newest indices, in order
         self._newest: int | None = None
         # The fast path: the last record's bucket and its bounds.
-        self._cur = _Bucket()
+        self._cur = Bucket()
         self._lo = math.inf
         self._hi = -math.inf
         self._lock = threading.Lock()
@@ -278,11 +133,11 @@ class ImpactRecorder:
         if record["error"]:
             bucket.failures += 1
             return
-        key = _ceil(_log(duration) * _INV_LOG_GAMMA) if duration > _TINY else _ZERO
+        key = _ceil(_log(duration) * INV_LOG_GAMMA) if duration > TINY else ZERO
         keys: dict[int, int] = bucket.keys  # type: ignore[assignment]  # never None here
         keys[key] = keys.get(key, 0) + 1
 
-    def _locate(self, end: float) -> _Bucket | None:
+    def _locate(self, end: float) -> Bucket | None:
         index = math.floor(end * self._inv_res)
         with self._lock:
             bucket = self._buckets.get(index)
@@ -293,7 +148,7 @@ class ImpactRecorder:
                 if (too_old or full) and not self._retained(index):
                     self.dropped += 1
                     return None
-                bucket = self._buckets[index] = _Bucket()
+                bucket = self._buckets[index] = Bucket()
                 heapq.heappush(self._heap, index)
                 self._unpacked.append(index)
                 if newest is None or index > newest:
@@ -509,7 +364,7 @@ class ImpactRecorder:
             floor((started + cfg.max_seconds) * inv),
             last,
         )
-        verdict = self._recovery(baseline, s0, span_end, width)
+        verdict = self._recovery((b0, s0), s0, span_end, width)
         if verdict is None:
             notes.append(
                 f"the analysed span is shorter than windowSeconds ({cfg.window_seconds:g} s): "
@@ -517,6 +372,11 @@ class ImpactRecorder:
             )
             return
         degraded, recovered_at = verdict
+        entry["tolerance"] = {
+            "errorRate": cfg.error_rate,
+            "p95Ratio": cfg.p95_ratio,
+            "throughputRatio": cfg.throughput_ratio,
+        }
         entry["degraded"] = degraded
         entry["recovered"] = recovered_at is not None
         entry["recoverySeconds"] = (
@@ -539,7 +399,7 @@ class ImpactRecorder:
             for key, n in bucket.items():
                 merged[key] = merged.get(key, 0) + n
         seconds = (i1 - i0) * self.resolution
-        p50, p95, p99 = _quantiles(merged, (0.5, 0.95, 0.99))
+        p50, p95, p99 = quantiles(merged, (0.5, 0.95, 0.99))
         return {
             "start": round(i0 * self.resolution, 6),
             "end": round(i1 * self.resolution, 6),
@@ -554,74 +414,42 @@ class ImpactRecorder:
         }
 
     def _recovery(
-        self, baseline: dict[str, Any], s0: int, end: int, width: int
+        self, baseline: tuple[int, int], s0: int, end: int, width: int
     ) -> tuple[bool, int | None] | None:
-        """Slides windows of ``width`` buckets over [s0, end) from the end backwards.
-        (degraded, index from which every window is within tolerance; None: never), or None
+        """Judges buckets [s0, end) against the baseline's buckets (see :mod:`recovery`):
+        (degraded, index past the last out-of-tolerance bucket; None: not recovered), or None
         when no full window fits."""
-        cfg = self.config
-        first, last = s0, end - width  # window start indices
-        if last < first:
+        if end - s0 < width:
             return None
-        max_error = baseline["errorRate"] + cfg.error_rate
-        min_count = cfg.throughput_ratio * baseline["throughput"] * width * self.resolution
-        base_p95 = baseline["p95"]
-        max_p95 = cfg.p95_ratio * base_p95 if base_p95 else None
-        buckets = self._buckets
-        empty = _Bucket()
-        count = failures = 0
+        cfg = self.config
+        base = [self._view(i) for i in range(*baseline)]
         merged: dict[int, int] = {}
+        for bucket in base:
+            for key, n in bucket.items:
+                merged[key] = merged.get(key, 0) + n
+        (base_p95,) = quantiles(merged, (0.95,))
+        predict = recovery.Prediction.of(base, base_p95)
+        tolerance = recovery.Tolerance(cfg.error_rate, cfg.p95_ratio, cfg.throughput_ratio)
+        slow_key = key_of(cfg.p95_ratio * base_p95) if base_p95 else None
+        verdict = recovery.judge(
+            [self._view(i) for i in range(s0, end)],
+            predict,
+            tolerance,
+            width,
+            p95_of=lambda keys: quantiles(keys, (0.95,))[0],
+            slow_key=slow_key,
+        )
+        degraded, past = recovery.recovery(verdict)
+        return degraded, None if past is None else s0 + past
 
-        def shift(bucket: _Bucket, sign: int) -> None:
-            nonlocal count, failures
-            count += sign * bucket.count
-            failures += sign * bucket.failures
-            for key, n in bucket.items():
-                total = merged.get(key, 0) + sign * n
-                if total:
-                    merged[key] = total
-                else:
-                    del merged[key]
-
-        for i in range(last, last + width):
-            shift(buckets.get(i, empty), 1)
-        for start in range(last, first - 1, -1):
-            if start < last:
-                shift(buckets.get(start, empty), 1)
-                shift(buckets.get(start + width, empty), -1)
-            bad = count < min_count or (count and failures / count > max_error)
-            if not bad and max_p95 is not None and merged:
-                (p95,) = _quantiles(merged, (0.95,))
-                bad = p95 is not None and p95 > max_p95
-            if bad:
-                return True, (None if start == last else start + 1)
-        return False, first
+    def _view(self, index: int) -> recovery.Bucket:
+        bucket = self._buckets.get(index)
+        if bucket is None:
+            return _EMPTY_VIEW
+        return recovery.Bucket(bucket.count, bucket.failures, bucket.items())
 
 
-def _quantiles(merged: dict[int, int], qs: Iterable[float]) -> list[float | None]:
-    """numpy-style (linear) quantiles of LogHistogram keys → counts."""
-    qs = list(qs)
-    n = sum(merged.values())
-    if not n:
-        return [None] * len(qs)
-    keys = sorted(merged)
-    positions = [q * (n - 1) for q in qs]
-    ranks = sorted({r for p in positions for r in (math.floor(p), math.ceil(p))})
-    values: dict[int, float] = {}
-    seen, at = 0, 0
-    for key in keys:
-        seen += merged[key]
-        value = 0.0 if key == _ZERO else 2 * _GAMMA**key / (_GAMMA + 1)
-        while at < len(ranks) and ranks[at] < seen:
-            values[ranks[at]] = value
-            at += 1
-        if at == len(ranks):
-            break
-    out: list[float | None] = []
-    for p in positions:
-        lo, hi = math.floor(p), math.ceil(p)
-        out.append(values[lo] + (values[hi] - values[lo]) * (p - lo))
-    return out
+_EMPTY_VIEW = recovery.Bucket(0, 0, ())
 
 
 def _finish(entry: dict[str, Any]) -> dict[str, Any]:

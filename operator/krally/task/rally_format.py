@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 
 from krally.errors import InvalidConfig
-from krally.task import impact
+from krally.task import impact_config
 from krally.task.plugin import explain, join_path
 from krally.task.spec import HookSpec, WorkloadSpec, make_workload
 from krally.task.validation import Style
@@ -121,11 +121,11 @@ def _impact(
     if "impact" not in entry:
         return workload
 
-    found = impact.rally_problems(entry["impact"], join_path(path, ["impact"]))
+    found = impact_config.rally_problems(entry["impact"], join_path(path, ["impact"]))
     if found:
         problems.extend(found)
         return workload
-    return dataclasses.replace(workload, impact=impact.normalise(entry["impact"]))
+    return dataclasses.replace(workload, impact=impact_config.normalise(entry["impact"]))
 
 
 # --- Rally v2 ----------------------------------------------------------------------------------

@@ -173,6 +173,15 @@ def _window_text(window: dict[str, Any] | None) -> str:
     )
 
 
+def _undegraded(entry: dict[str, Any]) -> str:
+    """Never "no impact" where the throughput fell below the tolerance (a verdict from an older
+    analysis that looked at sliding windows only could say so)."""
+    low, tolerated = entry["lowestThroughputRatio"], entry["toleratedThroughputRatio"]
+    if low is not None and low < tolerated:
+        return f'<span class="bad">throughput {low:.2f} x baseline (tolerance {tolerated:g})</span>'
+    return '<span class="ok">no impact</span>'
+
+
 def _impact_table(w: dict[str, Any]) -> str:
     if not w["impact"]:
         return ""
@@ -185,7 +194,7 @@ def _impact_table(w: dict[str, Any]) -> str:
         elif entry["degraded"]:
             recovery = f"{_seconds(entry['recoverySeconds'], 2)} s"
         else:
-            recovery = '<span class="ok">no impact</span>'
+            recovery = _undegraded(entry)
         rows.append(
             [
                 _e(entry["label"]),

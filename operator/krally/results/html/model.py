@@ -14,11 +14,13 @@ import math
 from typing import Any
 
 from krally.results import rally
+from krally.task.impact_config import ImpactConfig
 
 MAX_RESULTS_PER_HOOK = 500  # rows in a hook's table; the rest are counted
 MAX_OUTPUT_CHARS = 20_000  # text of one hook result's output
 MAX_CHART_POINTS = 2_000  # points per series of a hook's chart
 MAX_IMPACT = 100
+MAX_GAPS = 1_000  # timeline points in all, gaps filled (the timeline itself has 300 at most)
 # Hook outputs are the only unbounded part (1 000 firings with 20 KB each would be 20 MB):
 # past this many characters of outputs in a report, later outputs are left out (and said so).
 MAX_OUTPUTS_CHARS = 2_000_000
@@ -100,6 +102,7 @@ def _durations(data: Any) -> dict[str, float | None]:
 def _timeline(points: Any) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {
         "offset": [],
+        "end": [],
         "rate": [],
         "failureRate": [],
         "count": [],
@@ -107,12 +110,20 @@ def _timeline(points: Any) -> dict[str, list[Any]]:
         "median": [],
         "p95": [],
     }
+    end: float | None = None
     for point in points if isinstance(points, list) else []:
         if not isinstance(point, dict):
             continue
         offset, width = _num(point.get("offset")), _num(point.get("width")) or 1.0
         if offset is None:
             continue
+        # Intervals where no iteration started have no point: they are drawn as zero, not
+        # as the step before them held on.
+        while end is not None and offset - end > 1e-9 and len(columns["offset"]) < MAX_GAPS:
+            _gap(columns, end, width)
+            end += width
+        end = offset + width
+        columns["end"].append(end)
         count = int(_num(point.get("count")) or 0)
         failures = int(_num(point.get("failures")) or 0)
         durations = _durations(point.get("durations"))
@@ -124,6 +135,15 @@ def _timeline(points: Any) -> dict[str, list[Any]]:
         columns["median"].append(durations["median"])
         columns["p95"].append(durations["p95"])
     return columns
+
+
+def _gap(columns: dict[str, list[Any]], at: float, width: float) -> None:
+    columns["offset"].append(at)
+    columns["end"].append(at + width)
+    for key in ("rate", "failureRate", "count", "failures"):
+        columns[key].append(0)
+    columns["median"].append(None)
+    columns["p95"].append(None)
 
 
 def _atomics(nodes: Any, depth: int = 0, out: list[dict[str, Any]] | None = None) -> list[Any]:
@@ -310,8 +330,24 @@ def _impact(impact: Any, origin: float | None) -> list[dict[str, Any]]:
             item[key] = _num(entry.get(key))
         for key in ("degraded", "recovered"):
             item[key] = entry.get(key) if isinstance(entry.get(key), bool) else None
+        item["lowestThroughputRatio"] = _lowest_ratio(item)
+        tolerance = entry.get("tolerance")
+        tolerance = tolerance if isinstance(tolerance, dict) else {}
+        item["toleratedThroughputRatio"] = _num(tolerance.get("throughputRatio")) or (
+            ImpactConfig().throughput_ratio
+        )
         out.append(item)
     return out
+
+
+def _lowest_ratio(item: dict[str, Any]) -> float | None:
+    """The lowest throughput of the during and after windows over the baseline's."""
+    base = (item.get("baseline") or {}).get("throughput")
+    if not base:
+        return None
+    windows = [item.get(n) for n in ("during", "after")]
+    known = [w["throughput"] for w in windows if w and w.get("throughput") is not None]
+    return min(known) / base if known else None
 
 
 def workload_model(workload: dict[str, Any]) -> dict[str, Any]:

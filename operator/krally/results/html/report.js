@@ -128,7 +128,7 @@
   }
 
   function xRange(workload) {
-    var xs = workload.timeline.offset.slice();
+    var xs = workload.timeline.offset.concat(workload.timeline.end);
     workload.firings.forEach(function (f) {
       xs.push(f.offset);
     });
@@ -140,27 +140,57 @@
     return [Math.min.apply(null, xs.concat([0])), Math.max.apply(null, xs.concat([1]))];
   }
 
+  // Each timeline point is an interval [offset, end): drawn as a step over it, so that a spike
+  // is never drawn left of the interval its iterations started in (a point at the interval's
+  // start put a freeze at 4.4 s at 4 s, before its firing). The last step is closed at its end.
+  var STEPPED = uPlot.paths.stepped({ align: 1 });
+  function steps(t, columns) {
+    var n = t.offset.length;
+    var x = t.offset.concat([t.end[n - 1]]);
+    return [x].concat(
+      columns.map(function (c) {
+        return c.concat([c[n - 1]]);
+      })
+    );
+  }
+
+  function topOf(values) {
+    var top = 0;
+    values.forEach(function (v) { if (v != null && v > top) top = v; });
+    return top > 0 ? top * 1.1 : 1;
+  }
+
   function loadChart(el, w) {
     var t = w.timeline;
     if (!t.offset.length) return empty(el, "No iterations.");
     var range = xRange(w);
+    var failTop = topOf(t.failureRate);
     return new uPlot(
       {
         width: width(el),
         height: 260,
-        scales: { x: { time: false, range: function () { return range; } } },
+        scales: {
+          x: { time: false, range: function () { return range; } },
+          // failures/s on its own scale (right axis): on the iterations/s one a few failures
+          // a second under thousands of iterations were a flat line at zero.
+          failures: { range: function () { return [0, failTop]; } },
+        },
         axes: [
           { label: "seconds into the load" },
           { label: "iterations/s", size: 60 },
+          { label: "failures/s", scale: "failures", side: 1, size: 60, stroke: COLORS[1],
+            grid: { show: false } },
         ],
         series: [
           { label: "s" },
-          { label: "iterations/s", stroke: COLORS[0], fill: "rgba(37,99,235,0.08)", width: 2 },
-          { label: "failures/s", stroke: COLORS[1], fill: "rgba(220,38,38,0.15)", width: 2 },
+          { label: "iterations/s", stroke: COLORS[0], fill: "rgba(37,99,235,0.08)", width: 2,
+            paths: STEPPED },
+          { label: "failures/s", scale: "failures", stroke: COLORS[1],
+            fill: "rgba(220,38,38,0.15)", width: 2, paths: STEPPED },
         ],
         plugins: [firingsPlugin(w)],
       },
-      [t.offset, t.rate, t.failureRate],
+      steps(t, [t.rate, t.failureRate]),
       el
     );
   }
@@ -184,12 +214,14 @@
         ],
         series: [
           { label: "s" },
-          { label: "median", stroke: COLORS[0], width: 2, value: function (u, v) { return seconds(v); } },
-          { label: "p95", stroke: COLORS[4], width: 2, value: function (u, v) { return seconds(v); } },
+          { label: "median", stroke: COLORS[0], width: 2, paths: STEPPED,
+            value: function (u, v) { return seconds(v); } },
+          { label: "p95", stroke: COLORS[4], width: 2, paths: STEPPED,
+            value: function (u, v) { return seconds(v); } },
         ],
         plugins: [firingsPlugin(w)],
       },
-      [t.offset, t.median, t.p95],
+      steps(t, [t.median, t.p95]),
       el
     );
   }
