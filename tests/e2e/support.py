@@ -63,7 +63,7 @@ class Operator:
             # Tasks may name the alt image too: allowed explicitly, as an admin would.
             "KRALLY_ALLOWED_IMAGES": images.ALT_REF,
             # The tests read finished hook Jobs and their pods (exactly once, annotations,
-            # termination messages): kept, as an admin debugging would; test_requester.py
+            # termination messages): kept, as an admin debugging would; test_requester_bound.py
             # runs the default (deleted once recorded).
             "KRALLY_KEEP_HOOK_JOBS": "1",
             "PYTHONUNBUFFERED": "1",

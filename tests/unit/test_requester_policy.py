@@ -1,7 +1,8 @@
 """The requester policy (manifests/requester-policy.yaml): generated, covering every place of
 the spec schema that references a Secret, a ConfigMap or a ServiceAccount, failing closed.
 
-What it decides is tested against the real API server (tests/integration/test_requester.py):
+What it decides is tested against the real API server
+(tests/integration/test_requester_admission.py):
 CEL's authorizer library only runs there."""
 
 from __future__ import annotations
