@@ -261,14 +261,14 @@ def test_steps_never_put_the_freezes_spike_before_its_firing(page: tuple[Any, li
     # One step per interval, closed at the last interval's end, on both charts.
     assert x == timeline["offset"] + [timeline["end"][-1]] == drawn["durationX"]
     # The freeze's spike (requests timing out): the highest step after the firing; every step
-    # that ends before the firing (past the first second: the workers' warm-up) stays below
-    # half of it.
+    # that ends before the firing stays below half of it.
     firing = drawn["firing"]
     values = [v if v is not None else 0.0 for v in failures[:-1]]
     after = [v for i, v in enumerate(values) if x[i + 1] > firing]
-    before = [v for i, v in enumerate(values) if x[i] >= 1 and x[i + 1] <= firing]
-    assert before and after
-    assert max(before) < max(after) / 2, (before, after)
+    before = [v for i, v in enumerate(values) if x[i + 1] <= firing]
+    assert after and max(after) > 0, "the freeze shows no failures"
+    # (No step ends before a firing in the load's first second: nothing to compare then.)
+    assert max(before, default=0.0) < max(after) / 2, (before, after)
 
 
 def test_failures_have_their_own_scale(page: tuple[Any, list[str]]) -> None:
