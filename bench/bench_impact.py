@@ -175,7 +175,7 @@ def per_record_cost(rounds: int) -> None:
 
 
 def memory(hours: float, rate: int, every: float) -> None:
-    from krally.task import impact
+    from krally.task import impact, impact_analysis
     from krally.task.impact import ImpactRecorder
 
     print(
@@ -222,7 +222,7 @@ def memory(hours: float, rate: int, every: float) -> None:
     started = time.perf_counter()
     entries = recorder.analyze(hooks, load_start=t0, load_end=t0 + hours * 3600)
     analysis = time.perf_counter() - started
-    analysed = sum(1 for e in entries if impact.analysed(e))
+    analysed = sum(1 for e in entries if impact_analysis.analysed(e))
     buckets = recorder.bucket_count
     print(
         f"  {n} firings: {analysed} analysed, {n - analysed} not (limits:"

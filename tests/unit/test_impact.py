@@ -12,7 +12,7 @@ import pytest
 
 from krally.api import types
 from krally.api.spec_schema import SPEC_SCHEMA
-from krally.task import impact, impact_buckets
+from krally.task import impact_analysis, impact_buckets
 from krally.task.impact import ImpactRecorder
 from krally.task.impact_config import ImpactConfig
 from krally.task.loader import TaskInvalid, load_task, spec_from_workload, validate_spec
@@ -158,7 +158,7 @@ def test_a_firing_at_the_load_start_has_no_baseline() -> None:
     assert entry["recoverySeconds"] is None and entry["p95Ratio"] is None
     assert entry["during"]["iterations"] > 0
     assert any(note.startswith("no baseline") for note in entry["notes"])
-    assert not impact.analysed(entry)
+    assert not impact_analysis.analysed(entry)
 
 
 def test_late_records_of_long_iterations_count_at_completion() -> None:
@@ -223,7 +223,7 @@ def test_firings_beyond_the_limit_are_not_analysed() -> None:
     recorder = ImpactRecorder(max_firings=2)
     firings = [(T0 + 10 + 5 * i, T0 + 10.5 + 5 * i) for i in range(3)]
     entries = run(stream(40), firings, recorder)
-    assert [impact.analysed(e) for e in entries] == [True, True, False]
+    assert [impact_analysis.analysed(e) for e in entries] == [True, True, False]
     assert "not analysed: limit of 2 firings" in entries[2]["notes"][0]
     assert entries[2]["baseline"] is None
 
@@ -258,8 +258,8 @@ def test_the_bucket_cap_refuses_firings_with_a_note() -> None:
     recorder = ImpactRecorder(ImpactConfig(max_seconds=60), max_buckets=400)
     firings = [(T0 + 15, T0 + 16), (T0 + 200, T0 + 201)]
     entries = run(stream(300), firings, recorder)
-    assert impact.analysed(entries[0])
-    assert not impact.analysed(entries[1])
+    assert impact_analysis.analysed(entries[0])
+    assert not impact_analysis.analysed(entries[1])
     assert "buckets" in entries[1]["notes"][0]
 
 

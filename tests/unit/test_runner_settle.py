@@ -153,9 +153,12 @@ def test_status_impact_counts_windows_from_the_hook_start_in_rfc3339() -> None:
         "recovered": True,
         "recoverySeconds": 1.23456789,
         "degraded": True,
+        "tolerance": {"errorRate": 0.05, "p95Ratio": 2.0, "throughputRatio": float("nan")},
         "note": "an edge case",
     }
     (item,) = translate.status_impact([entry, "not a dict"])
+    # The tolerances the verdict was judged by reach the status (the HTML report's cell).
+    assert item["tolerance"] == {"errorRate": 0.05, "p95Ratio": 2.0}
     assert item["startedAt"] == rfc3339(T0) and item["finishedAt"] == rfc3339(T0 + 0.4)
     assert item["baseline"]["fromSeconds"] == -10 and item["baseline"]["toSeconds"] == 0
     assert item["during"]["toSeconds"] == 0.4

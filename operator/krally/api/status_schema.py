@@ -265,6 +265,14 @@ _IMPACT = _list(
                 "each judged against what the baseline predicts for it (0: never degraded; "
                 "absent: not recovered)."
             ),
+            "tolerance": _obj(
+                "The tolerances the verdict was judged by (spec.impact.tolerance).",
+                {
+                    "errorRate": _num("Largest error rate (0..1) within tolerance."),
+                    "p95Ratio": _num("Largest p95 / the baseline's p95 within tolerance."),
+                    "throughputRatio": _num("Smallest throughput / the baseline's within it."),
+                },
+            ),
             "notes": _list("Why a verdict is missing or partial.", _str("One note.")),
         },
     ),

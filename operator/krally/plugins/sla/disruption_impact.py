@@ -13,8 +13,7 @@ import math
 from typing import Any
 
 from krally import consts
-from krally.task import impact as impact_mod
-from krally.task import sla
+from krally.task import impact_analysis, sla
 
 _RATIO = {"type": "number", "minimum": 0.0}
 
@@ -84,7 +83,7 @@ class DisruptionImpact(sla.SLA):
         self.checked = self.failed = 0
         self.worst = None
         for entry in impacts:
-            if not impact_mod.analysed(entry):
+            if not impact_analysis.analysed(entry):
                 continue
             self.checked += 1
             score, parts, over = self._judge(entry)

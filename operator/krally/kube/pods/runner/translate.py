@@ -148,6 +148,11 @@ def _impact_entry(entry: dict[str, Any]) -> dict[str, Any]:
     for key in IMPACT_KEYS:
         value = entry.get(key)
         item[key] = round(value, 4) if isinstance(value, float) else value
+    tolerance = entry.get("tolerance")
+    if isinstance(tolerance, dict):
+        item["tolerance"] = {
+            k: v for k, v in tolerance.items() if isinstance(v, int | float) and math.isfinite(v)
+        }
     notes = entry.get("notes", entry.get("note"))
     if isinstance(notes, str):
         notes = [notes]
