@@ -21,7 +21,6 @@ from tests.unit.test_kube_planner import make_task as planner_task
 from tests.unit.test_kube_status import NOW, firings, hook_job, make_task, runner_job
 
 from krally.kube.operator import builders as kjobs
-from krally.kube.operator.apply import RetryPolicy, refusal
 from krally.kube.operator.controller import Controller
 from krally.kube.operator.planner import (
     Abort,
@@ -33,6 +32,7 @@ from krally.kube.operator.planner import (
     plan,
     plan_firings,
 )
+from krally.kube.operator.retry import RetryPolicy, refusal
 from krally.kube.operator.settings import Settings
 from krally.kube.operator.status.budget import fit_budget, json_size
 from krally.kube.operator.status.derive import derive_status

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from krally.kube.operator import admission, planner, requester
-from krally.kube.operator.apply import Applier, NameConflict, RetryPolicy
+from krally.kube.operator.apply import Applier, NameConflict
 from krally.kube.operator.leader import Leadership
 from krally.kube.operator.metrics import OperatorMetrics
 from krally.kube.operator.planner import CreateJob, Key, Memory
 from krally.kube.operator.queue import WorkQueue
+from krally.kube.operator.retry import RetryPolicy
 from krally.kube.operator.settings import Settings
 from krally.kube.operator.store import Store
 

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from krally.kube.operator.apply import RetryPolicy
 from krally.kube.operator.planner import Key
+from krally.kube.operator.retry import RetryPolicy
 
 log = logging.getLogger("krally.operator")
 

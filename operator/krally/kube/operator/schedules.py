@@ -20,10 +20,10 @@ from krally.api.schedule_schema import TASK_CREATED
 from krally.api.times import rfc3339
 from krally.kube import events
 from krally.kube.operator import requester, schedule_planner
-from krally.kube.operator.apply import RetryPolicy, refusal
 from krally.kube.operator.leader import Leadership
 from krally.kube.operator.metrics import OperatorMetrics
 from krally.kube.operator.queue import WorkQueue
+from krally.kube.operator.retry import RetryPolicy, refusal
 from krally.schedule import label_value
 
 log = logging.getLogger("krally.schedules")
