@@ -176,3 +176,28 @@ def test_the_table_shows_every_case() -> None:
     assert "50.0% / 0.250" in text and "not recovered" in text
     assert "#2 sys_call iteration 9: not analysed: limit" in text
     assert impact_table.render([]) == "" and impact_table.render(None) == ""
+
+
+def test_text_and_markdown_never_say_no_impact_below_the_throughput_tolerance() -> None:
+    from krally.results import markdown
+
+    window = {"start": 0.0, "end": 1.0, "throughput": 100.0, "errorRate": 0.0, "p95": 0.01}
+
+    def entry(after: float, tolerance: dict[str, Any] | None = None) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "hook": 0, "name": "sys_call", "triggeredBy": {"eventType": "time", "value": 5},
+            "baseline": window, "during": window, "after": {**window, "throughput": after},
+            "degraded": False, "recovered": True, "recoverySeconds": 0.0,
+        }  # fmt: skip
+        if tolerance is not None:
+            item["tolerance"] = tolerance
+        return item
+
+    assert impact_table.recovery_text(entry(95.0)) == "no impact"
+    low = impact_table.recovery_text(entry(40.0))  # degraded false, yet the rate fell to 0.4
+    assert low == "throughput 0.40 x baseline (tolerance 0.8)"
+    assert impact_table.recovery_text(entry(40.0, {"throughputRatio": 0.3})) == "no impact"
+    assert low in impact_table.render([entry(40.0)])
+    assert "no impact" not in impact_table.render([entry(40.0)])
+    lines = markdown._impact({"impact": [entry(40.0)]})
+    assert any(low in line for line in lines) and not any("no impact" in x for x in lines)

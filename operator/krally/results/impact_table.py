@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from krally.results.text_table import ascii_table
+from krally.task.impact_config import ImpactConfig
 
 HEADERS = ("Hook", "Trigger", "Baseline err / p95", "During err / p95", "After err / p95")
 TAIL = ("Thr ratio", "Recovery")
 MAX_NOTES = 20
 
 
-def _window(window: Any) -> str:
+def window_text(window: Any) -> str:
     if not isinstance(window, dict):
         return "-"
     rate = window.get("errorRate")
@@ -25,16 +26,45 @@ def _window(window: Any) -> str:
     return f"{rate_text} / {p95_text}"
 
 
-def _recovery(entry: dict[str, Any]) -> str:
+def lowest_throughput_ratio(entry: dict[str, Any]) -> float | None:
+    """The lowest throughput of the during and after windows over the baseline's."""
+    base = (entry.get("baseline") or {}).get("throughput")
+    if not isinstance(base, int | float) or not base:
+        return None
+    windows = [entry.get(n) for n in ("during", "after")]
+    known = [
+        w["throughput"]
+        for w in windows
+        if isinstance(w, dict) and isinstance(w.get("throughput"), int | float)
+    ]
+    return min(known) / base if known else None
+
+
+def tolerated_throughput_ratio(entry: dict[str, Any]) -> float:
+    """The throughput tolerance the verdict was judged by (the default for older results)."""
+    tolerance = entry.get("tolerance")
+    value = tolerance.get("throughputRatio") if isinstance(tolerance, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return ImpactConfig().throughput_ratio
+
+
+def recovery_text(entry: dict[str, Any]) -> str:
+    """The recovery cell: seconds, "not recovered", "n/a" without a verdict, and "no impact"
+    only where no window's throughput fell below the tolerance either."""
     if entry.get("recovered") is None:
         return "n/a"
     if entry.get("recovered") is False:
         return "not recovered"
-    seconds = entry.get("recoverySeconds") or 0.0
-    return f"{seconds:.2f} s" if entry.get("degraded") else "no impact"
+    if entry.get("degraded"):
+        return f"{entry.get('recoverySeconds') or 0.0:.2f} s"
+    low, tolerated = lowest_throughput_ratio(entry), tolerated_throughput_ratio(entry)
+    if low is not None and low < tolerated:
+        return f"throughput {low:.2f} x baseline (tolerance {tolerated:g})"
+    return "no impact"
 
 
-def _trigger(entry: dict[str, Any]) -> str:
+def trigger_label(entry: dict[str, Any]) -> str:
     by = entry.get("triggeredBy") or {}
     unit = by.get("eventType", by.get("event_type"))
     return f"{unit} {by.get('value')}" if unit else str(by.get("value"))
@@ -54,15 +84,17 @@ def render(impact: Any) -> str:
         rows.append(
             [
                 hook,
-                _trigger(entry),
-                _window(entry.get("baseline")),
-                _window(entry.get("during")),
-                _window(entry.get("after")),
+                trigger_label(entry),
+                window_text(entry.get("baseline")),
+                window_text(entry.get("during")),
+                window_text(entry.get("after")),
                 f"{ratio:.2f}" if isinstance(ratio, int | float) else "n/a",
-                _recovery(entry),
+                recovery_text(entry),
             ]
         )
-        notes.extend(f"  {hook} {_trigger(entry)}: {note}" for note in entry.get("notes") or [])
+        notes.extend(
+            f"  {hook} {trigger_label(entry)}: {note}" for note in entry.get("notes") or []
+        )
     out = ["\nDisruption impact (error rate / p95 in s, per window):\n"]
     out.append(ascii_table((*HEADERS, *TAIL), rows))
     if notes:

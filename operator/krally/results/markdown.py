@@ -188,18 +188,18 @@ def _impact(workload: dict[str, Any]) -> list[str]:
     notes: list[str] = []
     for entry in impact:
         hook = f"#{int(entry.get('hook') or 0) + 1} {entry.get('name') or ''}".rstrip()
-        trigger = impact_table._trigger(entry)
+        trigger = impact_table.trigger_label(entry)
         ratio = entry.get("throughputRatio")
         rows.append(
             [
                 text(hook),
                 text(trigger),
                 *(
-                    text(impact_table._window(entry.get(w)))
+                    text(impact_table.window_text(entry.get(w)))
                     for w in ("baseline", "during", "after")
                 ),
                 f"{ratio:.2f}" if isinstance(ratio, int | float) else "n/a",
-                text(impact_table._recovery(entry)),
+                text(impact_table.recovery_text(entry)),
             ]
         )
         notes.extend(

@@ -13,8 +13,7 @@ import json
 import math
 from typing import Any
 
-from krally.results import rally
-from krally.task.impact_config import ImpactConfig
+from krally.results import impact_table, rally
 
 MAX_RESULTS_PER_HOOK = 500  # rows in a hook's table; the rest are counted
 MAX_OUTPUT_CHARS = 20_000  # text of one hook result's output
@@ -330,24 +329,10 @@ def _impact(impact: Any, origin: float | None) -> list[dict[str, Any]]:
             item[key] = _num(entry.get(key))
         for key in ("degraded", "recovered"):
             item[key] = entry.get(key) if isinstance(entry.get(key), bool) else None
-        item["lowestThroughputRatio"] = _lowest_ratio(item)
-        tolerance = entry.get("tolerance")
-        tolerance = tolerance if isinstance(tolerance, dict) else {}
-        item["toleratedThroughputRatio"] = _num(tolerance.get("throughputRatio")) or (
-            ImpactConfig().throughput_ratio
-        )
+        item["lowestThroughputRatio"] = impact_table.lowest_throughput_ratio(entry)
+        item["toleratedThroughputRatio"] = impact_table.tolerated_throughput_ratio(entry)
         out.append(item)
     return out
-
-
-def _lowest_ratio(item: dict[str, Any]) -> float | None:
-    """The lowest throughput of the during and after windows over the baseline's."""
-    base = (item.get("baseline") or {}).get("throughput")
-    if not base:
-        return None
-    windows = [item.get(n) for n in ("during", "after")]
-    known = [w["throughput"] for w in windows if w and w.get("throughput") is not None]
-    return min(known) / base if known else None
 
 
 def workload_model(workload: dict[str, Any]) -> dict[str, Any]:
