@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import json
 import sys
 import textwrap
@@ -266,3 +268,28 @@ def test_show_config_refuses_a_bad_config_naming_the_field(
     assert code == 2 and "--config: not JSON or YAML" in err
     code, _, err = run(capsys, "show", "HttpRequests.check_request", "--config", "{}")
     assert code == 2 and "has no CONFIG_SCHEMA" in err
+
+
+def test_entry_point_plugins_name_their_entry_point(
+    capsys: pytest.CaptureFixture[str], third_party: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The module as an installed distribution's entry point would have imported it.
+    sys.path.insert(0, str(third_party))
+    importlib.import_module("cli_plugins_third_party")
+    entry = importlib.metadata.EntryPoint(
+        name="acme", value="cli_plugins_third_party", group=plugin.ENTRY_POINT_GROUP
+    )
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda group: [entry] if group == plugin.ENTRY_POINT_GROUP else [],
+    )
+    entries = {e["name"]: e for e in listed(capsys, "--kind", "hook")}
+    assert entries["cli_plugins_test_marker"]["source"] == "entry point acme"
+    assert entries["sys_call"]["source"] == "built-in"
+
+
+def test_a_missing_plugin_path_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "list", "--plugin-path", str(tmp_path / "nowhere"))
+    assert code == 2 and out == ""
+    assert f"--plugin-path {tmp_path / 'nowhere'}: no such file or directory" in err
