@@ -1,6 +1,7 @@
 """The ``krally`` command line.
 
-Engine commands (no cluster needed): ``run``, ``validate``, ``convert``, ``report``, ``rbac``.
+Engine commands (no cluster needed): ``run``, ``validate``, ``convert``, ``report``, ``rbac``,
+``plugin``.
 The cluster commands (``operator``, ``runner``, ``hook``, ``crd``) are registered by
 ``krally.kube.commands``.
 """

@@ -11,6 +11,7 @@ from typing import Any
 import krally
 from krally.cli.commands import cmd_convert, cmd_rbac, cmd_report, cmd_run, cmd_validate
 from krally.cli.output import EXIT_CODES_HELP
+from krally.cli.plugins import cmd_plugin_list, cmd_plugin_show
 
 # --- argument parsing --------------------------------------------------------------------------
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _task_command(sub, "convert", "print a Rally task file as BenchmarkTask YAML", cmd_convert)
     _rbac_parser(sub)
     _report_parser(sub)
+    _plugin_parser(sub)
     _register_cluster_commands(sub)
     return parser
 
@@ -122,6 +124,50 @@ def _report_parser(sub: Any) -> None:
     )
     _output_options(report)
     report.set_defaults(func=cmd_report)
+
+
+def _plugin_parser(sub: Any) -> None:
+    help_text = "list the plugins (scenarios, runners, contexts, hooks, triggers, SLA) or show one"
+    group = sub.add_parser("plugin", help=help_text, description=help_text)
+    commands = group.add_subparsers(dest="plugin_command", metavar="SUBCOMMAND", required=True)
+    listing = commands.add_parser(
+        "list", help="a table of every plugin: name, kind, platform, module, description"
+    )
+    listing.add_argument("--name", metavar="TEXT", help="only plugins whose name contains TEXT")
+    listing.set_defaults(func=cmd_plugin_list)
+    show = commands.add_parser(
+        "show", help="one plugin: its docstring, kind, module and CONFIG_SCHEMA"
+    )
+    show.add_argument("name", metavar="NAME", help="the plugin's name, e.g. kube.pod_kill")
+    show.add_argument(
+        "--config",
+        metavar="JSON",
+        help="a sample config (JSON or YAML): checked against the CONFIG_SCHEMA; for a "
+        "kube.* hook, the RBAC rules it needs are printed",
+    )
+    show.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        default="default",
+        help="with --config: the namespace the task runs in (default: default)",
+    )
+    show.set_defaults(func=cmd_plugin_show)
+    for p in (listing, show):
+        p.add_argument(
+            "--kind",
+            metavar="KIND",
+            help="only this kind: scenario, runner, context, hook, trigger, sla (or its base "
+            "class, e.g. ScenarioRunner)",
+        )
+        p.add_argument("--json", action="store_true", help="JSON for machines")
+        p.add_argument(
+            "--plugin-path",
+            action="append",
+            metavar="PATH",
+            help="also load plugins from a file or a folder of modules (repeatable; "
+            "$KRALLY_PLUGIN_PATH too)",
+        )
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:

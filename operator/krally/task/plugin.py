@@ -31,6 +31,7 @@ BUILTIN_PACKAGE = "krally.plugins"
 ENTRY_POINT_GROUP = "krally.plugins"
 
 _REGISTRY: dict[str, dict[str, type[Plugin]]] = {}
+_BASES: dict[str, type[Plugin]] = {}  # each kind's base class: "runner" -> ScenarioRunner
 
 
 class Plugin:
@@ -46,6 +47,7 @@ class Plugin:
         if kind is not None:
             cls._plugin_kind = kind
             _REGISTRY.setdefault(kind, {})
+            _BASES[kind] = cls
         # A subclass is only registered by its configure() decorator, never implicitly.
         cls._plugin_name = None
 
@@ -103,6 +105,18 @@ class Plugin:
         except PluginNotFound as exc:
             return [InvalidConfig(path, str(exc))]
         return plugin.validate_config(config, path)
+
+
+def plugin_bases() -> dict[str, type[Plugin]]:
+    """Each plugin kind and its base class (``hook``: Hook, ``runner``: ScenarioRunner, ...)."""
+    load_builtin_plugins()
+    return dict(sorted(_BASES.items()))
+
+
+def registered_plugins() -> list[type[Plugin]]:
+    """Every registered plugin of every kind, sorted by kind, then name."""
+    load_builtin_plugins()
+    return [cls for kind in sorted(_REGISTRY) for _, cls in sorted(_REGISTRY[kind].items())]
 
 
 def configure(kind_base: type[Plugin], name: str, platform: str = "default") -> Callable[[P], P]:
