@@ -26,9 +26,6 @@ from krally.cli.output import (
 )
 from krally.cli.progress import progress_display
 from krally.errors import KrallyError, TaskFileError
-from krally.results.console import render_report
-from krally.results.stream import RallyJSONWriter
-from krally.task.task_run import run_task
 
 # --- commands ----------------------------------------------------------------------------------
 
@@ -74,6 +71,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     to_stdout = _write_outputs(report, args)
     if not to_stdout:
+        from krally.results.console import render_report
+
         sys.stdout.write(render_report(report))
     if args.json:
         print(
@@ -236,6 +235,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         to_stdout = False
     if not to_stdout:
         # The warnings were printed on stderr before the run; the report is the same run's.
+        from krally.results.console import render_report
+
         sys.stdout.write(render_report(report, show_warnings=False))
     if args.json:
         print(f"Results written to {args.json}", file=err if to_stdout else sys.stdout)
@@ -254,10 +255,14 @@ class _BackgroundRun:
         self.error: BaseException | None = None
         self.traceback = ""
         # --json: the per-iteration data streamed to the file as the load runs.
+        from krally.results.stream import RallyJSONWriter
+
         self.writer = RallyJSONWriter(args.json) if args.json else None
 
     def work(self) -> None:
         display, writer = self.display, self.writer
+        from krally.task.task_run import run_task
+
         try:
             self.report = run_task(
                 self.task,
